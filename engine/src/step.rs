@@ -1,0 +1,306 @@
+//! The step-kind interface: what every kind of step, built in or plugin,
+//! tells the engine about itself, and the registry that holds them.
+//!
+//! A kind's static description (name, parameter schema, which parameters are
+//! expressions or nested steps, `describe`) is kept apart from running it, so
+//! `check` and `plan` never execute anything.
+
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+use std::sync::{Arc, OnceLock};
+
+/// A problem a kind found in its parameters beyond what its schema says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamProblem {
+    /// JSON pointer into `with`, e.g. `/method`; empty for the whole of `with`.
+    pub pointer: String,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl ParamProblem {
+    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            pointer: pointer.into(),
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// A kind of step: `shell`, `http`, `wait`, ... or a plugin.
+pub trait StepKind: Send + Sync + 'static {
+    /// The name used in `uses:`.
+    fn name(&self) -> &'static str;
+
+    /// One line saying what the kind does, for docs and the schema.
+    fn summary(&self) -> &'static str;
+
+    /// JSON Schema of the kind's `with` parameters.
+    fn params_schema(&self) -> Json;
+
+    /// JSON pointers of parameters that are expressions evaluated by the kind
+    /// itself (such as `wait`'s `/until`), rather than templates.
+    fn expression_params(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// JSON pointers of parameters that are themselves step bodies
+    /// (`uses` and `with`), such as `wait`'s `/probe`.
+    fn nested_steps(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Whether running the step leaves the world as it was (no side effects).
+    fn read_only(&self) -> bool {
+        false
+    }
+
+    /// Checks beyond the schema. Parameters are as written: strings may still
+    /// hold templates, which must not be judged before they are rendered.
+    fn validate(&self, _params: &Json) -> Vec<ParamProblem> {
+        Vec::new()
+    }
+
+    /// What the step will do with these parameters, in words, such as
+    /// "POST https://api/snrl/resolve with a JSON body". Values known only at
+    /// run time appear as placeholders like `<steps.resolve.outputs.pop>`.
+    fn describe(&self, params: &Json) -> String;
+}
+
+/// A kind together with its compiled parameter schema.
+struct Entry {
+    kind: Arc<dyn StepKind>,
+    validator: OnceLock<Result<jsonschema::Validator, String>>,
+}
+
+/// The step kinds a runbook may use. Kinds are registered explicitly.
+#[derive(Default)]
+pub struct Registry {
+    kinds: IndexMap<&'static str, Entry>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.kinds.keys()).finish()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a kind; a kind registered later under the same name replaces the earlier one.
+    pub fn register(&mut self, kind: impl StepKind) {
+        self.register_arc(Arc::new(kind));
+    }
+
+    pub fn register_arc(&mut self, kind: Arc<dyn StepKind>) {
+        self.kinds.insert(
+            kind.name(),
+            Entry {
+                kind,
+                validator: OnceLock::new(),
+            },
+        );
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn StepKind>> {
+        self.kinds.get(name).map(|e| &e.kind)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.keys().copied()
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &Arc<dyn StepKind>> {
+        self.kinds.values().map(|e| &e.kind)
+    }
+
+    /// Checks parameters against the kind's schema. Each problem comes with
+    /// the JSON pointer of the offending value. `skip` says which values are
+    /// templates and so cannot be judged until rendered.
+    pub fn check_schema(&self, name: &str, params: &Json, skip: &dyn Fn(&str) -> bool) -> Vec<ParamProblem> {
+        let Some(entry) = self.kinds.get(name) else {
+            return Vec::new();
+        };
+        let validator = entry.validator.get_or_init(|| {
+            jsonschema::validator_for(&entry.kind.params_schema()).map_err(|e| e.to_string())
+        });
+        let validator = match validator {
+            Ok(v) => v,
+            Err(e) => {
+                return vec![ParamProblem::new(
+                    "",
+                    format!("the step kind `{name}` has an invalid parameter schema: {e}"),
+                )];
+            }
+        };
+        let schema = entry.kind.params_schema();
+        let mut problems = Vec::new();
+        for error in validator.iter_errors(params) {
+            let pointer = error.instance_path().as_str().to_string();
+            if skip(&pointer) {
+                continue;
+            }
+            problems.push(describe_schema_error(&schema, &pointer, error.kind(), error.instance()));
+        }
+        problems
+    }
+}
+
+/// Turns a schema error into a message in our words.
+fn describe_schema_error(schema: &Json, pointer: &str, kind: &jsonschema::error::ValidationErrorKind, instance: &Json) -> ParamProblem {
+    use jsonschema::error::ValidationErrorKind as K;
+    let field = if pointer.is_empty() {
+        "`with`".to_string()
+    } else {
+        format!("`{}`", pointer.trim_start_matches('/').replace('/', "."))
+    };
+    match kind {
+        K::AdditionalProperties { unexpected } => {
+            let known = property_names(schema, pointer);
+            let name = unexpected.first().cloned().unwrap_or_default();
+            let mut problem = ParamProblem::new(format!("{pointer}/{name}"), format!("unknown parameter `{name}`"));
+            let help = crate::diagnostic::suggestion(&name, known.iter().map(String::as_str)).unwrap_or_else(|| {
+                let names: Vec<&str> = known.iter().map(String::as_str).collect();
+                format!("the parameters are {}", crate::parse::raw::list(&names))
+            });
+            problem.help = Some(help);
+            problem
+        }
+        K::Required { property } => {
+            let name = property.as_str().unwrap_or_default();
+            ParamProblem::new(pointer, format!("missing parameter `{name}`"))
+                .with_help(format!("add `{name}:` under `with`"))
+        }
+        K::Type { kind } => ParamProblem::new(pointer, format!("{field} must be {}, found {}", type_words(kind), json_kind(instance))),
+        K::Enum { options } => {
+            let names: Vec<String> = options
+                .as_array()
+                .map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect())
+                .unwrap_or_default();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut problem = ParamProblem::new(pointer, format!("{field} must be one of {}", crate::parse::raw::list(&refs)));
+            if let Some(text) = instance.as_str() {
+                problem.help = crate::diagnostic::suggestion(text, refs.iter().copied());
+            }
+            problem
+        }
+        other => ParamProblem::new(pointer, format!("{field}: {}", other_message(other, instance))),
+    }
+}
+
+fn other_message(kind: &jsonschema::error::ValidationErrorKind, instance: &Json) -> String {
+    use jsonschema::error::ValidationErrorKind as K;
+    match kind {
+        K::Minimum { limit } | K::ExclusiveMinimum { limit } => format!("{instance} is below the minimum {limit}"),
+        K::Maximum { limit } | K::ExclusiveMaximum { limit } => format!("{instance} is above the maximum {limit}"),
+        K::MinItems { limit } => format!("needs at least {limit} item(s)"),
+        K::MinLength { limit } => format!("needs at least {limit} character(s)"),
+        K::Pattern { pattern } => format!("{instance} does not match `{pattern}`"),
+        K::OneOfNotValid { .. } | K::AnyOf { .. } => format!("{instance} is not one of the accepted forms"),
+        K::OneOfMultipleValid { .. } => "is ambiguous: it matches more than one accepted form".into(),
+        K::Not { .. } => "is not allowed here".into(),
+        K::FalseSchema => "is not allowed here".into(),
+        _ => format!("{instance} is not valid here"),
+    }
+}
+
+fn type_words(kind: &jsonschema::error::TypeKind) -> String {
+    use jsonschema::error::TypeKind;
+    let one = |t: &jsonschema::JsonType| match t.to_string().as_str() {
+        "string" => "a string".to_string(),
+        "integer" => "an integer".to_string(),
+        "number" => "a number".to_string(),
+        "boolean" => "`true` or `false`".to_string(),
+        "object" => "a mapping".to_string(),
+        "array" => "a list".to_string(),
+        "null" => "null".to_string(),
+        other => other.to_string(),
+    };
+    match kind {
+        TypeKind::Single(t) => one(t),
+        TypeKind::Multiple(ts) => {
+            let words: Vec<String> = ts.iter().map(|t| one(&t)).collect();
+            words.join(" or ")
+        }
+    }
+}
+
+pub fn json_kind(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "a mapping",
+    }
+}
+
+/// The property names the schema allows at `pointer` (for suggestions).
+fn property_names(schema: &Json, pointer: &str) -> Vec<String> {
+    let mut node = schema;
+    for token in pointer.split('/').skip(1) {
+        node = match node.get("properties").and_then(|p| p.get(token)) {
+            Some(n) => n,
+            None => match node.get("items") {
+                Some(items) if token.parse::<usize>().is_ok() => items,
+                _ => return Vec::new(),
+            },
+        };
+    }
+    node.get("properties")
+        .and_then(Json::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    struct Echo;
+    impl StepKind for Echo {
+        fn name(&self) -> &'static str {
+            "echo"
+        }
+        fn summary(&self) -> &'static str {
+            "prints"
+        }
+        fn params_schema(&self) -> Json {
+            json!({
+                "type": "object",
+                "properties": { "message": { "type": "string" }, "level": { "enum": ["info", "warn"] }, "times": { "type": "integer" } },
+                "required": ["message"],
+                "additionalProperties": false
+            })
+        }
+        fn describe(&self, params: &Json) -> String {
+            format!("print {}", params["message"])
+        }
+    }
+
+    #[test]
+    fn schema_problems_are_in_our_words() {
+        let mut registry = Registry::new();
+        registry.register(Echo);
+        let problems = registry.check_schema("echo", &json!({"mesage": "x", "level": "wran", "times": "3"}), &|_| false);
+        let messages: Vec<_> = problems.iter().map(|p| (p.pointer.as_str(), p.message.as_str(), p.help.as_deref())).collect();
+        assert!(messages.contains(&("/mesage", "unknown parameter `mesage`", Some("did you mean `message`?"))), "{messages:#?}");
+        assert!(messages.contains(&("", "missing parameter `message`", Some("add `message:` under `with`"))), "{messages:#?}");
+        assert!(messages.contains(&("/times", "`times` must be an integer, found a string", None)), "{messages:#?}");
+        assert!(messages.iter().any(|m| m.0 == "/level" && m.2 == Some("did you mean `warn`?")), "{messages:#?}");
+        let skipped = registry.check_schema("echo", &json!({"message": "x", "times": "{{ inputs.n }}"}), &|p| p == "/times");
+        assert!(skipped.is_empty(), "{skipped:?}");
+    }
+}
