@@ -1,4 +1,70 @@
+//! The runbook engine: a runbook's text goes through one pipeline.
+//!
+//! ```text
+//!  text ──parse──▶ raw::Runbook ──validate──▶ checked::Runbook ──compile──▶ Compiled ──plan──▶ Plan
+//!        (spans)                 (names, kinds,                  (step graph,             (dry run:
+//!                                 templates)                      cycles, waves)           what would happen)
+//! ```
+//!
+//! Every stage collects all its diagnostics instead of stopping at the
+//! first. Step kinds are registered explicitly in a [`step::Registry`].
+
+pub mod compile;
 pub mod diagnostic;
 pub mod parse;
+pub mod plan;
+pub mod schema;
 pub mod step;
-pub mod validate { pub const NAME_PATTERN: &str = "^[a-z][a-z0-9_]*$"; }
+pub mod template;
+pub mod validate;
+
+pub use compile::Compiled;
+pub use diagnostic::{Diagnostic, SourceFile};
+pub use step::Registry;
+
+/// Exit statuses of the `runbook` program, as the format contract defines them.
+pub mod exit {
+    pub const SUCCESS: i32 = 0;
+    pub const FAILED_ROLLED_BACK: i32 = 1;
+    pub const INVALID: i32 = 2;
+    pub const NEEDS_A_PERSON: i32 = 3;
+    pub const CANCELLED: i32 = 130;
+}
+
+/// A runbook read as far as the compile stage, with the warnings found on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    pub compiled: Compiled,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Parses, validates and compiles a runbook. On failure, every diagnostic found.
+pub fn load(source: &SourceFile, registry: &Registry) -> Result<Loaded, Vec<Diagnostic>> {
+    let (raw, mut diagnostics) = parse::parse(source);
+    let Some(raw) = raw else { return Err(diagnostics) };
+    // Validation runs even when parsing found problems, so one pass reports them all.
+    let (checked, validation) = validate::validate(source, &raw, registry);
+    diagnostics.extend(validation);
+    let checked = match checked {
+        Some(checked) if !diagnostics.iter().any(Diagnostic::is_error) => checked,
+        _ => return Err(diagnostics),
+    };
+    match compile::compile(checked) {
+        Ok(compiled) => Ok(Loaded { compiled, warnings: diagnostics }),
+        Err(errors) => {
+            diagnostics.extend(errors);
+            Err(diagnostics)
+        }
+    }
+}
+
+/// Reads a runbook from bytes (a file's contents) and loads it.
+pub fn load_bytes(name: &str, bytes: &[u8], registry: &Registry) -> (SourceFile, Result<Loaded, Vec<Diagnostic>>) {
+    match parse::node::decode(name, bytes) {
+        Ok(source) => {
+            let loaded = load(&source, registry);
+            (source, loaded)
+        }
+        Err((source, diagnostic)) => (source, Err(vec![diagnostic])),
+    }
+}

@@ -1,0 +1,593 @@
+//! Stage 4, plan: compiled runbook + inputs → [`Plan`], what a run would do,
+//! without doing anything. Pure: it reads no secret value (it only checks
+//! that each secret is available) and calls only the kinds' `describe`.
+//!
+//! Values known only at run time are shown as placeholders such as
+//! `<steps.resolve_pop.outputs.pop>`; `--assume` replaces them with a value
+//! so an author can explore a branch.
+
+mod render;
+
+pub use render::{render_dot, render_mermaid, render_text};
+
+use crate::compile::Compiled;
+use crate::diagnostic::Diagnostic;
+use crate::parse::raw::{Backoff, OnFailure, format_duration, list};
+use crate::step::Registry;
+use crate::template;
+use crate::validate::checked::{self, Param, SecretSource, Text};
+use crate::validate::inputs::parse_input_text;
+use minijinja::Value;
+use minijinja::value::{Object, ObjectRepr};
+use serde::Serialize;
+use serde_json::Value as Json;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+pub mod codes {
+    pub const UNKNOWN_INPUT: &str = "runbook::plan::unknown_input";
+    pub const MISSING_INPUT: &str = "runbook::plan::missing_input";
+    pub const BAD_INPUT: &str = "runbook::plan::bad_input";
+    pub const BAD_ASSUMPTION: &str = "runbook::plan::bad_assumption";
+    pub const MISSING_SECRET: &str = "runbook::plan::missing_secret";
+    pub const RENDER: &str = "runbook::plan::render";
+}
+
+/// What the planner is told besides the runbook.
+#[derive(Default)]
+pub struct PlanRequest<'a> {
+    /// `--input NAME=VALUE`, in order.
+    pub inputs: Vec<(String, String)>,
+    /// `--assume steps.ID.outputs.NAME=VALUE` (or `steps.ID.status=...`).
+    pub assume: Vec<(String, String)>,
+    /// The environment, for inputs with `env` and secrets.
+    pub env: Option<&'a dyn Fn(&str) -> Option<String>>,
+    /// Whether a secret file exists (relative paths are resolved by the caller).
+    pub file_exists: Option<&'a dyn Fn(&str) -> bool>,
+}
+
+/// The dry run of a runbook.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub runbook: String,
+    pub description: Option<String>,
+    pub inputs: Vec<PlannedInput>,
+    pub secrets: Vec<PlannedSecret>,
+    pub vars: Vec<PlannedVar>,
+    pub lock: Option<String>,
+    pub max_parallel: Option<usize>,
+    pub waves: Vec<Vec<String>>,
+    pub steps: Vec<PlannedStep>,
+    #[serde(rename = "finally")]
+    pub finally_steps: Vec<PlannedStep>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedInput {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    pub value: Json,
+    /// `argument`, `env NAME` or `default`.
+    pub source: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedSecret {
+    pub name: String,
+    /// `env NAME` or `file PATH`.
+    pub source: String,
+    pub available: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedVar {
+    pub name: String,
+    pub value: Json,
+}
+
+/// Whether a step will run, as far as the plan can tell.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Guard {
+    /// No `when`: the step runs once its needs have finished.
+    Always,
+    KnownTrue { expression: String, because: String },
+    KnownFalse { expression: String, because: String },
+    /// Decided when the run gets there, on these values.
+    AtRunTime { expression: String, depends_on: Vec<String> },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedRetry {
+    pub attempts: u32,
+    pub backoff: &'static str,
+    pub delay: String,
+    pub max_delay: Option<String>,
+    pub jitter: bool,
+    pub until: Option<String>,
+}
+
+/// An action: what a step (or its rollback) does.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedAction {
+    pub kind: String,
+    pub name: Option<String>,
+    /// The kind's own words for what it will do.
+    pub action: String,
+    /// Parameters rendered with what is known now.
+    pub params: Json,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    pub id: String,
+    pub name: Option<String>,
+    /// 1-based wave; finally steps have none.
+    pub wave: Option<usize>,
+    pub needs: Vec<String>,
+    #[serde(flatten)]
+    pub action: PlannedAction,
+    pub guard: Guard,
+    pub confirm: Option<String>,
+    pub verify: Vec<String>,
+    pub outputs: BTreeMap<String, String>,
+    pub timeout: Option<String>,
+    pub retry: Option<PlannedRetry>,
+    pub on_failure: OnFailure,
+    pub rollback: Option<PlannedAction>,
+    pub idempotent: bool,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub steps: usize,
+    pub waves: usize,
+    pub confirmations: usize,
+    pub with_rollback: usize,
+    pub skipped: usize,
+    pub decided_at_run_time: usize,
+    pub finally: usize,
+}
+
+/// A value known only at run time; renders as `<path>`.
+#[derive(Debug)]
+struct Placeholder(String);
+
+impl Object for Placeholder {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(Value::from_object(Placeholder(format!("{}.{}", self.0, key))))
+    }
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{}>", self.0)
+    }
+}
+
+fn to_value<T: Serialize>(value: T) -> Value {
+    Value::from(minijinja::value::Serde(value))
+}
+
+fn placeholder(path: &str) -> Value {
+    Value::from_object(Placeholder(path.to_string()))
+}
+
+/// Builds the plan. Fails only on inputs and assumptions that cannot be used.
+pub fn plan(compiled: &Compiled, registry: &Registry, request: &PlanRequest<'_>) -> Result<(Plan, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let runbook = &compiled.runbook;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let no_env = |_: &str| None;
+    let env: &dyn Fn(&str) -> Option<String> = request.env.unwrap_or(&no_env);
+
+    let inputs = resolve_inputs(runbook, &request.inputs, env, &mut errors);
+    let assumed = parse_assumptions(compiled, &request.assume, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let secrets: Vec<PlannedSecret> = runbook
+        .secrets
+        .iter()
+        .map(|s| {
+            let (source, available) = match &s.source {
+                SecretSource::Env(var) => (format!("env {var}"), env(var).is_some_and(|v| !v.is_empty())),
+                SecretSource::File(path) => (format!("file {path}"), request.file_exists.is_some_and(|f| f(path))),
+            };
+            if !available {
+                warnings.push(
+                    Diagnostic::warning(codes::MISSING_SECRET, format!("secret `{}` is not set ({source})", s.name))
+                        .with_label(s.span, "declared here")
+                        .with_help(match &s.source {
+                            SecretSource::Env(var) => format!("export {var}=... before `runbook run`; a run without it refuses to start"),
+                            SecretSource::File(path) => format!("create {path} before `runbook run`; a run without it refuses to start"),
+                        }),
+                );
+            }
+            PlannedSecret { name: s.name.clone(), source, available }
+        })
+        .collect();
+
+    // The template context: known values, masked secrets, placeholders for the rest.
+    let mut context: BTreeMap<&str, Value> = BTreeMap::new();
+    let input_values: BTreeMap<String, Value> = inputs.iter().map(|i| (i.name.clone(), to_value(&i.value))).collect();
+    context.insert("inputs", to_value(&input_values));
+    let masked: BTreeMap<&str, &str> = runbook.secrets.iter().map(|s| (s.name.as_str(), "***")).collect();
+    context.insert("secrets", to_value(&masked));
+    let run: BTreeMap<&str, Value> = [
+        ("id", placeholder("run.id")),
+        ("status", placeholder("run.status")),
+        ("dry_run", Value::from(true)),
+        ("started_at", placeholder("run.started_at")),
+    ]
+    .into_iter()
+    .collect();
+    context.insert("run", Value::from(run));
+    let mut steps_context: BTreeMap<String, Value> = BTreeMap::new();
+    for step in runbook.steps.iter().chain(&runbook.finally) {
+        let outputs: BTreeMap<String, Value> = step
+            .outputs
+            .iter()
+            .map(|(name, _)| {
+                let path = format!("steps.{}.outputs.{name}", step.id);
+                let value = assumed.get(&path).map_or_else(|| placeholder(&path), to_value);
+                (name.clone(), value)
+            })
+            .collect();
+        let status_path = format!("steps.{}.status", step.id);
+        let status = assumed.get(&status_path).map_or_else(|| placeholder(&status_path), to_value);
+        steps_context.insert(step.id.clone(), Value::from(BTreeMap::from([("outputs", Value::from(outputs)), ("status", status)])));
+    }
+    context.insert("steps", Value::from(steps_context));
+
+    let mut vars = Vec::new();
+    let mut var_values: BTreeMap<String, Value> = BTreeMap::new();
+    for var in &runbook.vars {
+        context.insert("vars", Value::from(var_values.clone()));
+        let ctx = Value::from(context.clone());
+        let value = render_param(&var.value, &ctx, &assumed, &mut warnings);
+        var_values.insert(var.name.clone(), to_value(&value));
+        vars.push(PlannedVar { name: var.name.clone(), value });
+    }
+    context.insert("vars", Value::from(var_values));
+    let ctx = Value::from(context);
+
+    let planner = Planner { registry, ctx: &ctx, assumed: &assumed };
+    let mut warnings_out = warnings;
+    let graph = &compiled.graph;
+    let steps: Vec<PlannedStep> = graph
+        .order()
+        .map(|i| {
+            let step = &runbook.steps[i];
+            let needs = graph.needs[i].iter().map(|e| runbook.steps[e.from].id.clone()).collect();
+            planner.step(step, Some(graph.wave_of[i] + 1), needs, &mut warnings_out)
+        })
+        .collect();
+    let finally_steps: Vec<PlannedStep> = runbook
+        .finally
+        .iter()
+        .map(|step| planner.step(step, None, Vec::new(), &mut warnings_out))
+        .collect();
+    let lock = runbook.lock.as_ref().map(|l| planner.template(l, &mut warnings_out));
+
+    let summary = Summary {
+        steps: steps.len(),
+        waves: graph.waves.len(),
+        confirmations: steps.iter().chain(&finally_steps).filter(|s| s.confirm.is_some() || s.action.kind == "confirm").count(),
+        with_rollback: steps.iter().filter(|s| s.rollback.is_some()).count(),
+        skipped: steps.iter().filter(|s| matches!(s.guard, Guard::KnownFalse { .. })).count(),
+        decided_at_run_time: steps.iter().filter(|s| matches!(s.guard, Guard::AtRunTime { .. })).count(),
+        finally: finally_steps.len(),
+    };
+    let waves = graph
+        .waves
+        .iter()
+        .map(|w| w.iter().map(|&i| runbook.steps[i].id.clone()).collect())
+        .collect();
+    Ok((
+        Plan {
+            runbook: runbook.name.clone(),
+            description: runbook.description.clone(),
+            inputs,
+            secrets,
+            vars,
+            lock,
+            max_parallel: runbook.max_parallel,
+            waves,
+            steps,
+            finally_steps,
+            summary,
+        },
+        warnings_out,
+    ))
+}
+
+/// Resolves inputs from arguments, the environment and defaults.
+pub fn resolve_inputs(
+    runbook: &checked::Runbook,
+    given: &[(String, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<PlannedInput> {
+    for (name, _) in given {
+        if !runbook.inputs.iter().any(|i| &i.name == name) {
+            let names: Vec<&str> = runbook.inputs.iter().map(|i| i.name.as_str()).collect();
+            let help = crate::diagnostic::suggestion(name, names.iter().copied()).unwrap_or_else(|| {
+                if names.is_empty() {
+                    "this runbook takes no inputs".to_string()
+                } else {
+                    format!("the inputs are {}", list(&names))
+                }
+            });
+            errors.push(Diagnostic::error(codes::UNKNOWN_INPUT, format!("unknown input `{name}`")).with_help(help));
+        }
+    }
+    let mut out = Vec::new();
+    for input in &runbook.inputs {
+        let from_args = given.iter().rev().find(|(n, _)| n == &input.name).map(|(_, v)| (v.clone(), "argument".to_string()));
+        let from_env = || {
+            input
+                .env
+                .as_ref()
+                .and_then(|var| env(var).map(|v| (v, format!("env {var}"))))
+        };
+        let parsed = match from_args.or_else(from_env) {
+            Some((text, source)) => match parse_input_text(input.ty, &input.values, &text) {
+                Ok(value) => Some((value, source)),
+                Err(reason) => {
+                    errors.push(
+                        Diagnostic::error(codes::BAD_INPUT, format!("bad value for input `{}` ({source}): {reason}", input.name))
+                            .with_label(input.span, format!("declared as {}", input.ty.name()))
+                            .with_help(format!("give a {} value, e.g. `--input {}=...`", input.ty.name(), input.name)),
+                    );
+                    continue;
+                }
+            },
+            None => input.default.clone().map(|d| (d, "default".to_string())),
+        };
+        match parsed {
+            Some((value, source)) => out.push(PlannedInput {
+                name: input.name.clone(),
+                ty: input.ty.name(),
+                value,
+                source,
+                description: input.description.clone(),
+            }),
+            None if input.required => {
+                let mut help = format!("pass `--input {}=VALUE`", input.name);
+                if let Some(var) = &input.env {
+                    help.push_str(&format!(" or set the environment variable {var}"));
+                }
+                errors.push(
+                    Diagnostic::error(codes::MISSING_INPUT, format!("missing required input `{}`", input.name))
+                        .with_label(input.span, "declared here, without a default")
+                        .with_help(help),
+                );
+            }
+            None => out.push(PlannedInput {
+                name: input.name.clone(),
+                ty: input.ty.name(),
+                value: Json::Null,
+                source: "not given".into(),
+                description: input.description.clone(),
+            }),
+        }
+    }
+    out
+}
+
+/// Parses `--assume` values: JSON when they parse as JSON, text otherwise.
+fn parse_assumptions(compiled: &Compiled, assume: &[(String, String)], errors: &mut Vec<Diagnostic>) -> HashMap<String, Json> {
+    let mut out = HashMap::new();
+    for (path, text) in assume {
+        let parts: Vec<&str> = path.split('.').collect();
+        let valid = match parts.as_slice() {
+            ["steps", id, "outputs", name] => compiled
+                .runbook
+                .step(id)
+                .is_some_and(|s| s.outputs.iter().any(|(n, _)| n == name)),
+            ["steps", id, "status"] => compiled.runbook.step(id).is_some(),
+            _ => false,
+        };
+        if !valid {
+            errors.push(
+                Diagnostic::error(codes::BAD_ASSUMPTION, format!("cannot assume `{path}`"))
+                    .with_help("assume a declared output or a status: `--assume steps.ID.outputs.NAME=VALUE` or `steps.ID.status=failed`"),
+            );
+            continue;
+        }
+        let value = serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone()));
+        out.insert(path.clone(), value);
+    }
+    out
+}
+
+struct Planner<'a> {
+    registry: &'a Registry,
+    ctx: &'a Value,
+    assumed: &'a HashMap<String, Json>,
+}
+
+/// Names whose value the plan cannot know.
+fn runtime_only(path: &str, assumed: &HashMap<String, Json>) -> bool {
+    (path.starts_with("steps.") && !assumed.keys().any(|a| path == a || path.starts_with(&format!("{a}."))))
+        || matches!(path, "run.id" | "run.status" | "run.started_at")
+        || path == "steps"
+        || path == "run"
+}
+
+impl Planner<'_> {
+    fn step(&self, step: &checked::Step, wave: Option<usize>, needs: Vec<String>, warnings: &mut Vec<Diagnostic>) -> PlannedStep {
+        let action = self.action(&step.kind, step.name.clone(), &step.with, warnings);
+        let guard = match &step.when {
+            None => Guard::Always,
+            Some(when) => self.guard(when),
+        };
+        let kind = self.registry.get(&step.kind);
+        PlannedStep {
+            id: step.id.clone(),
+            name: step.name.clone(),
+            wave,
+            needs,
+            action,
+            guard,
+            confirm: step.confirm.as_ref().map(|c| self.template(c, warnings)),
+            verify: step.verify.iter().map(|v| v.text.clone()).collect(),
+            outputs: step.outputs.iter().map(|(n, e)| (n.clone(), e.text.clone())).collect(),
+            timeout: step.timeout.map(format_duration),
+            retry: step.retry.as_ref().map(|r| PlannedRetry {
+                attempts: r.attempts,
+                backoff: match r.backoff {
+                    Backoff::Fixed => "fixed",
+                    Backoff::Exponential => "exponential",
+                },
+                delay: format_duration(r.delay),
+                max_delay: r.max_delay.map(format_duration),
+                jitter: r.jitter,
+                until: r.until.as_ref().map(|u| u.text.clone()),
+            }),
+            on_failure: step.on_failure,
+            rollback: step
+                .rollback
+                .as_ref()
+                .map(|b| self.action(&b.kind, b.name.clone(), &b.with, warnings)),
+            idempotent: step.idempotent,
+            read_only: kind.is_some_and(|k| k.read_only()),
+        }
+    }
+
+    fn action(&self, kind_name: &str, name: Option<String>, with: &Param, warnings: &mut Vec<Diagnostic>) -> PlannedAction {
+        let params = render_param(with, self.ctx, self.assumed, warnings);
+        let mut action = self
+            .registry
+            .get(kind_name)
+            .map_or_else(|| format!("run `{kind_name}`"), |k| k.describe(&params));
+        // Nested steps (a `wait`'s probe) are described by their own kind.
+        if let Some(kind) = self.registry.get(kind_name) {
+            for pointer in kind.nested_steps() {
+                if let Some(nested) = params.pointer(pointer)
+                    && let Some(nested_kind) = nested.get("uses").and_then(Json::as_str).and_then(|k| self.registry.get(k))
+                {
+                    let nested_with = nested.get("with").cloned().unwrap_or(Json::Null);
+                    action.push_str(&format!("; {}: {}", pointer.trim_start_matches('/'), nested_kind.describe(&nested_with)));
+                }
+            }
+        }
+        PlannedAction { kind: kind_name.to_string(), name, action, params }
+    }
+
+    fn guard(&self, when: &Text) -> Guard {
+        let pending: Vec<String> = when
+            .refs
+            .iter()
+            .filter(|r| runtime_only(&r.path, self.assumed))
+            .map(|r| r.path.clone())
+            .collect();
+        if !pending.is_empty() {
+            return Guard::AtRunTime { expression: when.text.clone(), depends_on: pending };
+        }
+        let because = when
+            .refs
+            .iter()
+            .map(|r| {
+                let value = template::eval(&r.path, self.ctx).map_or_else(|_| "?".to_string(), |v| short_value(&v));
+                format!("{} is {value}", r.path)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        match template::eval(&when.text, self.ctx) {
+            Ok(value) if value.is_true() => Guard::KnownTrue { expression: when.text.clone(), because },
+            Ok(_) => Guard::KnownFalse { expression: when.text.clone(), because },
+            Err(e) => Guard::AtRunTime {
+                expression: when.text.clone(),
+                depends_on: vec![format!("(cannot evaluate now: {})", e.detail().unwrap_or("error"))],
+            },
+        }
+    }
+
+    fn template(&self, text: &Text, warnings: &mut Vec<Diagnostic>) -> String {
+        match template::render(&text.text, self.ctx) {
+            Ok(rendered) => rendered,
+            Err(e) => {
+                warnings.push(render_warning(text, &e));
+                text.text.clone()
+            }
+        }
+    }
+}
+
+fn short_value(value: &Value) -> String {
+    if value.as_str().is_some() {
+        format!("{:?}", value.to_string())
+    } else {
+        value.to_string()
+    }
+}
+
+fn render_warning(text: &Text, error: &minijinja::Error) -> Diagnostic {
+    Diagnostic::warning(
+        codes::RENDER,
+        format!("cannot render `{}` now: {}", text.text, error.detail().unwrap_or("error")),
+    )
+    .with_label(text.span, "shown as written")
+}
+
+/// Renders a parameter tree with what is known now.
+fn render_param(param: &Param, ctx: &Value, assumed: &HashMap<String, Json>, warnings: &mut Vec<Diagnostic>) -> Json {
+    match param {
+        Param::Value(v) => v.clone(),
+        Param::Expression(t) => Json::String(t.text.clone()),
+        Param::Template(t) => match template::render(&t.text, ctx) {
+            Ok(s) => Json::String(s),
+            Err(e) => {
+                warnings.push(render_warning(t, &e));
+                Json::String(t.text.clone())
+            }
+        },
+        Param::Native(t) => {
+            let pending = t.refs.iter().any(|r| runtime_only(&r.path, assumed));
+            let expression = template::single_expression(&t.text).unwrap_or(&t.text);
+            if pending {
+                return match template::render(&t.text, ctx) {
+                    Ok(s) => Json::String(s),
+                    Err(_) => Json::String(t.text.clone()),
+                };
+            }
+            match template::eval(expression, ctx) {
+                Ok(v) => serde_json::to_value(&v).unwrap_or_else(|_| Json::String(v.to_string())),
+                Err(e) => {
+                    warnings.push(render_warning(t, &e));
+                    Json::String(t.text.clone())
+                }
+            }
+        }
+        Param::List(items) => Json::Array(items.iter().map(|p| render_param(p, ctx, assumed, warnings)).collect()),
+        Param::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|(k, p)| (k.clone(), render_param(p, ctx, assumed, warnings)))
+                .collect(),
+        ),
+    }
+}
+
+impl Guard {
+    pub fn is_known_false(&self) -> bool {
+        matches!(self, Guard::KnownFalse { .. })
+    }
+}
+
+impl OnFailure {
+    pub fn describe(self) -> &'static str {
+        match self {
+            OnFailure::Rollback => "roll back",
+            OnFailure::Continue => "continue",
+            OnFailure::Abort => "abort",
+        }
+    }
+}

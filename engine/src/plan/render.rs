@@ -1,0 +1,292 @@
+//! Renderers of a [`Plan`]: text for people, Mermaid and DOT for tools
+//! (JSON is the plan's `Serialize`).
+
+use super::{Guard, Plan, PlannedAction, PlannedStep};
+use crate::parse::raw::OnFailure;
+use anstyle::{AnsiColor, Style};
+use serde_json::Value as Json;
+use std::fmt::Write;
+
+struct Paint {
+    color: bool,
+}
+
+impl Paint {
+    fn paint(&self, style: Style, text: &str) -> String {
+        if self.color {
+            format!("{}{text}{}", style.render(), style.render_reset())
+        } else {
+            text.to_string()
+        }
+    }
+    fn bold(&self, text: &str) -> String {
+        self.paint(Style::new().bold(), text)
+    }
+    fn dim(&self, text: &str) -> String {
+        self.paint(Style::new().dimmed(), text)
+    }
+    fn fg(&self, color: AnsiColor, text: &str) -> String {
+        self.paint(Style::new().fg_color(Some(color.into())), text)
+    }
+}
+
+/// The plan as text for a terminal; `color` adds ANSI styles.
+pub fn render_text(plan: &Plan, color: bool) -> String {
+    let p = Paint { color };
+    let mut out = String::new();
+    let _ = writeln!(out, "{} {}", p.bold("plan:"), p.bold(&plan.runbook));
+    if let Some(description) = &plan.description {
+        let _ = writeln!(out, "  {}", description.trim());
+    }
+    if !plan.inputs.is_empty() {
+        let _ = writeln!(out, "\n{}", p.bold("inputs"));
+        for input in &plan.inputs {
+            let _ = writeln!(out, "  {} = {}  {}", input.name, json_inline(&input.value), p.dim(&format!("({})", input.source)));
+        }
+    }
+    if !plan.secrets.is_empty() {
+        let _ = writeln!(out, "\n{}", p.bold("secrets"));
+        for secret in &plan.secrets {
+            let state = if secret.available {
+                p.fg(AnsiColor::Green, "available")
+            } else {
+                p.fg(AnsiColor::Yellow, "NOT SET: a run would refuse to start")
+            };
+            let _ = writeln!(out, "  {} = ***  {} {}", secret.name, p.dim(&format!("({})", secret.source)), state);
+        }
+    }
+    if !plan.vars.is_empty() {
+        let _ = writeln!(out, "\n{}", p.bold("vars"));
+        for var in &plan.vars {
+            let _ = writeln!(out, "  {} = {}", var.name, json_inline(&var.value));
+        }
+    }
+    if plan.lock.is_some() || plan.max_parallel.is_some() {
+        let _ = writeln!(out);
+        if let Some(lock) = &plan.lock {
+            let _ = writeln!(out, "{} {lock}", p.bold("lock:"));
+        }
+        if let Some(max) = plan.max_parallel {
+            let _ = writeln!(out, "{} {max}", p.bold("max parallel:"));
+        }
+    }
+    for (w, wave) in plan.waves.iter().enumerate() {
+        let parallel = if wave.len() > 1 { format!(" ({} steps in parallel)", wave.len()) } else { String::new() };
+        let _ = writeln!(out, "\n{}", p.bold(&format!("wave {}{parallel}", w + 1)));
+        for id in wave {
+            if let Some(step) = plan.steps.iter().find(|s| &s.id == id) {
+                step_text(&mut out, step, &p);
+            }
+        }
+    }
+    if !plan.finally_steps.is_empty() {
+        let _ = writeln!(out, "\n{}", p.bold("finally (always, after rollback if any)"));
+        for step in &plan.finally_steps {
+            step_text(&mut out, step, &p);
+        }
+    }
+    let s = &plan.summary;
+    let _ = writeln!(
+        out,
+        "\n{} {} in {}, {}, {} with rollback, {} skipped, {} decided at run time, {} finally",
+        p.bold("summary:"),
+        count(s.steps, "step"),
+        count(s.waves, "wave"),
+        count(s.confirmations, "confirmation"),
+        s.with_rollback,
+        s.skipped,
+        s.decided_at_run_time,
+        s.finally,
+    );
+    out
+}
+
+fn count(n: usize, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
+fn step_text(out: &mut String, step: &PlannedStep, p: &Paint) {
+    let marker = match &step.guard {
+        Guard::KnownFalse { .. } => p.dim("○"),
+        Guard::AtRunTime { .. } => p.fg(AnsiColor::Yellow, "◐"),
+        _ => p.fg(AnsiColor::Green, "●"),
+    };
+    let title = match &step.name {
+        Some(name) => format!("{} — {name}", p.bold(&step.id)),
+        None => p.bold(&step.id),
+    };
+    let _ = writeln!(out, "  {marker} {title}  {}", p.dim(&format!("[{}]", step.action.kind)));
+    let indent = "      ";
+    if !step.needs.is_empty() {
+        let _ = writeln!(out, "{indent}{} {}", p.dim("after:"), step.needs.join(", "));
+    }
+    match &step.guard {
+        Guard::Always => {}
+        Guard::KnownTrue { expression, because } => {
+            let _ = writeln!(out, "{indent}{} {expression} → runs ({because})", p.dim("when:"));
+        }
+        Guard::KnownFalse { expression, because } => {
+            let _ = writeln!(out, "{indent}{} {expression} → {} ({because})", p.dim("when:"), p.fg(AnsiColor::Yellow, "SKIPPED"));
+        }
+        Guard::AtRunTime { expression, depends_on } => {
+            let _ = writeln!(out, "{indent}{} {expression} → decided at run time on {}", p.dim("when:"), depends_on.join(", "));
+        }
+    }
+    if let Some(confirm) = &step.confirm {
+        let _ = writeln!(out, "{indent}{} {}", p.fg(AnsiColor::Magenta, "asks first:"), confirm.trim());
+    }
+    let _ = writeln!(out, "{indent}{} {}", p.dim("does:"), step.action.action);
+    params_text(out, &step.action.params, indent, p);
+    for verify in &step.verify {
+        let _ = writeln!(out, "{indent}{} {verify}", p.dim("verify:"));
+    }
+    for (name, expression) in &step.outputs {
+        let _ = writeln!(out, "{indent}{} {name} = {expression}", p.dim("output:"));
+    }
+    let mut limits = Vec::new();
+    if let Some(timeout) = &step.timeout {
+        limits.push(format!("timeout {timeout}"));
+    }
+    if let Some(retry) = &step.retry
+        && retry.attempts > 1
+    {
+        let mut text = format!("retry {}× {} from {}", retry.attempts, retry.backoff, retry.delay);
+        if let Some(max) = &retry.max_delay {
+            text.push_str(&format!(" up to {max}"));
+        }
+        if retry.jitter {
+            text.push_str(" with jitter");
+        }
+        if let Some(until) = &retry.until {
+            text.push_str(&format!(" until {until}"));
+        }
+        limits.push(text);
+    }
+    if step.wave.is_some() && step.on_failure != OnFailure::Rollback {
+        limits.push(format!("on failure: {}", step.on_failure.describe()));
+    }
+    if step.idempotent {
+        limits.push("idempotent".into());
+    }
+    if !limits.is_empty() {
+        let _ = writeln!(out, "{indent}{} {}", p.dim("limits:"), limits.join(" · "));
+    }
+    if let Some(rollback) = &step.rollback {
+        let _ = writeln!(out, "{indent}{} {}", p.fg(AnsiColor::Cyan, "rollback:"), action_line(rollback));
+    }
+}
+
+fn action_line(action: &PlannedAction) -> String {
+    match &action.name {
+        Some(name) => format!("{name}: {} [{}]", action.action, action.kind),
+        None => format!("{} [{}]", action.action, action.kind),
+    }
+}
+
+fn params_text(out: &mut String, params: &Json, indent: &str, p: &Paint) {
+    let Json::Object(map) = params else { return };
+    if map.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{indent}{}", p.dim("with:"));
+    for (key, value) in map {
+        let text = match value {
+            Json::String(s) if s.contains('\n') => {
+                let lines: Vec<&str> = s.trim_end().lines().collect();
+                let mut block = "|".to_string();
+                for line in lines {
+                    block.push_str(&format!("\n{indent}    {line}"));
+                }
+                block
+            }
+            other => json_inline(other),
+        };
+        let _ = writeln!(out, "{indent}  {key}: {text}");
+    }
+}
+
+/// A JSON value on one line, strings without quotes when they are plain.
+fn json_inline(value: &Json) -> String {
+    match value {
+        Json::String(s) if !s.is_empty() && !s.contains('\n') && s.trim() == s => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn mermaid_label(text: &str) -> String {
+    text.replace('"', "#quot;").replace('<', "#lt;").replace('>', "#gt;")
+}
+
+/// The plan as a Mermaid flowchart.
+pub fn render_mermaid(plan: &Plan) -> String {
+    let mut out = String::from("flowchart TD\n");
+    for step in &plan.steps {
+        let label = mermaid_label(&format!("{}<br/>{}", step.id, step.name.as_deref().unwrap_or(&step.action.kind)));
+        let shape = if step.confirm.is_some() {
+            format!("{}{{{{\"{label}\"}}}}", step.id)
+        } else if step.guard != Guard::Always {
+            format!("{}{{\"{label}\"}}", step.id)
+        } else {
+            format!("{}[\"{label}\"]", step.id)
+        };
+        let _ = writeln!(out, "  {shape}");
+    }
+    for step in &plan.steps {
+        for need in &step.needs {
+            let _ = writeln!(out, "  {need} --> {}", step.id);
+        }
+        if let Some(rollback) = &step.rollback {
+            let _ = writeln!(out, "  {}_rollback([\"undo: {}\"])", step.id, mermaid_label(&rollback.kind));
+            let _ = writeln!(out, "  {} -. rollback .-> {}_rollback", step.id, step.id);
+        }
+    }
+    if !plan.finally_steps.is_empty() {
+        let _ = writeln!(out, "  subgraph finally");
+        for step in &plan.finally_steps {
+            let _ = writeln!(out, "    {}[\"{}\"]", step.id, mermaid_label(&step.id));
+        }
+        for pair in plan.finally_steps.windows(2) {
+            let _ = writeln!(out, "    {} --> {}", pair[0].id, pair[1].id);
+        }
+        let _ = writeln!(out, "  end");
+    }
+    out
+}
+
+fn dot_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+}
+
+/// The plan as a Graphviz DOT graph.
+pub fn render_dot(plan: &Plan) -> String {
+    let mut out = format!("digraph {} {{\n  rankdir=TB;\n  node [shape=box, fontname=\"sans-serif\"];\n", dot_string(&plan.runbook));
+    for step in &plan.steps {
+        let label = format!("{}\\n{}", step.id, step.name.as_deref().unwrap_or(&step.action.kind));
+        let shape = if step.confirm.is_some() {
+            ", shape=hexagon"
+        } else if step.guard != Guard::Always {
+            ", shape=diamond"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  {} [label={}{shape}];", dot_string(&step.id), dot_string(&label).replace("\\\\n", "\\n"));
+    }
+    for step in &plan.steps {
+        for need in &step.needs {
+            let _ = writeln!(out, "  {} -> {};", dot_string(need), dot_string(&step.id));
+        }
+        if let Some(rollback) = &step.rollback {
+            let node = format!("{}_rollback", step.id);
+            let _ = writeln!(out, "  {} [label={}, style=dashed];", dot_string(&node), dot_string(&format!("undo: {}", rollback.kind)));
+            let _ = writeln!(out, "  {} -> {} [style=dashed, label=\"rollback\"];", dot_string(&step.id), dot_string(&node));
+        }
+    }
+    for pair in plan.finally_steps.windows(2) {
+        let _ = writeln!(out, "  {} -> {};", dot_string(&pair[0].id), dot_string(&pair[1].id));
+    }
+    for step in &plan.finally_steps {
+        let _ = writeln!(out, "  {} [style=rounded];", dot_string(&step.id));
+    }
+    out.push_str("}\n");
+    out
+}
