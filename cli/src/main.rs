@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "runbook", version, about = "Declarative runbooks for incidents: check them, plan them, run them.")]
+#[command(
+    name = "runbook",
+    version,
+    about = "Declarative runbooks for incidents: check them, plan them, run them."
+)]
 #[command(propagate_version = true, max_term_width = 100)]
 struct Cli {
     /// When to use colours: auto (a terminal, and NO_COLOR unset), always, never.
@@ -82,18 +86,32 @@ fn main() -> ExitCode {
         ColorChoice::Never => (false, false),
         ColorChoice::Auto => {
             let allowed = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            (allowed && std::io::stdout().is_terminal(), allowed && std::io::stderr().is_terminal())
+            (
+                allowed && std::io::stdout().is_terminal(),
+                allowed && std::io::stderr().is_terminal(),
+            )
         }
     };
-    let terminal = Terminal { stdout_color: color.0, stderr_color: color.1 };
+    let terminal = Terminal {
+        stdout_color: color.0,
+        stderr_color: color.1,
+    };
     let mut registry = Registry::new();
     stdlib_steps::register(&mut registry);
     let code = match cli.command {
         Command::Check { files } => check(&terminal, &registry, &files),
-        Command::Plan { file, inputs, assume, format } => plan(&terminal, &registry, &file, inputs, assume, format),
+        Command::Plan {
+            file,
+            inputs,
+            assume,
+            format,
+        } => plan(&terminal, &registry, &file, inputs, assume, format),
         Command::Schema => {
             let schema = runbook_engine::schema::format_schema(&registry);
-            print_stdout(&format!("{}\n", serde_json::to_string_pretty(&schema).unwrap_or_default()))
+            print_stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            ))
         }
         Command::Completions { shell } => {
             let mut command = Cli::command();
@@ -114,8 +132,15 @@ impl Terminal {
         if diagnostics.is_empty() {
             return;
         }
-        let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100);
-        let options = RenderOptions { color: self.stderr_color, unicode: true, width };
+        let width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(100);
+        let options = RenderOptions {
+            color: self.stderr_color,
+            unicode: true,
+            width,
+        };
         eprint!("{}", render(source, diagnostics, options));
     }
 
@@ -155,7 +180,11 @@ fn read(terminal: &Terminal, path: &Path) -> Option<Vec<u8>> {
 }
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 fn check(terminal: &Terminal, registry: &Registry, files: &[PathBuf]) -> i32 {
@@ -205,7 +234,9 @@ fn plan(
     assume: Vec<(String, String)>,
     format: PlanFormat,
 ) -> i32 {
-    let Some(bytes) = read(terminal, path) else { return exit::INVALID };
+    let Some(bytes) = read(terminal, path) else {
+        return exit::INVALID;
+    };
     let name = path.display().to_string();
     let (source, loaded) = runbook_engine::load_bytes(&name, &bytes, registry);
     let loaded = match loaded {
@@ -221,7 +252,12 @@ fn plan(
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let env = |name: &str| std::env::var(name).ok();
     let file_exists = |file: &str| base.join(file).is_file();
-    let request = PlanRequest { inputs, assume, env: Some(&env), file_exists: Some(&file_exists) };
+    let request = PlanRequest {
+        inputs,
+        assume,
+        env: Some(&env),
+        file_exists: Some(&file_exists),
+    };
     match runbook_engine::plan::plan(&loaded.compiled, registry, &request) {
         Ok((plan, warnings)) => {
             terminal.diagnostics(&source, &warnings);

@@ -123,9 +123,7 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display + 'a>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display + 'a>)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -133,10 +131,7 @@ impl miette::Diagnostic for Diagnostic {
             return None;
         }
         Some(Box::new(self.labels.iter().map(|l| {
-            LabeledSpan::new_with_span(
-                (!l.text.is_empty()).then(|| l.text.clone()),
-                SourceSpan::from(l.span),
-            )
+            LabeledSpan::new_with_span((!l.text.is_empty()).then(|| l.text.clone()), SourceSpan::from(l.span))
         })))
     }
 }
@@ -237,7 +232,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("resolv_pop", ["resolve_pop", "report"]), Some("resolve_pop"));
+        assert_eq!(
+            did_you_mean("resolv_pop", ["resolve_pop", "report"]),
+            Some("resolve_pop")
+        );
         assert_eq!(did_you_mean("xyz", ["resolve_pop", "report"]), None);
         assert_eq!(did_you_mean("nedds", ["needs", "name"]), Some("needs"));
     }

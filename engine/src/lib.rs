@@ -38,8 +38,16 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Parses, validates and compiles a runbook. On failure, every diagnostic found.
+/// Parses, validates and compiles a runbook. On failure, every diagnostic
+/// found, in the order of the places they point at.
 pub fn load(source: &SourceFile, registry: &Registry) -> Result<Loaded, Vec<Diagnostic>> {
+    load_unsorted(source, registry).map_err(|mut diagnostics| {
+        diagnostics.sort_by_key(|d| d.labels.first().map_or(0, |l| l.span.offset));
+        diagnostics
+    })
+}
+
+fn load_unsorted(source: &SourceFile, registry: &Registry) -> Result<Loaded, Vec<Diagnostic>> {
     let (raw, mut diagnostics) = parse::parse(source);
     let Some(raw) = raw else { return Err(diagnostics) };
     // Validation runs even when parsing found problems, so one pass reports them all.
@@ -50,7 +58,10 @@ pub fn load(source: &SourceFile, registry: &Registry) -> Result<Loaded, Vec<Diag
         _ => return Err(diagnostics),
     };
     match compile::compile(checked) {
-        Ok(compiled) => Ok(Loaded { compiled, warnings: diagnostics }),
+        Ok(compiled) => Ok(Loaded {
+            compiled,
+            warnings: diagnostics,
+        }),
         Err(errors) => {
             diagnostics.extend(errors);
             Err(diagnostics)
@@ -65,6 +76,9 @@ pub fn load_bytes(name: &str, bytes: &[u8], registry: &Registry) -> (SourceFile,
             let loaded = load(&source, registry);
             (source, loaded)
         }
-        Err((source, diagnostic)) => (source, Err(vec![diagnostic])),
+        Err(failure) => {
+            let (source, diagnostic) = *failure;
+            (source, Err(vec![diagnostic]))
+        }
     }
 }

@@ -13,7 +13,10 @@ pub fn format_schema(registry: &Registry) -> Json {
     let generator = settings.into_generator();
     let mut schema = serde_json::to_value(generator.into_root_schema_for::<Runbook>()).unwrap_or(Json::Null);
     if let Some(object) = schema.as_object_mut() {
-        object.insert("$id".into(), json!("https://runbook.dev/schemas/runbook-v1.schema.json"));
+        object.insert(
+            "$id".into(),
+            json!("https://runbook.dev/schemas/runbook-v1.schema.json"),
+        );
         object.insert("required".into(), json!(["runbook", "steps"]));
     }
     let kinds: Vec<&str> = registry.names().collect();
@@ -27,12 +30,23 @@ pub fn format_schema(registry: &Registry) -> Json {
         })
         .collect();
     for definition in ["Step", "StepBody"] {
-        if let Some(step) = schema.pointer_mut(&format!("/$defs/{definition}")).and_then(Json::as_object_mut) {
+        if let Some(step) = schema
+            .pointer_mut(&format!("/$defs/{definition}"))
+            .and_then(Json::as_object_mut)
+        {
             step.insert("allOf".into(), Json::Array(branches.clone()));
-            if let Some(uses) = step.get_mut("properties").and_then(|p| p.get_mut("uses")).and_then(Json::as_object_mut) {
+            if let Some(uses) = step
+                .get_mut("properties")
+                .and_then(|p| p.get_mut("uses"))
+                .and_then(Json::as_object_mut)
+            {
                 uses.insert("examples".into(), json!(kinds));
             }
-            let required = if definition == "Step" { json!(["id", "uses"]) } else { json!(["uses"]) };
+            let required = if definition == "Step" {
+                json!(["id", "uses"])
+            } else {
+                json!(["uses"])
+            };
             step.insert("required".into(), required);
         }
     }

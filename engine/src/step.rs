@@ -130,9 +130,9 @@ impl Registry {
         let Some(entry) = self.kinds.get(name) else {
             return Vec::new();
         };
-        let validator = entry.validator.get_or_init(|| {
-            jsonschema::validator_for(&entry.kind.params_schema()).map_err(|e| e.to_string())
-        });
+        let validator = entry
+            .validator
+            .get_or_init(|| jsonschema::validator_for(&entry.kind.params_schema()).map_err(|e| e.to_string()));
         let validator = match validator {
             Ok(v) => v,
             Err(e) => {
@@ -156,7 +156,12 @@ impl Registry {
 }
 
 /// Turns a schema error into a message in our words.
-fn describe_schema_error(schema: &Json, pointer: &str, kind: &jsonschema::error::ValidationErrorKind, instance: &Json) -> ParamProblem {
+fn describe_schema_error(
+    schema: &Json,
+    pointer: &str,
+    kind: &jsonschema::error::ValidationErrorKind,
+    instance: &Json,
+) -> ParamProblem {
     use jsonschema::error::ValidationErrorKind as K;
     let field = if pointer.is_empty() {
         "`with`".to_string()
@@ -180,14 +185,24 @@ fn describe_schema_error(schema: &Json, pointer: &str, kind: &jsonschema::error:
             ParamProblem::new(pointer, format!("missing parameter `{name}`"))
                 .with_help(format!("add `{name}:` under `with`"))
         }
-        K::Type { kind } => ParamProblem::new(pointer, format!("{field} must be {}, found {}", type_words(kind), json_kind(instance))),
+        K::Type { kind } => ParamProblem::new(
+            pointer,
+            format!("{field} must be {}, found {}", type_words(kind), json_kind(instance)),
+        ),
         K::Enum { options } => {
             let names: Vec<String> = options
                 .as_array()
-                .map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let mut problem = ParamProblem::new(pointer, format!("{field} must be one of {}", crate::parse::raw::list(&refs)));
+            let mut problem = ParamProblem::new(
+                pointer,
+                format!("{field} must be one of {}", crate::parse::raw::list(&refs)),
+            );
             if let Some(text) = instance.as_str() {
                 problem.help = crate::diagnostic::suggestion(text, refs.iter().copied());
             }
@@ -294,13 +309,34 @@ mod tests {
     fn schema_problems_are_in_our_words() {
         let mut registry = Registry::new();
         registry.register(Echo);
-        let problems = registry.check_schema("echo", &json!({"mesage": "x", "level": "wran", "times": "3"}), &|_| false);
-        let messages: Vec<_> = problems.iter().map(|p| (p.pointer.as_str(), p.message.as_str(), p.help.as_deref())).collect();
-        assert!(messages.contains(&("/mesage", "unknown parameter `mesage`", Some("did you mean `message`?"))), "{messages:#?}");
-        assert!(messages.contains(&("", "missing parameter `message`", Some("add `message:` under `with`"))), "{messages:#?}");
-        assert!(messages.contains(&("/times", "`times` must be an integer, found a string", None)), "{messages:#?}");
-        assert!(messages.iter().any(|m| m.0 == "/level" && m.2 == Some("did you mean `warn`?")), "{messages:#?}");
-        let skipped = registry.check_schema("echo", &json!({"message": "x", "times": "{{ inputs.n }}"}), &|p| p == "/times");
+        let problems = registry.check_schema("echo", &json!({"mesage": "x", "level": "wran", "times": "3"}), &|_| {
+            false
+        });
+        let messages: Vec<_> = problems
+            .iter()
+            .map(|p| (p.pointer.as_str(), p.message.as_str(), p.help.as_deref()))
+            .collect();
+        assert!(
+            messages.contains(&("/mesage", "unknown parameter `mesage`", Some("did you mean `message`?"))),
+            "{messages:#?}"
+        );
+        assert!(
+            messages.contains(&("", "missing parameter `message`", Some("add `message:` under `with`"))),
+            "{messages:#?}"
+        );
+        assert!(
+            messages.contains(&("/times", "`times` must be an integer, found a string", None)),
+            "{messages:#?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.0 == "/level" && m.2 == Some("did you mean `warn`?")),
+            "{messages:#?}"
+        );
+        let skipped = registry.check_schema("echo", &json!({"message": "x", "times": "{{ inputs.n }}"}), &|p| {
+            p == "/times"
+        });
         assert!(skipped.is_empty(), "{skipped:?}");
     }
 }

@@ -63,12 +63,8 @@ pub struct SyntaxError {
 
 impl SyntaxError {
     fn from_minijinja(error: &minijinja::Error, text_len: usize) -> Self {
-        let message = error
-            .detail()
-            .map_or_else(|| error.kind().to_string(), str::to_string);
-        let range = error
-            .range()
-            .map(|r| r.start.min(text_len)..r.end.min(text_len));
+        let message = error.detail().map_or_else(|| error.kind().to_string(), str::to_string);
+        let range = error.range().map(|r| r.start.min(text_len)..r.end.min(text_len));
         Self { message, range }
     }
 }

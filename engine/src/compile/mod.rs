@@ -54,7 +54,7 @@ impl StepGraph {
     }
 
     /// Whether `ancestor` is guaranteed to finish before `step` starts.
-    pub fn is_ancestor(&self, ancestor: usize, step: usize, seen: &mut Vec<u32>, generation: &mut u32) -> bool {
+    pub fn is_ancestor(&self, ancestor: usize, step: usize, seen: &mut [u32], generation: &mut u32) -> bool {
         *generation += 1;
         let mut stack = vec![step];
         while let Some(s) = stack.pop() {
@@ -83,18 +83,29 @@ impl StepGraph {
 
 /// Compiles a checked runbook into its step graph.
 pub fn compile(runbook: checked::Runbook) -> Result<Compiled, Vec<Diagnostic>> {
-    let index: HashMap<&str, usize> = runbook.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = runbook
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let mut diagnostics = Vec::new();
     let mut needs: Vec<Vec<Edge>> = Vec::with_capacity(runbook.steps.len());
     for (i, step) in runbook.steps.iter().enumerate() {
         let edges = match &step.needs {
             Needs::Previous if i == 0 => Vec::new(),
-            Needs::Previous => vec![Edge { from: i - 1, span: None }],
+            Needs::Previous => vec![Edge {
+                from: i - 1,
+                span: None,
+            }],
             Needs::Explicit(ids) => {
                 let mut edges: Vec<Edge> = Vec::with_capacity(ids.len());
                 for (id, span) in ids {
                     match index.get(id.as_str()) {
-                        Some(&from) if !edges.iter().any(|e| e.from == from) => edges.push(Edge { from, span: Some(*span) }),
+                        Some(&from) if !edges.iter().any(|e| e.from == from) => edges.push(Edge {
+                            from,
+                            span: Some(*span),
+                        }),
                         Some(_) => {}
                         None => diagnostics.push(
                             Diagnostic::error(
@@ -146,7 +157,12 @@ pub fn compile(runbook: checked::Runbook) -> Result<Compiled, Vec<Diagnostic>> {
         diagnostics.extend(cycles(&runbook, &graph, &needs));
         return Err(diagnostics);
     }
-    let graph = StepGraph { graph, needs, waves, wave_of };
+    let graph = StepGraph {
+        graph,
+        needs,
+        waves,
+        wave_of,
+    };
     diagnostics.extend(check_step_references(&runbook, &graph, &index));
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(diagnostics);
@@ -166,7 +182,11 @@ fn cycles(runbook: &checked::Runbook, graph: &DiGraph<usize, ()>, needs: &[Vec<E
             continue;
         }
         let path = cycle_path(&members, needs);
-        let names: Vec<String> = path.iter().chain(path.first()).map(|&i| format!("`{}`", runbook.steps[i].id)).collect();
+        let names: Vec<String> = path
+            .iter()
+            .chain(path.first())
+            .map(|&i| format!("`{}`", runbook.steps[i].id))
+            .collect();
         let mut diagnostic = Diagnostic::error(
             codes::CYCLE,
             if self_loop {
@@ -180,15 +200,24 @@ fn cycles(runbook: &checked::Runbook, graph: &DiGraph<usize, ()>, needs: &[Vec<E
             let next = path[(k + 1) % path.len()];
             let edge = needs[next].iter().find(|e| e.from == step);
             let (span, text) = match edge {
-                Some(Edge { span: Some(span), .. }) => (*span, format!("`{}` needs `{}`", runbook.steps[next].id, runbook.steps[step].id)),
+                Some(Edge { span: Some(span), .. }) => (
+                    *span,
+                    format!("`{}` needs `{}`", runbook.steps[next].id, runbook.steps[step].id),
+                ),
                 _ => (
                     runbook.steps[next].span,
-                    format!("`{}` needs the step above, `{}` (no `needs`)", runbook.steps[next].id, runbook.steps[step].id),
+                    format!(
+                        "`{}` needs the step above, `{}` (no `needs`)",
+                        runbook.steps[next].id, runbook.steps[step].id
+                    ),
                 ),
             };
             diagnostic = diagnostic.with_label(span, text);
         }
-        out.push(diagnostic.with_help("remove one of these dependencies; a runbook's steps must form a graph without cycles"));
+        out.push(
+            diagnostic
+                .with_help("remove one of these dependencies; a runbook's steps must form a graph without cycles"),
+        );
     }
     out
 }
@@ -226,56 +255,84 @@ fn cycle_path(members: &[usize], needs: &[Vec<Edge>]) -> Vec<usize> {
 }
 
 /// Every `steps.ID` read by a step must belong to a step guaranteed to have finished.
-fn check_step_references(runbook: &checked::Runbook, graph: &StepGraph, index: &HashMap<&str, usize>) -> Vec<Diagnostic> {
-    let finally_index: HashMap<&str, usize> = runbook.finally.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+fn check_step_references(
+    runbook: &checked::Runbook,
+    graph: &StepGraph,
+    index: &HashMap<&str, usize>,
+) -> Vec<Diagnostic> {
+    let finally_index: HashMap<&str, usize> = runbook
+        .finally
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let mut out = Vec::new();
     let mut seen = vec![0u32; runbook.steps.len()];
     let mut generation = 0u32;
     for (i, step) in runbook.steps.iter().enumerate() {
-        let check = |text: &Text, allow_self: bool, out: &mut Vec<Diagnostic>, seen: &mut Vec<u32>, generation: &mut u32| {
-            for reference in &text.refs {
-                let Some(id) = reference.step_id() else { continue };
-                if let Some(&target) = index.get(id) {
-                    if target == i {
-                        if allow_self {
-                            continue;
-                        }
-                        out.push(
-                            Diagnostic::error(codes::NOT_AN_ANCESTOR, format!("step `{id}` reads its own `{}`", reference.path))
+        let check =
+            |text: &Text, allow_self: bool, out: &mut Vec<Diagnostic>, seen: &mut [u32], generation: &mut u32| {
+                for reference in &text.refs {
+                    let Some(id) = reference.step_id() else { continue };
+                    if let Some(&target) = index.get(id) {
+                        if target == i {
+                            if allow_self {
+                                continue;
+                            }
+                            out.push(
+                                Diagnostic::error(
+                                    codes::NOT_AN_ANCESTOR,
+                                    format!("step `{id}` reads its own `{}`", reference.path),
+                                )
                                 .with_label(reference.span, "not known until the step has finished")
-                                .with_help("inside the step itself, read `result` (in `verify`, `outputs` and `until`)"),
-                        );
-                    } else if !graph.is_ancestor(target, i, seen, generation) {
-                        let later = graph.is_ancestor(i, target, seen, generation);
-                        let help = if later {
-                            format!("`{id}` runs after `{}`; move the step below `{id}` or read the value later", step.id)
-                        } else {
-                            format!("add `{id}` to the `needs` of `{}`", step.id)
-                        };
+                                .with_help(
+                                    "inside the step itself, read `result` (in `verify`, `outputs` and `until`)",
+                                ),
+                            );
+                        } else if !graph.is_ancestor(target, i, seen, generation) {
+                            let later = graph.is_ancestor(i, target, seen, generation);
+                            let help = if later {
+                                format!(
+                                    "`{id}` runs after `{}`; move the step below `{id}` or read the value later",
+                                    step.id
+                                )
+                            } else {
+                                format!("add `{id}` to the `needs` of `{}`", step.id)
+                            };
+                            out.push(
+                                Diagnostic::error(
+                                    codes::NOT_AN_ANCESTOR,
+                                    format!(
+                                        "step `{}` reads `{}`, but `{id}` is not guaranteed to have finished before it",
+                                        step.id, reference.path
+                                    ),
+                                )
+                                .with_label(
+                                    reference.span,
+                                    if later {
+                                        "this step runs later"
+                                    } else {
+                                        "may not have run yet"
+                                    },
+                                )
+                                .with_help(help),
+                            );
+                        }
+                    } else if finally_index.contains_key(id) {
                         out.push(
                             Diagnostic::error(
                                 codes::NOT_AN_ANCESTOR,
                                 format!(
-                                    "step `{}` reads `{}`, but `{id}` is not guaranteed to have finished before it",
+                                    "step `{}` reads `{}`, but `{id}` is a `finally` step",
                                     step.id, reference.path
                                 ),
                             )
-                            .with_label(reference.span, if later { "this step runs later" } else { "may not have run yet" })
-                            .with_help(help),
+                            .with_label(reference.span, "finally steps run after all steps")
+                            .with_help("only `finally` steps can read other `finally` steps"),
                         );
                     }
-                } else if finally_index.contains_key(id) {
-                    out.push(
-                        Diagnostic::error(
-                            codes::NOT_AN_ANCESTOR,
-                            format!("step `{}` reads `{}`, but `{id}` is a `finally` step", step.id, reference.path),
-                        )
-                        .with_label(reference.span, "finally steps run after all steps")
-                        .with_help("only `finally` steps can read other `finally` steps"),
-                    );
                 }
-            }
-        };
+            };
         for text in step.own_texts() {
             check(text, false, &mut out, &mut seen, &mut generation);
         }
@@ -295,7 +352,12 @@ fn check_step_references(runbook: &checked::Runbook, graph: &StepGraph, index: &
                     out.push(
                         Diagnostic::error(
                             codes::NOT_AN_ANCESTOR,
-                            format!("finally step `{}` reads `{}`, but `{id}` runs {}", step.id, reference.path, if j == k { "as this very step" } else { "after it" }),
+                            format!(
+                                "finally step `{}` reads `{}`, but `{id}` runs {}",
+                                step.id,
+                                reference.path,
+                                if j == k { "as this very step" } else { "after it" }
+                            ),
                         )
                         .with_label(reference.span, "not finished yet")
                         .with_help("finally steps run in order; a finally step can read the ones above it"),

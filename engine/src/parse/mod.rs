@@ -12,7 +12,9 @@ pub fn parse(source: &SourceFile) -> (Option<raw::Runbook>, Vec<Diagnostic>) {
         Ok(node) => node,
         Err(diagnostic) => return (None, vec![diagnostic]),
     };
-    let mut collector = raw::Collector { diagnostics: Vec::new() };
+    let mut collector = raw::Collector {
+        diagnostics: Vec::new(),
+    };
     let runbook = raw::Runbook::from_document(&node, &mut collector);
     (runbook, collector.diagnostics)
 }

@@ -53,7 +53,10 @@ impl Node {
         for token in pointer.split('/').skip(1) {
             let token = token.replace("~1", "/").replace("~0", "~");
             node = match &node.value {
-                Value::Map(entries) => entries.iter().find(|(k, _)| k.as_str() == Some(&token)).map(|(_, v)| v)?,
+                Value::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| k.as_str() == Some(&token))
+                    .map(|(_, v)| v)?,
                 Value::Seq(items) => items.get(token.parse::<usize>().ok()?)?,
                 _ => return None,
             };
@@ -66,7 +69,10 @@ impl Node {
         let (parent, last) = pointer.rsplit_once('/')?;
         let parent = self.pointer(parent)?;
         match &parent.value {
-            Value::Map(entries) => entries.iter().find(|(k, _)| k.as_str() == Some(last)).map(|(k, _)| k.span),
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(last))
+                .map(|(k, _)| k.span),
             _ => None,
         }
     }
@@ -81,12 +87,7 @@ impl Node {
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => J::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.key_text(), v.to_json()))
-                    .collect(),
-            ),
+            Value::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.key_text(), v.to_json())).collect()),
         }
     }
 
@@ -111,15 +112,19 @@ pub const CODE_ENCODING: &str = "runbook::parse::encoding";
 pub const CODE_TOO_LARGE: &str = "runbook::parse::too_large";
 
 /// Reads a file's bytes as a source, refusing text that is not UTF-8.
-pub fn decode(name: &str, bytes: &[u8]) -> Result<SourceFile, (SourceFile, Diagnostic)> {
+pub fn decode(name: &str, bytes: &[u8]) -> Result<SourceFile, Box<(SourceFile, Diagnostic)>> {
     if bytes.len() > MAX_FILE_BYTES {
         let source = SourceFile::new(name, "");
         let diagnostic = Diagnostic::error(
             CODE_TOO_LARGE,
-            format!("the file is {} bytes; runbooks are limited to {} bytes", bytes.len(), MAX_FILE_BYTES),
+            format!(
+                "the file is {} bytes; runbooks are limited to {} bytes",
+                bytes.len(),
+                MAX_FILE_BYTES
+            ),
         )
         .with_help("is this the right file? a runbook is a YAML document of steps");
-        return Err((source, diagnostic));
+        return Err(Box::new((source, diagnostic)));
     }
     match std::str::from_utf8(bytes) {
         Ok(text) => Ok(SourceFile::new(name, text)),
@@ -133,7 +138,7 @@ pub fn decode(name: &str, bytes: &[u8]) -> Result<SourceFile, (SourceFile, Diagn
             )
             .with_label(Span::new(at, 1), "this byte is not UTF-8")
             .with_help("save the runbook as UTF-8 text");
-            Err((source, diagnostic))
+            Err(Box::new((source, diagnostic)))
         }
     }
 }
@@ -192,7 +197,9 @@ fn byte_offset(text: &str, line: usize, column: usize) -> usize {
     let line_start = if line <= 1 {
         0
     } else {
-        text.match_indices('\n').nth(line - 2).map_or(text.len(), |(i, _)| i + 1)
+        text.match_indices('\n')
+            .nth(line - 2)
+            .map_or(text.len(), |(i, _)| i + 1)
     };
     let rest = &text[line_start..];
     line_start
@@ -287,7 +294,10 @@ mod tests {
         let text = "a: 1\nb:\n  - \"x{{ y }}\"\n  - plain\n";
         let node = parse(text).unwrap();
         let item = node.pointer("/b/0").unwrap();
-        assert_eq!(&text[item.span.offset..item.span.offset + item.span.len], "\"x{{ y }}\"");
+        assert_eq!(
+            &text[item.span.offset..item.span.offset + item.span.len],
+            "\"x{{ y }}\""
+        );
         assert_eq!(item.as_str(), Some("x{{ y }}"));
         let key = node.key_span("/b").unwrap();
         assert_eq!(&text[key.offset..key.offset + key.len], "b");
@@ -300,13 +310,17 @@ mod tests {
         assert!(!error.message.contains("line "), "{}", error.message);
         assert_eq!(error.labels.len(), 1);
         let duplicate = parse("a: 1\na: 2\n").unwrap_err();
-        assert!(!duplicate.message.contains("DuplicateKeyPolicy"), "{}", duplicate.message);
+        assert!(
+            !duplicate.message.contains("DuplicateKeyPolicy"),
+            "{}",
+            duplicate.message
+        );
         assert_eq!(duplicate.labels[0].span.offset, 5);
     }
 
     #[test]
     fn non_utf8_is_refused_with_the_offset() {
-        let (_, diagnostic) = decode("f", b"runbook: 1\nname: \xff\n").unwrap_err();
+        let (_, diagnostic) = *decode("f", b"runbook: 1\nname: \xff\n").unwrap_err();
         assert_eq!(diagnostic.labels[0].span.offset, 17);
     }
 

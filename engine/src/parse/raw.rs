@@ -447,9 +447,12 @@ impl FromNode for Spanned<DurationText> {
             },
             Value::Int(i) => {
                 cx.diagnostics.push(
-                    Diagnostic::error(CODE_WRONG_TYPE, format!("`{key}` must be {expected}, found a bare number"))
-                        .with_label(node.span, "a number without a unit")
-                        .with_help(format!("write the unit, e.g. `{i}s` for {i} seconds")),
+                    Diagnostic::error(
+                        CODE_WRONG_TYPE,
+                        format!("`{key}` must be {expected}, found a bare number"),
+                    )
+                    .with_label(node.span, "a number without a unit")
+                    .with_help(format!("write the unit, e.g. `{i}s` for {i} seconds")),
                 );
                 None
             }
@@ -582,9 +585,20 @@ struct MapReader<'a> {
 }
 
 impl<'a> MapReader<'a> {
-    fn new(node: &'a Node, key: &str, what: &'static str, known: &'static [&'static str], cx: &mut Collector) -> Option<Self> {
+    fn new(
+        node: &'a Node,
+        key: &str,
+        what: &'static str,
+        known: &'static [&'static str],
+        cx: &mut Collector,
+    ) -> Option<Self> {
         match &node.value {
-            Value::Map(entries) => Some(Self { node, entries, known, what }),
+            Value::Map(entries) => Some(Self {
+                node,
+                entries,
+                known,
+                what,
+            }),
             _ => {
                 cx.wrong_type(node, key, &format!("a mapping ({what})"));
                 None
@@ -594,7 +608,10 @@ impl<'a> MapReader<'a> {
 
     fn raw(&self, key: &str) -> Option<&'a Node> {
         debug_assert!(self.known.contains(&key), "{key} is not declared for {}", self.what);
-        self.entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
     }
 
     fn get<T: FromNode>(&self, key: &str, cx: &mut Collector) -> Option<T> {
@@ -647,15 +664,38 @@ impl<'a> MapReader<'a> {
 }
 
 pub const RUNBOOK_KEYS: &[&str] = &[
-    "runbook", "name", "description", "inputs", "secrets", "vars", "defaults", "max_parallel", "lock", "steps", "finally",
+    "runbook",
+    "name",
+    "description",
+    "inputs",
+    "secrets",
+    "vars",
+    "defaults",
+    "max_parallel",
+    "lock",
+    "steps",
+    "finally",
 ];
 pub const INPUT_KEYS: &[&str] = &["type", "default", "required", "description", "env", "values"];
 pub const SECRET_KEYS: &[&str] = &["env", "file", "description"];
 pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry", "on_failure"];
 pub const RETRY_KEYS: &[&str] = &["attempts", "backoff", "delay", "max_delay", "jitter", "until"];
 pub const STEP_KEYS: &[&str] = &[
-    "id", "name", "description", "uses", "with", "needs", "when", "confirm", "verify", "outputs", "timeout", "retry", "on_failure",
-    "rollback", "idempotent",
+    "id",
+    "name",
+    "description",
+    "uses",
+    "with",
+    "needs",
+    "when",
+    "confirm",
+    "verify",
+    "outputs",
+    "timeout",
+    "retry",
+    "on_failure",
+    "rollback",
+    "idempotent",
 ];
 pub const BODY_KEYS: &[&str] = &["name", "description", "uses", "with", "timeout", "retry", "verify"];
 
@@ -673,7 +713,12 @@ impl Runbook {
         }
         let m = MapReader::new(node, "runbook", "the runbook", RUNBOOK_KEYS, cx)?;
         let version = m.get("runbook", cx);
-        m.require(&version, "runbook", "add `runbook: 1` at the top of the file (the format version)", cx);
+        m.require(
+            &version,
+            "runbook",
+            "add `runbook: 1` at the top of the file (the format version)",
+            cx,
+        );
         let runbook = Runbook {
             version,
             name: m.get("name", cx),
@@ -767,7 +812,9 @@ fn expression(m: &MapReader<'_>, key: &str, cx: &mut Collector) -> Option<Spanne
 /// `verify` may be one expression or a list of them.
 fn expressions(m: &MapReader<'_>, key: &str, cx: &mut Collector) -> Vec<Spanned<String>> {
     match m.raw(key) {
-        Some(node) if matches!(node.value, Value::Str(_)) => Spanned::<String>::from_node(node, key, cx).into_iter().collect(),
+        Some(node) if matches!(node.value, Value::Str(_)) => {
+            Spanned::<String>::from_node(node, key, cx).into_iter().collect()
+        }
         Some(node) => Vec::from_node(node, key, cx).unwrap_or_default(),
         None => Vec::new(),
     }
@@ -794,8 +841,18 @@ impl FromNode for Step {
             idempotent: m.get("idempotent", cx),
             span: m.label_span(),
         };
-        m.require(&step.id, "id", "give the step a unique id such as `id: check_health`", cx);
-        m.require(&step.uses, "uses", "say which kind of step this is, e.g. `uses: shell`", cx);
+        m.require(
+            &step.id,
+            "id",
+            "give the step a unique id such as `id: check_health`",
+            cx,
+        );
+        m.require(
+            &step.uses,
+            "uses",
+            "say which kind of step this is, e.g. `uses: shell`",
+            cx,
+        );
         m.finish(cx);
         Some(step)
     }
@@ -814,7 +871,12 @@ impl FromNode for StepBody {
             verify: expressions(&m, "verify", cx),
             span: m.label_span(),
         };
-        m.require(&body.uses, "uses", "say which kind of step undoes this one, e.g. `uses: shell`", cx);
+        m.require(
+            &body.uses,
+            "uses",
+            "say which kind of step undoes this one, e.g. `uses: shell`",
+            cx,
+        );
         m.finish(cx);
         Some(body)
     }
@@ -828,7 +890,9 @@ mod tests {
 
     fn read(text: &str) -> (Option<Runbook>, Vec<Diagnostic>) {
         let node = parse_yaml(&SourceFile::new("t.yaml", text)).unwrap();
-        let mut cx = Collector { diagnostics: Vec::new() };
+        let mut cx = Collector {
+            diagnostics: Vec::new(),
+        };
         let runbook = Runbook::from_document(&node, &mut cx);
         (runbook, cx.diagnostics)
     }
@@ -854,10 +918,26 @@ mod tests {
         );
         let codes: Vec<_> = diagnostics.iter().map(|d| (d.code, d.help.clone())).collect();
         assert_eq!(diagnostics.len(), 4, "{codes:#?}");
-        assert!(diagnostics.iter().any(|d| d.help.as_deref() == Some("did you mean `needs`?")));
-        assert!(diagnostics.iter().any(|d| d.help.as_deref() == Some("did you mean `finally`?")));
-        assert!(diagnostics.iter().any(|d| d.help.as_deref() == Some("did you mean `rollback`?")));
-        assert!(diagnostics.iter().any(|d| d.help.as_deref() == Some("write the unit, e.g. `30s` for 30 seconds")));
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d.help.as_deref() == Some("did you mean `needs`?"))
+        );
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d.help.as_deref() == Some("did you mean `finally`?"))
+        );
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d.help.as_deref() == Some("did you mean `rollback`?"))
+        );
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d.help.as_deref() == Some("write the unit, e.g. `30s` for 30 seconds"))
+        );
     }
 
     #[test]

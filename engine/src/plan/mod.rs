@@ -33,6 +33,9 @@ pub mod codes {
     pub const RENDER: &str = "runbook::plan::render";
 }
 
+/// Looks up an environment variable.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// What the planner is told besides the runbook.
 #[derive(Default)]
 pub struct PlanRequest<'a> {
@@ -41,7 +44,7 @@ pub struct PlanRequest<'a> {
     /// `--assume steps.ID.outputs.NAME=VALUE` (or `steps.ID.status=...`).
     pub assume: Vec<(String, String)>,
     /// The environment, for inputs with `env` and secrets.
-    pub env: Option<&'a dyn Fn(&str) -> Option<String>>,
+    pub env: Option<EnvLookup<'a>>,
     /// Whether a secret file exists (relative paths are resolved by the caller).
     pub file_exists: Option<&'a dyn Fn(&str) -> bool>,
 }
@@ -94,10 +97,19 @@ pub struct PlannedVar {
 pub enum Guard {
     /// No `when`: the step runs once its needs have finished.
     Always,
-    KnownTrue { expression: String, because: String },
-    KnownFalse { expression: String, because: String },
+    KnownTrue {
+        expression: String,
+        because: String,
+    },
+    KnownFalse {
+        expression: String,
+        because: String,
+    },
     /// Decided when the run gets there, on these values.
-    AtRunTime { expression: String, depends_on: Vec<String> },
+    AtRunTime {
+        expression: String,
+        depends_on: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -178,7 +190,11 @@ fn placeholder(path: &str) -> Value {
 }
 
 /// Builds the plan. Fails only on inputs and assumptions that cannot be used.
-pub fn plan(compiled: &Compiled, registry: &Registry, request: &PlanRequest<'_>) -> Result<(Plan, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub fn plan(
+    compiled: &Compiled,
+    registry: &Registry,
+    request: &PlanRequest<'_>,
+) -> Result<(Plan, Vec<Diagnostic>), Vec<Diagnostic>> {
     let runbook = &compiled.runbook;
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
@@ -201,15 +217,26 @@ pub fn plan(compiled: &Compiled, registry: &Registry, request: &PlanRequest<'_>)
             };
             if !available {
                 warnings.push(
-                    Diagnostic::warning(codes::MISSING_SECRET, format!("secret `{}` is not set ({source})", s.name))
-                        .with_label(s.span, "declared here")
-                        .with_help(match &s.source {
-                            SecretSource::Env(var) => format!("export {var}=... before `runbook run`; a run without it refuses to start"),
-                            SecretSource::File(path) => format!("create {path} before `runbook run`; a run without it refuses to start"),
-                        }),
+                    Diagnostic::warning(
+                        codes::MISSING_SECRET,
+                        format!("secret `{}` is not set ({source})", s.name),
+                    )
+                    .with_label(s.span, "declared here")
+                    .with_help(match &s.source {
+                        SecretSource::Env(var) => {
+                            format!("export {var}=... before `runbook run`; a run without it refuses to start")
+                        }
+                        SecretSource::File(path) => {
+                            format!("create {path} before `runbook run`; a run without it refuses to start")
+                        }
+                    }),
                 );
             }
-            PlannedSecret { name: s.name.clone(), source, available }
+            PlannedSecret {
+                name: s.name.clone(),
+                source,
+                available,
+            }
         })
         .collect();
 
@@ -240,8 +267,13 @@ pub fn plan(compiled: &Compiled, registry: &Registry, request: &PlanRequest<'_>)
             })
             .collect();
         let status_path = format!("steps.{}.status", step.id);
-        let status = assumed.get(&status_path).map_or_else(|| placeholder(&status_path), to_value);
-        steps_context.insert(step.id.clone(), Value::from(BTreeMap::from([("outputs", Value::from(outputs)), ("status", status)])));
+        let status = assumed
+            .get(&status_path)
+            .map_or_else(|| placeholder(&status_path), to_value);
+        steps_context.insert(
+            step.id.clone(),
+            Value::from(BTreeMap::from([("outputs", Value::from(outputs)), ("status", status)])),
+        );
     }
     context.insert("steps", Value::from(steps_context));
 
@@ -252,19 +284,29 @@ pub fn plan(compiled: &Compiled, registry: &Registry, request: &PlanRequest<'_>)
         let ctx = Value::from(context.clone());
         let value = render_param(&var.value, &ctx, &assumed, &mut warnings);
         var_values.insert(var.name.clone(), to_value(&value));
-        vars.push(PlannedVar { name: var.name.clone(), value });
+        vars.push(PlannedVar {
+            name: var.name.clone(),
+            value,
+        });
     }
     context.insert("vars", Value::from(var_values));
     let ctx = Value::from(context);
 
-    let planner = Planner { registry, ctx: &ctx, assumed: &assumed };
+    let planner = Planner {
+        registry,
+        ctx: &ctx,
+        assumed: &assumed,
+    };
     let mut warnings_out = warnings;
     let graph = &compiled.graph;
     let steps: Vec<PlannedStep> = graph
         .order()
         .map(|i| {
             let step = &runbook.steps[i];
-            let needs = graph.needs[i].iter().map(|e| runbook.steps[e.from].id.clone()).collect();
+            let needs = graph.needs[i]
+                .iter()
+                .map(|e| runbook.steps[e.from].id.clone())
+                .collect();
             planner.step(step, Some(graph.wave_of[i] + 1), needs, &mut warnings_out)
         })
         .collect();
@@ -278,10 +320,20 @@ pub fn plan(compiled: &Compiled, registry: &Registry, request: &PlanRequest<'_>)
     let summary = Summary {
         steps: steps.len(),
         waves: graph.waves.len(),
-        confirmations: steps.iter().chain(&finally_steps).filter(|s| s.confirm.is_some() || s.action.kind == "confirm").count(),
+        confirmations: steps
+            .iter()
+            .chain(&finally_steps)
+            .filter(|s| s.confirm.is_some() || s.action.kind == "confirm")
+            .count(),
         with_rollback: steps.iter().filter(|s| s.rollback.is_some()).count(),
-        skipped: steps.iter().filter(|s| matches!(s.guard, Guard::KnownFalse { .. })).count(),
-        decided_at_run_time: steps.iter().filter(|s| matches!(s.guard, Guard::AtRunTime { .. })).count(),
+        skipped: steps
+            .iter()
+            .filter(|s| matches!(s.guard, Guard::KnownFalse { .. }))
+            .count(),
+        decided_at_run_time: steps
+            .iter()
+            .filter(|s| matches!(s.guard, Guard::AtRunTime { .. }))
+            .count(),
         finally: finally_steps.len(),
     };
     let waves = graph
@@ -329,7 +381,11 @@ pub fn resolve_inputs(
     }
     let mut out = Vec::new();
     for input in &runbook.inputs {
-        let from_args = given.iter().rev().find(|(n, _)| n == &input.name).map(|(_, v)| (v.clone(), "argument".to_string()));
+        let from_args = given
+            .iter()
+            .rev()
+            .find(|(n, _)| n == &input.name)
+            .map(|(_, v)| (v.clone(), "argument".to_string()));
         let from_env = || {
             input
                 .env
@@ -341,9 +397,16 @@ pub fn resolve_inputs(
                 Ok(value) => Some((value, source)),
                 Err(reason) => {
                     errors.push(
-                        Diagnostic::error(codes::BAD_INPUT, format!("bad value for input `{}` ({source}): {reason}", input.name))
-                            .with_label(input.span, format!("declared as {}", input.ty.name()))
-                            .with_help(format!("give a {} value, e.g. `--input {}=...`", input.ty.name(), input.name)),
+                        Diagnostic::error(
+                            codes::BAD_INPUT,
+                            format!("bad value for input `{}` ({source}): {reason}", input.name),
+                        )
+                        .with_label(input.span, format!("declared as {}", input.ty.name()))
+                        .with_help(format!(
+                            "give a {} value, e.g. `--input {}=...`",
+                            input.ty.name(),
+                            input.name
+                        )),
                     );
                     continue;
                 }
@@ -382,7 +445,11 @@ pub fn resolve_inputs(
 }
 
 /// Parses `--assume` values: JSON when they parse as JSON, text otherwise.
-fn parse_assumptions(compiled: &Compiled, assume: &[(String, String)], errors: &mut Vec<Diagnostic>) -> HashMap<String, Json> {
+fn parse_assumptions(
+    compiled: &Compiled,
+    assume: &[(String, String)],
+    errors: &mut Vec<Diagnostic>,
+) -> HashMap<String, Json> {
     let mut out = HashMap::new();
     for (path, text) in assume {
         let parts: Vec<&str> = path.split('.').collect();
@@ -422,7 +489,13 @@ fn runtime_only(path: &str, assumed: &HashMap<String, Json>) -> bool {
 }
 
 impl Planner<'_> {
-    fn step(&self, step: &checked::Step, wave: Option<usize>, needs: Vec<String>, warnings: &mut Vec<Diagnostic>) -> PlannedStep {
+    fn step(
+        &self,
+        step: &checked::Step,
+        wave: Option<usize>,
+        needs: Vec<String>,
+        warnings: &mut Vec<Diagnostic>,
+    ) -> PlannedStep {
         let action = self.action(&step.kind, step.name.clone(), &step.with, warnings);
         let guard = match &step.when {
             None => Guard::Always,
@@ -461,7 +534,13 @@ impl Planner<'_> {
         }
     }
 
-    fn action(&self, kind_name: &str, name: Option<String>, with: &Param, warnings: &mut Vec<Diagnostic>) -> PlannedAction {
+    fn action(
+        &self,
+        kind_name: &str,
+        name: Option<String>,
+        with: &Param,
+        warnings: &mut Vec<Diagnostic>,
+    ) -> PlannedAction {
         let params = render_param(with, self.ctx, self.assumed, warnings);
         let mut action = self
             .registry
@@ -471,14 +550,26 @@ impl Planner<'_> {
         if let Some(kind) = self.registry.get(kind_name) {
             for pointer in kind.nested_steps() {
                 if let Some(nested) = params.pointer(pointer)
-                    && let Some(nested_kind) = nested.get("uses").and_then(Json::as_str).and_then(|k| self.registry.get(k))
+                    && let Some(nested_kind) = nested
+                        .get("uses")
+                        .and_then(Json::as_str)
+                        .and_then(|k| self.registry.get(k))
                 {
                     let nested_with = nested.get("with").cloned().unwrap_or(Json::Null);
-                    action.push_str(&format!("; {}: {}", pointer.trim_start_matches('/'), nested_kind.describe(&nested_with)));
+                    action.push_str(&format!(
+                        "; {}: {}",
+                        pointer.trim_start_matches('/'),
+                        nested_kind.describe(&nested_with)
+                    ));
                 }
             }
         }
-        PlannedAction { kind: kind_name.to_string(), name, action, params }
+        PlannedAction {
+            kind: kind_name.to_string(),
+            name,
+            action,
+            params,
+        }
     }
 
     fn guard(&self, when: &Text) -> Guard {
@@ -489,7 +580,10 @@ impl Planner<'_> {
             .map(|r| r.path.clone())
             .collect();
         if !pending.is_empty() {
-            return Guard::AtRunTime { expression: when.text.clone(), depends_on: pending };
+            return Guard::AtRunTime {
+                expression: when.text.clone(),
+                depends_on: pending,
+            };
         }
         let because = when
             .refs
@@ -501,8 +595,14 @@ impl Planner<'_> {
             .collect::<Vec<_>>()
             .join(", ");
         match template::eval(&when.text, self.ctx) {
-            Ok(value) if value.is_true() => Guard::KnownTrue { expression: when.text.clone(), because },
-            Ok(_) => Guard::KnownFalse { expression: when.text.clone(), because },
+            Ok(value) if value.is_true() => Guard::KnownTrue {
+                expression: when.text.clone(),
+                because,
+            },
+            Ok(_) => Guard::KnownFalse {
+                expression: when.text.clone(),
+                because,
+            },
             Err(e) => Guard::AtRunTime {
                 expression: when.text.clone(),
                 depends_on: vec![format!("(cannot evaluate now: {})", e.detail().unwrap_or("error"))],
@@ -522,17 +622,17 @@ impl Planner<'_> {
 }
 
 fn short_value(value: &Value) -> String {
-    if value.as_str().is_some() {
-        format!("{:?}", value.to_string())
-    } else {
-        value.to_string()
-    }
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
 }
 
 fn render_warning(text: &Text, error: &minijinja::Error) -> Diagnostic {
     Diagnostic::warning(
         codes::RENDER,
-        format!("cannot render `{}` now: {}", text.text, error.detail().unwrap_or("error")),
+        format!(
+            "cannot render `{}` now: {}",
+            text.text,
+            error.detail().unwrap_or("error")
+        ),
     )
     .with_label(text.span, "shown as written")
 }

@@ -41,7 +41,13 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     if !plan.inputs.is_empty() {
         let _ = writeln!(out, "\n{}", p.bold("inputs"));
         for input in &plan.inputs {
-            let _ = writeln!(out, "  {} = {}  {}", input.name, json_inline(&input.value), p.dim(&format!("({})", input.source)));
+            let _ = writeln!(
+                out,
+                "  {} = {}  {}",
+                input.name,
+                json_inline(&input.value),
+                p.dim(&format!("({})", input.source))
+            );
         }
     }
     if !plan.secrets.is_empty() {
@@ -52,7 +58,13 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             } else {
                 p.fg(AnsiColor::Yellow, "NOT SET: a run would refuse to start")
             };
-            let _ = writeln!(out, "  {} = ***  {} {}", secret.name, p.dim(&format!("({})", secret.source)), state);
+            let _ = writeln!(
+                out,
+                "  {} = ***  {} {}",
+                secret.name,
+                p.dim(&format!("({})", secret.source)),
+                state
+            );
         }
     }
     if !plan.vars.is_empty() {
@@ -71,7 +83,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         }
     }
     for (w, wave) in plan.waves.iter().enumerate() {
-        let parallel = if wave.len() > 1 { format!(" ({} steps in parallel)", wave.len()) } else { String::new() };
+        let parallel = if wave.len() > 1 {
+            format!(" ({} steps in parallel)", wave.len())
+        } else {
+            String::new()
+        };
         let _ = writeln!(out, "\n{}", p.bold(&format!("wave {}{parallel}", w + 1)));
         for id in wave {
             if let Some(step) = plan.steps.iter().find(|s| &s.id == id) {
@@ -102,7 +118,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
 }
 
 fn count(n: usize, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 fn step_text(out: &mut String, step: &PlannedStep, p: &Paint) {
@@ -126,14 +146,29 @@ fn step_text(out: &mut String, step: &PlannedStep, p: &Paint) {
             let _ = writeln!(out, "{indent}{} {expression} → runs ({because})", p.dim("when:"));
         }
         Guard::KnownFalse { expression, because } => {
-            let _ = writeln!(out, "{indent}{} {expression} → {} ({because})", p.dim("when:"), p.fg(AnsiColor::Yellow, "SKIPPED"));
+            let _ = writeln!(
+                out,
+                "{indent}{} {expression} → {} ({because})",
+                p.dim("when:"),
+                p.fg(AnsiColor::Yellow, "SKIPPED")
+            );
         }
         Guard::AtRunTime { expression, depends_on } => {
-            let _ = writeln!(out, "{indent}{} {expression} → decided at run time on {}", p.dim("when:"), depends_on.join(", "));
+            let _ = writeln!(
+                out,
+                "{indent}{} {expression} → decided at run time on {}",
+                p.dim("when:"),
+                depends_on.join(", ")
+            );
         }
     }
     if let Some(confirm) = &step.confirm {
-        let _ = writeln!(out, "{indent}{} {}", p.fg(AnsiColor::Magenta, "asks first:"), confirm.trim());
+        let _ = writeln!(
+            out,
+            "{indent}{} {}",
+            p.fg(AnsiColor::Magenta, "asks first:"),
+            confirm.trim()
+        );
     }
     let _ = writeln!(out, "{indent}{} {}", p.dim("does:"), step.action.action);
     params_text(out, &step.action.params, indent, p);
@@ -172,7 +207,12 @@ fn step_text(out: &mut String, step: &PlannedStep, p: &Paint) {
         let _ = writeln!(out, "{indent}{} {}", p.dim("limits:"), limits.join(" · "));
     }
     if let Some(rollback) = &step.rollback {
-        let _ = writeln!(out, "{indent}{} {}", p.fg(AnsiColor::Cyan, "rollback:"), action_line(rollback));
+        let _ = writeln!(
+            out,
+            "{indent}{} {}",
+            p.fg(AnsiColor::Cyan, "rollback:"),
+            action_line(rollback)
+        );
     }
 }
 
@@ -221,7 +261,11 @@ fn mermaid_label(text: &str) -> String {
 pub fn render_mermaid(plan: &Plan) -> String {
     let mut out = String::from("flowchart TD\n");
     for step in &plan.steps {
-        let label = mermaid_label(&format!("{}<br/>{}", step.id, step.name.as_deref().unwrap_or(&step.action.kind)));
+        let label = mermaid_label(&format!(
+            "{}<br/>{}",
+            step.id,
+            step.name.as_deref().unwrap_or(&step.action.kind)
+        ));
         let shape = if step.confirm.is_some() {
             format!("{}{{{{\"{label}\"}}}}", step.id)
         } else if step.guard != Guard::Always {
@@ -236,7 +280,12 @@ pub fn render_mermaid(plan: &Plan) -> String {
             let _ = writeln!(out, "  {need} --> {}", step.id);
         }
         if let Some(rollback) = &step.rollback {
-            let _ = writeln!(out, "  {}_rollback([\"undo: {}\"])", step.id, mermaid_label(&rollback.kind));
+            let _ = writeln!(
+                out,
+                "  {}_rollback([\"undo: {}\"])",
+                step.id,
+                mermaid_label(&rollback.kind)
+            );
             let _ = writeln!(out, "  {} -. rollback .-> {}_rollback", step.id, step.id);
         }
     }
@@ -254,12 +303,18 @@ pub fn render_mermaid(plan: &Plan) -> String {
 }
 
 fn dot_string(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+    format!(
+        "\"{}\"",
+        text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    )
 }
 
 /// The plan as a Graphviz DOT graph.
 pub fn render_dot(plan: &Plan) -> String {
-    let mut out = format!("digraph {} {{\n  rankdir=TB;\n  node [shape=box, fontname=\"sans-serif\"];\n", dot_string(&plan.runbook));
+    let mut out = format!(
+        "digraph {} {{\n  rankdir=TB;\n  node [shape=box, fontname=\"sans-serif\"];\n",
+        dot_string(&plan.runbook)
+    );
     for step in &plan.steps {
         let label = format!("{}\\n{}", step.id, step.name.as_deref().unwrap_or(&step.action.kind));
         let shape = if step.confirm.is_some() {
@@ -269,7 +324,12 @@ pub fn render_dot(plan: &Plan) -> String {
         } else {
             ""
         };
-        let _ = writeln!(out, "  {} [label={}{shape}];", dot_string(&step.id), dot_string(&label).replace("\\\\n", "\\n"));
+        let _ = writeln!(
+            out,
+            "  {} [label={}{shape}];",
+            dot_string(&step.id),
+            dot_string(&label).replace("\\\\n", "\\n")
+        );
     }
     for step in &plan.steps {
         for need in &step.needs {
@@ -277,8 +337,18 @@ pub fn render_dot(plan: &Plan) -> String {
         }
         if let Some(rollback) = &step.rollback {
             let node = format!("{}_rollback", step.id);
-            let _ = writeln!(out, "  {} [label={}, style=dashed];", dot_string(&node), dot_string(&format!("undo: {}", rollback.kind)));
-            let _ = writeln!(out, "  {} -> {} [style=dashed, label=\"rollback\"];", dot_string(&step.id), dot_string(&node));
+            let _ = writeln!(
+                out,
+                "  {} [label={}, style=dashed];",
+                dot_string(&node),
+                dot_string(&format!("undo: {}", rollback.kind))
+            );
+            let _ = writeln!(
+                out,
+                "  {} -> {} [style=dashed, label=\"rollback\"];",
+                dot_string(&step.id),
+                dot_string(&node)
+            );
         }
     }
     for pair in plan.finally_steps.windows(2) {

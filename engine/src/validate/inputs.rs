@@ -61,13 +61,17 @@ pub fn check_default(ty: InputType, values: &[String], value: &Json) -> Result<J
 /// A URL must have a scheme and a host: `http://127.0.0.1:8080`.
 pub fn check_url(text: &str) -> Result<(), String> {
     let Some((scheme, rest)) = text.split_once("://") else {
-        return Err(format!("`{text}` is not a URL (expected e.g. `https://api.example.com`)"));
+        return Err(format!(
+            "`{text}` is not a URL (expected e.g. `https://api.example.com`)"
+        ));
     };
     let valid_scheme = !scheme.is_empty()
         && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
     if !valid_scheme || rest.is_empty() || rest.starts_with('/') || text.chars().any(char::is_whitespace) {
-        return Err(format!("`{text}` is not a URL (expected e.g. `https://api.example.com`)"));
+        return Err(format!(
+            "`{text}` is not a URL (expected e.g. `https://api.example.com`)"
+        ));
     }
     Ok(())
 }
@@ -82,10 +86,17 @@ mod tests {
         assert_eq!(parse_input_text(InputType::Integer, &[], "42").unwrap(), json!(42));
         assert!(parse_input_text(InputType::Integer, &[], "4x").is_err());
         assert_eq!(parse_input_text(InputType::Boolean, &[], "yes").unwrap(), json!(true));
-        assert_eq!(parse_input_text(InputType::Url, &[], "http://h:1/").unwrap(), json!("http://h:1"));
+        assert_eq!(
+            parse_input_text(InputType::Url, &[], "http://h:1/").unwrap(),
+            json!("http://h:1")
+        );
         assert!(parse_input_text(InputType::Url, &[], "h:1").is_err());
         let values = vec!["a".to_string(), "b".to_string()];
-        assert!(parse_input_text(InputType::Enum, &values, "c").unwrap_err().contains("`a` or `b`"));
+        assert!(
+            parse_input_text(InputType::Enum, &values, "c")
+                .unwrap_err()
+                .contains("`a` or `b`")
+        );
         assert!(parse_input_text(InputType::Duration, &[], "5").is_err());
     }
 

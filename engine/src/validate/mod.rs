@@ -45,7 +45,13 @@ pub fn is_valid_name(name: &str) -> bool {
 fn fixed_name(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     if !out.starts_with(|c: char| c.is_ascii_lowercase()) {
         out.insert_str(0, "step_");
@@ -54,7 +60,11 @@ fn fixed_name(name: &str) -> String {
 }
 
 /// Validates a parsed runbook.
-pub fn validate(source: &SourceFile, raw: &raw::Runbook, registry: &Registry) -> (Option<checked::Runbook>, Vec<Diagnostic>) {
+pub fn validate(
+    source: &SourceFile,
+    raw: &raw::Runbook,
+    registry: &Registry,
+) -> (Option<checked::Runbook>, Vec<Diagnostic>) {
     let mut validator = Validator {
         source,
         registry,
@@ -80,8 +90,16 @@ struct Scope {
     vars: Option<usize>,
 }
 
-const STEP_SCOPE: Scope = Scope { result: false, steps: true, vars: None };
-const RESULT_SCOPE: Scope = Scope { result: true, steps: true, vars: None };
+const STEP_SCOPE: Scope = Scope {
+    result: false,
+    steps: true,
+    vars: None,
+};
+const RESULT_SCOPE: Scope = Scope {
+    result: true,
+    steps: true,
+    vars: None,
+};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -132,7 +150,10 @@ impl<'a> Validator<'a> {
             if !is_valid_name(&id.value) {
                 self.error(
                     Diagnostic::error(codes::INVALID_ID, format!("invalid step id `{}`", id.value))
-                        .with_label(id.span, "ids are lowercase letters, digits and `_`, starting with a letter")
+                        .with_label(
+                            id.span,
+                            "ids are lowercase letters, digits and `_`, starting with a letter",
+                        )
                         .with_help(format!("rename it, e.g. `{}`", fixed_name(&id.value))),
                 );
             }
@@ -154,15 +175,27 @@ impl<'a> Validator<'a> {
             );
         }
 
-        let inputs = raw.inputs.iter().filter_map(|(name, input)| self.input(name, input)).collect();
-        let secrets = raw.secrets.iter().filter_map(|(name, secret)| self.secret(name, secret)).collect();
+        let inputs = raw
+            .inputs
+            .iter()
+            .filter_map(|(name, input)| self.input(name, input))
+            .collect();
+        let secrets = raw
+            .secrets
+            .iter()
+            .filter_map(|(name, secret)| self.secret(name, secret))
+            .collect();
         let vars = raw
             .vars
             .iter()
             .enumerate()
             .map(|(i, (name, node))| {
                 self.check_name(name, "var");
-                let scope = Scope { result: false, steps: false, vars: Some(i) };
+                let scope = Scope {
+                    result: false,
+                    steps: false,
+                    vars: Some(i),
+                };
                 checked::Var {
                     name: name.value.clone(),
                     value: self.param(node, scope),
@@ -180,14 +213,29 @@ impl<'a> Validator<'a> {
                     .with_help("use `max_parallel: 1` to run one step at a time"),
             );
         }
-        let lock = raw
-            .lock
-            .as_ref()
-            .and_then(|l| self.text(&l.value, l.span, Mode::Template, Scope { result: false, steps: false, vars: None }));
+        let lock = raw.lock.as_ref().and_then(|l| {
+            self.text(
+                &l.value,
+                l.span,
+                Mode::Template,
+                Scope {
+                    result: false,
+                    steps: false,
+                    vars: None,
+                },
+            )
+        });
         let steps = raw.steps.iter().filter_map(|s| self.step(s, defaults, false)).collect();
-        let finally = raw.finally.iter().filter_map(|s| self.step(s, defaults, true)).collect();
+        let finally = raw
+            .finally
+            .iter()
+            .filter_map(|s| self.step(s, defaults, true))
+            .collect();
         checked::Runbook {
-            name: raw.name.as_ref().map_or_else(|| file_stem(&self.source.name), |n| n.value.clone()),
+            name: raw
+                .name
+                .as_ref()
+                .map_or_else(|| file_stem(&self.source.name), |n| n.value.clone()),
             description: raw.description.as_ref().map(|d| d.value.clone()),
             inputs,
             secrets,
@@ -203,8 +251,14 @@ impl<'a> Validator<'a> {
         if !is_valid_name(&name.value) {
             self.error(
                 Diagnostic::error(codes::INVALID_ID, format!("invalid {what} name `{}`", name.value))
-                    .with_label(name.span, "names are lowercase letters, digits and `_`, starting with a letter")
-                    .with_help(format!("rename it, e.g. `{}`", fixed_name(&name.value).replace("step_", "x_"))),
+                    .with_label(
+                        name.span,
+                        "names are lowercase letters, digits and `_`, starting with a letter",
+                    )
+                    .with_help(format!(
+                        "rename it, e.g. `{}`",
+                        fixed_name(&name.value).replace("step_", "x_")
+                    )),
             );
         }
     }
@@ -216,29 +270,40 @@ impl<'a> Validator<'a> {
         if ty == InputType::Enum && values.is_empty() {
             self.error(
                 Diagnostic::error(codes::BAD_INPUT, format!("enum input `{}` has no `values`", name.value))
-                    .with_label(input.ty.as_ref().map_or(name.span, |t| t.span), "an enum needs its values")
+                    .with_label(
+                        input.ty.as_ref().map_or(name.span, |t| t.span),
+                        "an enum needs its values",
+                    )
                     .with_help("list the allowed values, e.g. `values: [staging, production]`"),
             );
         }
         if ty != InputType::Enum && input.values.is_some() {
             self.error(
-                Diagnostic::error(codes::BAD_INPUT, format!("input `{}` has `values` but is not an enum", name.value))
-                    .with_label(name.span, format!("of type `{}`", ty.name()))
-                    .with_help("add `type: enum`, or remove `values`"),
+                Diagnostic::error(
+                    codes::BAD_INPUT,
+                    format!("input `{}` has `values` but is not an enum", name.value),
+                )
+                .with_label(name.span, format!("of type `{}`", ty.name()))
+                .with_help("add `type: enum`, or remove `values`"),
             );
         }
-        let default = input.default.as_ref().and_then(|node| {
-            match inputs::check_default(ty, &values, &node.to_json()) {
-                Ok(value) => Some(value),
-                Err(reason) => {
-                    self.error(
-                        Diagnostic::error(codes::BAD_INPUT, format!("bad default for input `{}`: {reason}", name.value))
-                            .with_label(node.span, format!("expected a {} value", ty.name())),
-                    );
-                    None
-                }
-            }
-        });
+        let default =
+            input
+                .default
+                .as_ref()
+                .and_then(|node| match inputs::check_default(ty, &values, &node.to_json()) {
+                    Ok(value) => Some(value),
+                    Err(reason) => {
+                        self.error(
+                            Diagnostic::error(
+                                codes::BAD_INPUT,
+                                format!("bad default for input `{}`: {reason}", name.value),
+                            )
+                            .with_label(node.span, format!("expected a value of type `{}`", ty.name())),
+                        );
+                        None
+                    }
+                });
         if let Some(env) = &input.env
             && env.value.is_empty()
         {
@@ -266,17 +331,26 @@ impl<'a> Validator<'a> {
             (None, Some(file)) => SecretSource::File(file.value.clone()),
             (Some(_), Some(file)) => {
                 self.error(
-                    Diagnostic::error(codes::BAD_SECRET, format!("secret `{}` has both `env` and `file`", name.value))
-                        .with_label(file.span, "choose one source")
-                        .with_help("keep either `env: VARIABLE` or `file: path`"),
+                    Diagnostic::error(
+                        codes::BAD_SECRET,
+                        format!("secret `{}` has both `env` and `file`", name.value),
+                    )
+                    .with_label(file.span, "choose one source")
+                    .with_help("keep either `env: VARIABLE` or `file: path`"),
                 );
                 return None;
             }
             (None, None) => {
                 self.error(
-                    Diagnostic::error(codes::BAD_SECRET, format!("secret `{}` says nowhere to read it from", name.value))
-                        .with_label(name.span, "no `env` or `file`")
-                        .with_help(format!("add `env: {}` or `file: path/to/secret`", name.value.to_ascii_uppercase())),
+                    Diagnostic::error(
+                        codes::BAD_SECRET,
+                        format!("secret `{}` says nowhere to read it from", name.value),
+                    )
+                    .with_label(name.span, "no `env` or `file`")
+                    .with_help(format!(
+                        "add `env: {}` or `file: path/to/secret`",
+                        name.value.to_ascii_uppercase()
+                    )),
                 );
                 return None;
             }
@@ -320,15 +394,24 @@ impl<'a> Validator<'a> {
                     .collect(),
             ),
         };
-        let when = step.when.as_ref().and_then(|w| self.text(&w.value, w.span, Mode::Expression, STEP_SCOPE));
-        let confirm = step.confirm.as_ref().and_then(|c| self.text(&c.value, c.span, Mode::Template, STEP_SCOPE));
+        let when = step
+            .when
+            .as_ref()
+            .and_then(|w| self.text(&w.value, w.span, Mode::Expression, STEP_SCOPE));
+        let confirm = step
+            .confirm
+            .as_ref()
+            .and_then(|c| self.text(&c.value, c.span, Mode::Template, STEP_SCOPE));
         let verify = self.expressions(&step.verify);
         let outputs = step
             .outputs
             .iter()
             .filter_map(|(name, expr)| {
                 self.check_name(name, "output");
-                Some((name.value.clone(), self.text(&expr.value, expr.span, Mode::Expression, RESULT_SCOPE)?))
+                Some((
+                    name.value.clone(),
+                    self.text(&expr.value, expr.span, Mode::Expression, RESULT_SCOPE)?,
+                ))
             })
             .collect();
         let timeout = step
@@ -377,9 +460,12 @@ impl<'a> Validator<'a> {
         let help = suggestion(&need.value, self.steps.keys().copied())
             .unwrap_or_else(|| "`needs` lists ids of other steps of this runbook".to_string());
         self.error(
-            Diagnostic::error(codes::UNKNOWN_DEPENDENCY, format!("unknown step `{}` in `needs`", need.value))
-                .with_label(need.span, "no step has this id")
-                .with_help(help),
+            Diagnostic::error(
+                codes::UNKNOWN_DEPENDENCY,
+                format!("unknown step `{}` in `needs`", need.value),
+            )
+            .with_label(need.span, "no step has this id")
+            .with_help(help),
         );
         false
     }
@@ -440,11 +526,18 @@ impl<'a> Validator<'a> {
 
     /// Checks the kind and its parameters, and turns `with` into a [`Param`] tree.
     fn with(&mut self, kind_name: &str, kind_span: Span, with: Option<&Node>) -> Param {
-        let empty = Node { span: kind_span, value: Value::Map(Vec::new()) };
+        let empty = Node {
+            span: kind_span,
+            value: Value::Map(Vec::new()),
+        };
         let node = with.unwrap_or(&empty);
         let Some(kind) = self.registry.get(kind_name).cloned() else {
-            let help = suggestion(kind_name, self.registry.names())
-                .unwrap_or_else(|| format!("the step kinds are {}", list(&self.registry.names().collect::<Vec<_>>())));
+            let help = suggestion(kind_name, self.registry.names()).unwrap_or_else(|| {
+                format!(
+                    "the step kinds are {}",
+                    list(&self.registry.names().collect::<Vec<_>>())
+                )
+            });
             self.error(
                 Diagnostic::error(codes::UNKNOWN_KIND, format!("unknown step kind `{kind_name}`"))
                     .with_label(kind_span, "no step kind has this name")
@@ -453,7 +546,11 @@ impl<'a> Validator<'a> {
             return self.param(node, STEP_SCOPE);
         };
         let json = node.to_json();
-        let skip = |pointer: &str| node.pointer(pointer).and_then(Node::as_str).is_some_and(template::is_template);
+        let skip = |pointer: &str| {
+            node.pointer(pointer)
+                .and_then(Node::as_str)
+                .is_some_and(template::is_template)
+        };
         let mut problems = self.registry.check_schema(kind_name, &json, &skip);
         if problems.is_empty() {
             problems = kind.validate(&json);
@@ -466,9 +563,12 @@ impl<'a> Validator<'a> {
                 .filter(|s| s.len > 0 || with.is_some())
                 .unwrap_or(if with.is_some() { node.span } else { kind_span });
             self.error(
-                Diagnostic::error(codes::BAD_PARAMETER, format!("{} (step kind `{kind_name}`)", problem.message))
-                    .with_label(span, "")
-                    .with_optional_help(problem.help),
+                Diagnostic::error(
+                    codes::BAD_PARAMETER,
+                    format!("{} (step kind `{kind_name}`)", problem.message),
+                )
+                .with_label(span, "")
+                .with_optional_help(problem.help),
             );
         }
         let expressions = kind.expression_params();
@@ -477,11 +577,20 @@ impl<'a> Validator<'a> {
         self.kind_param(node, "", expressions, nested, has_result)
     }
 
-    fn kind_param(&mut self, node: &Node, pointer: &str, expressions: &[&str], nested: &[&str], has_result: bool) -> Param {
+    fn kind_param(
+        &mut self,
+        node: &Node,
+        pointer: &str,
+        expressions: &[&str],
+        nested: &[&str],
+        has_result: bool,
+    ) -> Param {
         if expressions.contains(&pointer) {
             let scope = if has_result { RESULT_SCOPE } else { STEP_SCOPE };
             return match &node.value {
-                Value::Str(s) => self.text(s, node.span, Mode::Expression, scope).map_or(Param::Value(node.to_json()), Param::Expression),
+                Value::Str(s) => self
+                    .text(s, node.span, Mode::Expression, scope)
+                    .map_or(Param::Value(node.to_json()), Param::Expression),
                 Value::Seq(items) => Param::List(
                     items
                         .iter()
@@ -544,7 +653,12 @@ impl<'a> Validator<'a> {
                 }
             }
             Value::Seq(items) => Param::List(items.iter().map(|i| self.param(i, scope)).collect()),
-            Value::Map(entries) => Param::Map(entries.iter().map(|(k, v)| (k.key_text(), self.param(v, scope))).collect()),
+            Value::Map(entries) => Param::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.key_text(), self.param(v, scope)))
+                    .collect(),
+            ),
             _ => Param::Value(node.to_json()),
         }
     }
@@ -562,16 +676,23 @@ impl<'a> Validator<'a> {
                     .range
                     .clone()
                     .map_or(span, |r| template::map_range(&self.source.text, span, value, r));
-                let what = if mode == Mode::Template { "template" } else { "expression" };
+                let what = if mode == Mode::Template {
+                    "template"
+                } else {
+                    "expression"
+                };
                 let help = if mode == Mode::Expression && value.contains("{{") {
                     "expressions are written without `{{ }}`, e.g. `when: steps.check.outputs.ok`".to_string()
                 } else {
                     "check the braces and the expression syntax (minijinja, like Jinja2)".to_string()
                 };
                 self.error(
-                    Diagnostic::error(codes::TEMPLATE_SYNTAX, format!("{what} syntax error: {}", error.message))
-                        .with_label(label_span, error.message)
-                        .with_help(help),
+                    Diagnostic::error(
+                        codes::TEMPLATE_SYNTAX,
+                        format!("{what} syntax error: {}", error.message),
+                    )
+                    .with_label(label_span, error.message)
+                    .with_help(help),
                 );
                 return None;
             }
@@ -583,7 +704,11 @@ impl<'a> Validator<'a> {
             ok &= self.check_reference(&path, ref_span, scope);
             refs.push(Ref { path, span: ref_span });
         }
-        ok.then(|| Text { text: value.to_string(), span, refs })
+        ok.then(|| Text {
+            text: value.to_string(),
+            span,
+            refs,
+        })
     }
 
     fn check_reference(&mut self, path: &str, span: Span, scope: Scope) -> bool {
@@ -597,8 +722,8 @@ impl<'a> Validator<'a> {
             if list.contains(&name) {
                 return None;
             }
-            let help = suggestion(name, list.iter().copied())
-                .unwrap_or_else(|| format!("declare it under `{section}:`"));
+            let help =
+                suggestion(name, list.iter().copied()).unwrap_or_else(|| format!("declare it under `{section}:`"));
             Some(undefined(format!("undefined {kind} `{name}`"), help))
         };
         let problem = match (parts[0], parts.get(1)) {
@@ -621,7 +746,9 @@ impl<'a> Validator<'a> {
                 "vars and the lock key are computed before any step runs; read step outputs in steps".into(),
             )),
             ("steps", None) => None,
-            ("steps", Some(id)) => self.check_step_reference(&parts, id).map(|(message, help)| undefined(message, help)),
+            ("steps", Some(id)) => self
+                .check_step_reference(&parts, id)
+                .map(|(message, help)| undefined(message, help)),
             ("run", None) => None,
             ("run", Some(field)) => {
                 let fields = ["id", "status", "dry_run", "started_at"];
@@ -657,7 +784,8 @@ impl<'a> Validator<'a> {
 
     fn check_step_reference(&self, parts: &[&str], id: &str) -> Option<(String, String)> {
         let Some(info) = self.steps.get(id) else {
-            let help = suggestion(id, self.steps.keys().copied()).unwrap_or_else(|| "no step of this runbook has this id".into());
+            let help = suggestion(id, self.steps.keys().copied())
+                .unwrap_or_else(|| "no step of this runbook has this id".into());
             return Some((format!("undefined step `{id}`"), help));
         };
         match parts.get(2) {

@@ -1,0 +1,154 @@
+//! The `assert` step kind: fails the run unless expressions hold.
+
+use runbook_engine::step::StepKind;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
+use serde_json::Value as Json;
+use std::borrow::Cow;
+
+use crate::words::{code, series};
+
+/// Checks that expressions hold, and fails with `message` when one does not.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Assert;
+
+/// Parameters of an `assert` step.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssertParams {
+    /// An expression that must be true (such as
+    /// `steps.health.outputs.healthy`), or a list of them that must all be.
+    pub that: Conditions,
+
+    /// What to say when a condition does not hold.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub message: Option<String>,
+}
+
+/// One expression, or a list of expressions that must all hold.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Conditions {
+    One(String),
+    All(Vec<String>),
+}
+
+impl Conditions {
+    /// The expressions, one or many.
+    pub fn expressions(&self) -> &[String] {
+        match self {
+            Conditions::One(one) => std::slice::from_ref(one),
+            Conditions::All(all) => all,
+        }
+    }
+}
+
+impl JsonSchema for Conditions {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Conditions".into()
+    }
+
+    // One flat schema rather than `anyOf`, so that a mistake is reported
+    // precisely (`minLength` applies to strings only, `items` to lists only).
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": ["string", "array"],
+            "minLength": 1,
+            "items": { "type": "string", "minLength": 1 },
+            "minItems": 1
+        })
+    }
+}
+
+impl StepKind for Assert {
+    fn name(&self) -> &'static str {
+        "assert"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Check that expressions hold; fail the run if one does not."
+    }
+
+    fn params_schema(&self) -> Json {
+        crate::schema_of::<AssertParams>()
+    }
+
+    fn expression_params(&self) -> &'static [&'static str] {
+        &["/that"]
+    }
+
+    fn read_only(&self) -> bool {
+        true
+    }
+
+    fn describe(&self, params: &Json) -> String {
+        let conditions: Vec<String> = crate::words::scalars(params, "that").iter().map(|c| code(c)).collect();
+        if conditions.is_empty() {
+            "check nothing (no condition given)".to_string()
+        } else {
+            format!("check that {}", series(&conditions, "and"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{assert_rejected, assert_valid, describe_all};
+    use serde_json::json;
+
+    #[test]
+    fn good_params_pass() {
+        assert_valid::<AssertParams>("assert", json!({"that": "steps.health.outputs.healthy"}));
+        assert_valid::<AssertParams>(
+            "assert",
+            json!({"that": ["inputs.n > 0", "inputs.n < 10"], "message": "n out of range"}),
+        );
+    }
+
+    #[test]
+    fn params_read_at_run_time() {
+        let params: AssertParams = serde_json::from_value(json!({"that": "a"})).unwrap();
+        assert_eq!(params.that.expressions(), ["a"]);
+        let params: AssertParams = serde_json::from_value(json!({"that": ["a", "b"]})).unwrap();
+        assert_eq!(params.that.expressions(), ["a", "b"]);
+    }
+
+    #[test]
+    fn bad_params_are_rejected() {
+        assert_rejected("assert", json!({"message": "x"}), "", "missing parameter `that`");
+        assert_rejected("assert", json!({"that": []}), "/that", "needs at least 1 item");
+        assert_rejected("assert", json!({"that": ""}), "/that", "needs at least 1 character");
+        assert_rejected(
+            "assert",
+            json!({"that": true}),
+            "/that",
+            "`that` must be a string or a list, found a boolean",
+        );
+        assert_rejected("assert", json!({"that": ["a", 1]}), "/that/1", "must be a string");
+        assert_rejected(
+            "assert",
+            json!({"that": "a", "msg": "x"}),
+            "/msg",
+            "unknown parameter `msg`",
+        );
+    }
+
+    #[test]
+    fn describe() {
+        insta::assert_snapshot!(describe_all(
+            "assert",
+            &[
+                json!({"that": "steps.health.outputs.healthy"}),
+                json!({"that": ["a", "b"], "message": "not ready"}),
+                json!({"that": ["inputs.n > 0", "inputs.n < 10", "inputs.domain != ''"]}),
+                json!({"that": []}),
+            ],
+        ));
+    }
+}

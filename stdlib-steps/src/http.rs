@@ -1,0 +1,439 @@
+//! The `http` step kind: sends one HTTP request and checks the response
+//! status.
+
+use indexmap::IndexMap;
+use runbook_engine::step::{ParamProblem, StepKind};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::HumanDuration;
+use crate::words::{any, field, keys, scalars, series};
+use crate::{is_template, pointer};
+
+/// Sends one HTTP request; fails when the response status is not expected.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Http;
+
+/// Parameters of an `http` step. The request body is given as `json` or as
+/// `body`, never both.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpParams {
+    /// The request method.
+    #[serde(default)]
+    pub method: Method,
+
+    /// The URL to request, starting with `http://` or `https://`.
+    pub url: String,
+
+    /// Request headers, name to value. Plans show the names only, since
+    /// values often hold secrets.
+    #[serde(default)]
+    pub headers: IndexMap<String, String>,
+
+    /// Query parameters added to the URL, name to value.
+    #[serde(default)]
+    pub query: IndexMap<String, QueryValue>,
+
+    /// A request body, any JSON value, sent as JSON. Give `json` or `body`,
+    /// not both.
+    #[serde(default)]
+    #[schemars(with = "Json")]
+    pub json: Option<Json>,
+
+    /// A request body sent as it is written. Give `json` or `body`, not both.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub body: Option<String>,
+
+    /// The response status that counts as success, or a list of them; by
+    /// default any 2xx status.
+    #[serde(default)]
+    #[schemars(with = "ExpectStatus")]
+    pub expect_status: Option<ExpectStatus>,
+
+    /// How long to wait for the response, such as `10s`.
+    #[serde(default)]
+    #[schemars(with = "HumanDuration")]
+    pub timeout: Option<HumanDuration>,
+}
+
+/// An HTTP request method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+#[schemars(inline)]
+pub enum Method {
+    #[default]
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Head,
+    Options,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Head => "HEAD",
+            Method::Options => "OPTIONS",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The value of one query parameter.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum QueryValue {
+    Text(String),
+    Number(serde_json::Number),
+    Bool(bool),
+}
+
+impl fmt::Display for QueryValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueryValue::Text(text) => f.write_str(text),
+            QueryValue::Number(n) => write!(f, "{n}"),
+            QueryValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl JsonSchema for QueryValue {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "QueryValue".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "number", "boolean"] })
+    }
+}
+
+/// The response statuses that count as success.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ExpectStatus {
+    One(u16),
+    AnyOf(Vec<u16>),
+}
+
+impl ExpectStatus {
+    /// Whether `status` counts as success; `None` (not given) accepts any 2xx.
+    pub fn accepts(expected: Option<&ExpectStatus>, status: u16) -> bool {
+        match expected {
+            None => (200..300).contains(&status),
+            Some(ExpectStatus::One(one)) => *one == status,
+            Some(ExpectStatus::AnyOf(list)) => list.contains(&status),
+        }
+    }
+}
+
+impl JsonSchema for ExpectStatus {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "ExpectStatus".into()
+    }
+
+    // One flat schema rather than `anyOf`, so that a mistake is reported
+    // precisely (`minimum` applies to numbers only, `items` to lists only).
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": ["integer", "array"],
+            "minimum": 100,
+            "maximum": 599,
+            "items": { "type": "integer", "minimum": 100, "maximum": 599 },
+            "minItems": 1
+        })
+    }
+}
+
+impl StepKind for Http {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Send an HTTP request and check the response status."
+    }
+
+    fn params_schema(&self) -> Json {
+        crate::schema_of::<HttpParams>()
+    }
+
+    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
+        let mut problems = Vec::new();
+        let given = |name| params.get(name).is_some_and(|v| !v.is_null());
+        if given("json") && given("body") {
+            problems.push(
+                ParamProblem::new("/body", "`json` and `body` are both given")
+                    .with_help("a request has one body: keep `json` to send JSON, or `body` to send text as it is"),
+            );
+        }
+        if let Some(url) = params.get("url").and_then(Json::as_str)
+            && !is_template(url)
+        {
+            let lower = url.trim_start().to_ascii_lowercase();
+            if !lower.starts_with("http://") && !lower.starts_with("https://") {
+                let help = match url.split_once("://") {
+                    Some((scheme, _)) => {
+                        format!("`{scheme}` URLs are not supported; the `http` step speaks HTTP and HTTPS")
+                    }
+                    None => format!("add the scheme, such as `https://{}`", url.trim()),
+                };
+                problems
+                    .push(ParamProblem::new("/url", "`url` must start with `http://` or `https://`").with_help(help));
+            }
+        }
+        if let Some(headers) = params.get("headers").and_then(Json::as_object) {
+            for (name, value) in headers {
+                if !is_template(name) && !is_header_name(name) {
+                    problems.push(
+                        ParamProblem::new(
+                            pointer("/headers", name),
+                            format!("`{name}` is not a valid header name"),
+                        )
+                        .with_help("header names are letters, digits and `-`, with no spaces or `:`"),
+                    );
+                }
+                if let Some(value) = value.as_str()
+                    && !is_template(value)
+                    && value.contains(['\r', '\n'])
+                {
+                    problems.push(ParamProblem::new(
+                        pointer("/headers", name),
+                        format!("the value of header `{name}` spans more than one line"),
+                    ));
+                }
+            }
+        }
+        problems.extend(HumanDuration::check(params, "timeout"));
+        problems
+    }
+
+    fn describe(&self, params: &Json) -> String {
+        let method = field(params, "method").unwrap_or_else(|| Method::default().to_string());
+        let mut target = field(params, "url").unwrap_or_else(|| "(no URL given)".to_string());
+        if let Some(query) = params.get("query").and_then(Json::as_object)
+            && !query.is_empty()
+        {
+            let pairs: Vec<String> = query
+                .iter()
+                .map(|(name, value)| format!("{name}={}", any(value)))
+                .collect();
+            target.push(if target.contains('?') { '&' } else { '?' });
+            target.push_str(&pairs.join("&"));
+        }
+        let mut text = format!("{method} {target}");
+
+        let given = |name| params.get(name).is_some_and(|v| !v.is_null());
+        let mut with = Vec::new();
+        if given("json") {
+            with.push("a JSON body".to_string());
+        } else if given("body") {
+            with.push("a body".to_string());
+        }
+        let headers = keys(params, "headers");
+        match headers.len() {
+            0 => {}
+            1 => with.push(format!("header {}", headers[0])),
+            _ => with.push(format!("headers {}", headers.join(", "))),
+        }
+        if !with.is_empty() {
+            text.push_str(&format!(" with {}", series(&with, "and")));
+        }
+
+        let statuses = scalars(params, "expect_status");
+        let expecting = if statuses.is_empty() {
+            "2xx".to_string()
+        } else {
+            series(&statuses, "or")
+        };
+        text.push_str(&format!(", expecting {expecting}"));
+        if given("timeout") {
+            let timeout = HumanDuration::describe(params, "timeout", HumanDuration::from_secs(0));
+            text.push_str(&format!(" within {timeout}"));
+        }
+        text
+    }
+}
+
+/// Whether `name` is an HTTP header name (a `token` in RFC 9110).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{assert_rejected, assert_valid, describe_all};
+    use serde_json::json;
+
+    #[test]
+    fn good_params_pass() {
+        assert_valid::<HttpParams>("http", json!({"url": "https://api.example.com/health"}));
+        assert_valid::<HttpParams>(
+            "http",
+            json!({
+                "method": "POST",
+                "url": "http://localhost:8080/snrl/resolve",
+                "headers": {"x-api-key": "secret", "Content-Type": "application/json"},
+                "query": {"a": "1", "b": 2, "c": true, "d": 1.5},
+                "json": {"domain": "api.example.com"},
+                "expect_status": [200, 201],
+                "timeout": "10s"
+            }),
+        );
+        assert_valid::<HttpParams>("http", json!({"url": "https://x", "body": "raw", "expect_status": 204}));
+        assert_valid::<HttpParams>(
+            "http",
+            json!({"url": "{{ inputs.api_url }}/health", "headers": {"x-api-key": "{{ secrets.api_key }}"}, "timeout": "{{ inputs.t }}"}),
+        );
+    }
+
+    #[test]
+    fn params_read_at_run_time() {
+        let params: HttpParams = serde_json::from_value(json!({"url": "https://x", "query": {"n": 2}})).unwrap();
+        assert_eq!(params.method, Method::Get);
+        assert_eq!(params.query["n"].to_string(), "2");
+        assert_eq!(params.expect_status, None);
+        assert!(ExpectStatus::accepts(None, 204));
+        assert!(!ExpectStatus::accepts(None, 301));
+        let params: HttpParams =
+            serde_json::from_value(json!({"url": "https://x", "expect_status": [200, 404], "timeout": "1m"})).unwrap();
+        assert!(ExpectStatus::accepts(params.expect_status.as_ref(), 404));
+        assert_eq!(params.timeout, Some(HumanDuration::from_secs(60)));
+    }
+
+    #[test]
+    fn bad_params_are_rejected() {
+        assert_rejected(
+            "http",
+            json!({"url": "https://x", "json": {}, "body": "x"}),
+            "/body",
+            "`json` and `body` are both given",
+        );
+        let problem = assert_rejected(
+            "http",
+            json!({"url": "api.example.com/health"}),
+            "/url",
+            "must start with `http://`",
+        );
+        assert_eq!(
+            problem.help.as_deref(),
+            Some("add the scheme, such as `https://api.example.com/health`")
+        );
+        let problem = assert_rejected("http", json!({"url": "ftp://x"}), "/url", "must start with `http://`");
+        assert!(problem.help.unwrap().contains("`ftp` URLs are not supported"));
+        assert_rejected(
+            "http",
+            json!({"url": "https://x", "timeout": "10"}),
+            "/timeout",
+            "`10` has no unit",
+        );
+        assert_rejected(
+            "http",
+            json!({"url": "https://x", "timeout": "soon"}),
+            "/timeout",
+            "`timeout` is not a duration",
+        );
+        assert_rejected(
+            "http",
+            json!({"url": "https://x", "method": "FETCH"}),
+            "/method",
+            "must be one of `GET`, `POST`",
+        );
+        assert_rejected(
+            "http",
+            json!({"url": "https://x", "expect_status": "200"}),
+            "/expect_status",
+            "must be an integer or a list",
+        );
+        assert_rejected(
+            "http",
+            json!({"url": "https://x", "expect_status": [200, 700]}),
+            "/expect_status/1",
+            "above the maximum 599",
+        );
+        assert_rejected(
+            "http",
+            json!({"url": "https://x", "query": {"a": [1]}}),
+            "/query/a",
+            "must be `true` or `false` or a number or a string, found a list",
+        );
+        assert_rejected(
+            "http",
+            json!({"url": "https://x", "headers": {"x-n": 5}}),
+            "/headers/x-n",
+            "must be a string",
+        );
+        assert_rejected(
+            "http",
+            json!({"url": "https://x", "headers": {"x api": "1"}}),
+            "/headers/x api",
+            "not a valid header name",
+        );
+        assert_rejected(
+            "http",
+            json!({"url": "https://x", "headers": {"a": "1\r\nb: 2"}}),
+            "/headers/a",
+            "more than one line",
+        );
+        assert_rejected("http", json!({"method": "GET"}), "", "missing parameter `url`");
+        let problem = assert_rejected(
+            "http",
+            json!({"url": "https://x", "header": {}}),
+            "/header",
+            "unknown parameter `header`",
+        );
+        assert_eq!(problem.help.as_deref(), Some("did you mean `headers`?"));
+    }
+
+    #[test]
+    fn describe() {
+        insta::assert_snapshot!(describe_all(
+            "http",
+            &[
+                json!({"url": "https://api.example.com/health"}),
+                json!({"method": "POST", "url": "https://api/snrl/resolve", "json": {"domain": "api.example.com"}}),
+                json!({"url": "<inputs.api_url>/health", "headers": {"x-api-key": "***"}}),
+                json!({
+                    "method": "PUT",
+                    "url": "https://x/items?dry=1",
+                    "headers": {"x-api-key": "***", "accept": "text/plain"},
+                    "query": {"a": 1, "b": "two", "c": true},
+                    "body": "hello",
+                    "expect_status": [200, 201, 204],
+                    "timeout": "90s"
+                }),
+                json!({"method": "DELETE", "url": "https://x/items/<steps.create.outputs.id>", "expect_status": 404, "timeout": "<inputs.t>"}),
+                json!({"url": 5}),
+            ],
+        ));
+    }
+}

@@ -1,0 +1,127 @@
+//! The `log` step kind: writes a message to the run's output and journal.
+
+use runbook_engine::step::StepKind;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use std::fmt;
+
+use crate::words::{field, quoted};
+
+/// Writes a message to the run's output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Log;
+
+/// Parameters of a `log` step.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogParams {
+    /// The text to write.
+    pub message: String,
+
+    /// How the message is marked: `info`, `warn` or `error`. Logging never
+    /// fails the step, whatever the level.
+    #[serde(default)]
+    pub level: Level,
+}
+
+/// How much a logged message matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(inline)]
+pub enum Level {
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl StepKind for Log {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Write a message to the run's output."
+    }
+
+    fn params_schema(&self) -> Json {
+        crate::schema_of::<LogParams>()
+    }
+
+    fn read_only(&self) -> bool {
+        true
+    }
+
+    fn describe(&self, params: &Json) -> String {
+        let level = match field(params, "level") {
+            Some(level) if level != Level::Info.as_str() => format!("[{level}] "),
+            _ => String::new(),
+        };
+        let message = field(params, "message").map_or_else(|| "(no message given)".to_string(), |m| quoted(&m));
+        format!("log {level}{message}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{assert_rejected, assert_valid, describe_all};
+    use serde_json::json;
+
+    #[test]
+    fn good_params_pass() {
+        assert_valid::<LogParams>("log", json!({"message": "failover finished: {{ run.status }}"}));
+        assert_valid::<LogParams>("log", json!({"message": "", "level": "warn"}));
+        let params: LogParams = serde_json::from_value(json!({"message": "hi"})).unwrap();
+        assert_eq!(params.level, Level::Info);
+    }
+
+    #[test]
+    fn bad_params_are_rejected() {
+        assert_rejected("log", json!({"level": "info"}), "", "missing parameter `message`");
+        let problem = assert_rejected(
+            "log",
+            json!({"message": "x", "level": "eror"}),
+            "/level",
+            "must be one of `info`, `warn` or `error`",
+        );
+        assert_eq!(problem.help.as_deref(), Some("did you mean `error`?"));
+        assert_rejected(
+            "log",
+            json!({"message": 5}),
+            "/message",
+            "must be a string, found an integer",
+        );
+    }
+
+    #[test]
+    fn describe() {
+        insta::assert_snapshot!(describe_all(
+            "log",
+            &[
+                json!({"message": "failover finished: <run.status>"}),
+                json!({"message": "disk almost full", "level": "warn"}),
+                json!({"message": "key ***", "level": "error"}),
+                json!({"message": "x", "level": "info"}),
+                json!({"level": "warn"}),
+            ],
+        ));
+    }
+}

@@ -1,0 +1,100 @@
+//! The `sleep` step kind: pauses the run for a while.
+
+use runbook_engine::step::{ParamProblem, StepKind};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use crate::HumanDuration;
+
+/// Pauses for a fixed time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sleep;
+
+/// Parameters of a `sleep` step.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SleepParams {
+    /// How long to pause, such as `5s` or `2m`.
+    pub duration: HumanDuration,
+}
+
+impl StepKind for Sleep {
+    fn name(&self) -> &'static str {
+        "sleep"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Pause for a fixed time."
+    }
+
+    fn params_schema(&self) -> Json {
+        crate::schema_of::<SleepParams>()
+    }
+
+    fn read_only(&self) -> bool {
+        true
+    }
+
+    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
+        HumanDuration::check(params, "duration").into_iter().collect()
+    }
+
+    fn describe(&self, params: &Json) -> String {
+        match params.get("duration") {
+            Some(value) if !value.is_null() => {
+                format!(
+                    "wait {}",
+                    HumanDuration::describe(params, "duration", HumanDuration::from_secs(0))
+                )
+            }
+            _ => "wait (no duration given)".to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{assert_rejected, assert_valid, describe_all};
+    use serde_json::json;
+
+    #[test]
+    fn good_params_pass() {
+        assert_valid::<SleepParams>("sleep", json!({"duration": "5s"}));
+        assert_valid::<SleepParams>("sleep", json!({"duration": "{{ inputs.pause }}"}));
+        let params: SleepParams = serde_json::from_value(json!({"duration": "1m30s"})).unwrap();
+        assert_eq!(params.duration, HumanDuration::from_secs(90));
+    }
+
+    #[test]
+    fn bad_params_are_rejected() {
+        assert_rejected("sleep", json!({}), "", "missing parameter `duration`");
+        assert_rejected("sleep", json!({"duration": "5"}), "/duration", "`5` has no unit");
+        assert_rejected(
+            "sleep",
+            json!({"duration": 5}),
+            "/duration",
+            "must be a string, found an integer",
+        );
+        assert_rejected(
+            "sleep",
+            json!({"duration": "5s", "for": "x"}),
+            "/for",
+            "unknown parameter `for`",
+        );
+    }
+
+    #[test]
+    fn describe() {
+        insta::assert_snapshot!(describe_all(
+            "sleep",
+            &[
+                json!({"duration": "5s"}),
+                json!({"duration": "120s"}),
+                json!({"duration": "<inputs.pause>"}),
+                json!({}),
+            ],
+        ));
+    }
+}

@@ -1,0 +1,375 @@
+//! End-to-end tests: the real `runbook` binary on real files, its output
+//! snapshot-tested so that the wording of every diagnostic and plan is reviewed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// What a run of the binary did.
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn transcript(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `runbook ARGS` in `dir` without colours, at a fixed width.
+fn runbook_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_runbook"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("the runbook binary runs");
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn runbook(args: &[&str]) -> Outcome {
+    runbook_in(&root(), args, &[])
+}
+
+#[test]
+fn check_fixtures() {
+    insta::glob!("fixtures/check/*.yaml", |path| {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let outcome = runbook_in(path.parent().unwrap(), &["check", name], &[]);
+        let expected = if name == "valid.yaml" { 0 } else { 2 };
+        assert_eq!(outcome.code, expected, "{}", outcome.transcript());
+        if expected == 2 {
+            assert!(outcome.stdout.is_empty(), "nothing on stdout for a failed check");
+        }
+        insta::assert_snapshot!(outcome.transcript());
+    });
+}
+
+#[test]
+fn check_reports_every_error_of_a_file_in_one_pass() {
+    let outcome = runbook_in(
+        &root().join("tests/fixtures/check"),
+        &["check", "many_errors.yaml"],
+        &[],
+    );
+    assert_eq!(outcome.code, 2);
+    let errors = outcome.stderr.matches("  × ").count();
+    assert!(
+        errors >= 10,
+        "expected every error at once, found {errors}:\n{}",
+        outcome.stderr
+    );
+}
+
+#[test]
+fn check_several_files_reports_each() {
+    let outcome = runbook_in(
+        &root().join("tests/fixtures/check"),
+        &["check", "valid.yaml", "needs_typo.yaml", "missing.yaml"],
+        &[],
+    );
+    assert_eq!(outcome.code, 2);
+    assert!(outcome.stdout.contains("ok: valid.yaml"), "{}", outcome.transcript());
+    assert!(
+        outcome.stderr.contains("unknown step `resolv_pop`"),
+        "{}",
+        outcome.transcript()
+    );
+    assert!(
+        outcome.stderr.contains("cannot read `missing.yaml`: no such file"),
+        "{}",
+        outcome.transcript()
+    );
+}
+
+#[test]
+fn non_utf8_file_is_refused_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("latin1.yaml"),
+        b"runbook: 1\nname: caf\xe9\nsteps: []\n",
+    )
+    .unwrap();
+    let outcome = runbook_in(dir.path(), &["check", "latin1.yaml"], &[]);
+    assert_eq!(outcome.code, 2);
+    insta::assert_snapshot!(outcome.transcript());
+}
+
+#[test]
+fn ten_megabyte_file_is_checked_and_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("runbook: 1\nname: big\ninputs:\n  target: { default: staging }\nsteps:\n");
+    let mut i = 0;
+    while text.len() < 10 * 1024 * 1024 {
+        text.push_str(&format!(
+            "  - id: step_{i}\n    name: Step number {i} of a very large generated runbook used to test limits\n    uses: log\n    with: {{ message: \"step {i} on {{{{ inputs.target }}}} — padding padding padding padding padding\" }}\n"
+        ));
+        i += 1;
+    }
+    std::fs::write(dir.path().join("big.yaml"), &text).unwrap();
+    let outcome = runbook_in(dir.path(), &["check", "big.yaml"], &[]);
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(
+        outcome
+            .stdout
+            .starts_with(&format!("ok: big.yaml: {i} steps in {i} waves")),
+        "{}",
+        outcome.stdout
+    );
+    let outcome = runbook_in(dir.path(), &["plan", "big.yaml", "--format", "json"], &[]);
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
+    assert_eq!(plan["summary"]["steps"], i);
+}
+
+#[test]
+fn garbage_and_binary_input_do_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = "[".repeat(5000);
+    let cases: &[(&str, &[u8])] = &[
+        ("nul.yaml", b"\0\0\0"),
+        ("tabs.yaml", b"runbook: 1\nsteps:\n\t- id: a\n"),
+        ("deep.yaml", deep.as_bytes()),
+        ("anchors.yaml", b"a: &a [*a]\n"),
+        ("scalar.yaml", b"just some text"),
+        ("list_of_steps.yaml", b"runbook: 1\nsteps: {id: a}\n"),
+    ];
+    for (name, bytes) in cases {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+        for command in ["check", "plan"] {
+            let outcome = runbook_in(dir.path(), &[command, name], &[]);
+            assert_eq!(outcome.code, 2, "{name}: {}", outcome.transcript());
+            assert!(!outcome.stderr.contains("panicked"), "{name}: {}", outcome.transcript());
+            assert!(outcome.stderr.contains("error"), "{name}: {}", outcome.transcript());
+        }
+    }
+}
+
+#[test]
+fn plan_fixtures() {
+    insta::glob!("fixtures/plan/*.yaml", |path| {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let outcome = runbook_in(
+            path.parent().unwrap(),
+            &["plan", name],
+            &[("PLAN_FIXTURE_TOKEN", "s3cr3t-value")],
+        );
+        assert!(!outcome.stdout.contains("s3cr3t-value") && !outcome.stderr.contains("s3cr3t-value"));
+        insta::assert_snapshot!(outcome.transcript());
+    });
+}
+
+#[test]
+fn example_runbooks_pass_check_and_their_plans_are_reviewed() {
+    let dir = root().join("runbooks");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "the four seed scenarios have example runbooks");
+    for file in files {
+        let name = file.file_name().unwrap().to_str().unwrap().to_string();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=../schemas/runbook-v1.schema.json"),
+            "{name} starts with the schema modeline"
+        );
+        let check = runbook_in(&dir, &["check", &name], &[]);
+        assert_eq!(check.code, 0, "{name}: {}", check.transcript());
+        for format in ["text", "json", "mermaid", "dot"] {
+            let plan = runbook_in(&dir, &["plan", &name, "--format", format], &[]);
+            assert_eq!(plan.code, 0, "{name}: {}", plan.transcript());
+            if format == "json" {
+                let _: serde_json::Value = serde_json::from_str(&plan.stdout).expect("valid JSON");
+            }
+            insta::assert_snapshot!(
+                format!("example_{}_{format}", name.trim_end_matches(".yaml")),
+                plan.transcript()
+            );
+        }
+    }
+}
+
+#[test]
+fn checked_in_schema_matches_the_code() {
+    let outcome = runbook(&["schema"]);
+    assert_eq!(outcome.code, 0);
+    let checked_in = std::fs::read_to_string(root().join("schemas/runbook-v1.schema.json")).unwrap_or_default();
+    assert!(
+        checked_in == outcome.stdout,
+        "schemas/runbook-v1.schema.json differs from `runbook schema`; regenerate it with\n  cargo run -q -p runbook -- schema > schemas/runbook-v1.schema.json"
+    );
+}
+
+#[test]
+fn example_runbooks_are_valid_against_the_schema() {
+    let schema: serde_json::Value = serde_json::from_str(&runbook(&["schema"]).stdout).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    for entry in std::fs::read_dir(root().join("runbooks")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+    }
+}
+
+#[test]
+fn completions_are_generated() {
+    let outcome = runbook(&["completions", "bash"]);
+    assert_eq!(outcome.code, 0);
+    assert!(outcome.stdout.contains("runbook"));
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures").join(name)
+}
+
+#[test]
+fn plan_of_the_contract_example() {
+    let dir = fixture("");
+    let outcome = runbook_in(
+        &dir,
+        &[
+            "plan",
+            "contract_example.yaml",
+            "--input",
+            "api_url=http://127.0.0.1:8080",
+        ],
+        &[("VOIKE_API_KEY", "k-123-secret")],
+    );
+    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    assert!(!outcome.stdout.contains("k-123-secret"));
+    insta::assert_snapshot!(outcome.transcript());
+}
+
+#[test]
+fn assume_turns_a_run_time_guard_into_a_known_one() {
+    let dir = fixture("");
+    let base = [
+        "plan",
+        "contract_example.yaml",
+        "--input",
+        "api_url=http://127.0.0.1:8080",
+        "--format",
+        "json",
+    ];
+    let guard_of = |extra: &[&str]| {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        let outcome = runbook_in(&dir, &args, &[]);
+        assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+        let plan: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
+        plan["steps"][1]["guard"].clone()
+    };
+    assert_eq!(guard_of(&[])["state"], "at_run_time");
+    assert_eq!(guard_of(&[])["depends_on"][0], "steps.health_before.outputs.healthy");
+    let healthy = guard_of(&["--assume", "steps.health_before.outputs.healthy=true"]);
+    assert_eq!(healthy["state"], "known_false", "{healthy}");
+    assert_eq!(healthy["because"], "steps.health_before.outputs.healthy is true");
+    let unhealthy = guard_of(&["--assume", "steps.health_before.outputs.healthy=false"]);
+    assert_eq!(unhealthy["state"], "known_true", "{unhealthy}");
+    let outcome = runbook_in(
+        &dir,
+        &[
+            "plan",
+            "contract_example.yaml",
+            "--input",
+            "api_url=http://x",
+            "--assume",
+            "steps.resolve_pop.outputs.pop=https://pop-7.example.net",
+        ],
+        &[],
+    );
+    assert!(
+        outcome.stdout.contains("GET https://pop-7.example.net/health"),
+        "{}",
+        outcome.stdout
+    );
+}
+
+#[test]
+fn plan_input_problems_are_clear() {
+    let dir = fixture("");
+    let missing = runbook_in(&dir, &["plan", "contract_example.yaml"], &[]);
+    assert_eq!(missing.code, 2);
+    let bad = runbook_in(
+        &dir,
+        &[
+            "plan",
+            "contract_example.yaml",
+            "-i",
+            "api_url=not a url",
+            "-i",
+            "dry_probe=maybe",
+            "-i",
+            "domian=x",
+        ],
+        &[],
+    );
+    assert_eq!(bad.code, 2);
+    let bad_assumption = runbook_in(
+        &dir,
+        &[
+            "plan",
+            "contract_example.yaml",
+            "-i",
+            "api_url=http://x",
+            "--assume",
+            "steps.nope.outputs.x=1",
+        ],
+        &[],
+    );
+    assert_eq!(bad_assumption.code, 2);
+    let malformed = runbook_in(&dir, &["plan", "contract_example.yaml", "--input", "api_url"], &[]);
+    assert_eq!(malformed.code, 2);
+    insta::assert_snapshot!(format!(
+        "{}\n{}\n{}\n{}",
+        missing.transcript(),
+        bad.transcript(),
+        bad_assumption.transcript(),
+        malformed.transcript()
+    ));
+}
+
+#[test]
+fn plan_formats_for_tools() {
+    let dir = fixture("plan");
+    for format in ["mermaid", "dot", "json"] {
+        let outcome = runbook_in(&dir, &["plan", "diamond.yaml", "--format", format], &[]);
+        assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+        insta::assert_snapshot!(format!("diamond_{format}"), outcome.stdout);
+    }
+}
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let dir = fixture("plan");
+    let plain = runbook_in(&dir, &["plan", "diamond.yaml"], &[]);
+    assert!(!plain.stdout.contains('\x1b'));
+    let forced = runbook_in(&dir, &["--color", "always", "plan", "diamond.yaml"], &[]);
+    assert!(forced.stdout.contains('\x1b'));
+}
