@@ -73,10 +73,10 @@ pub trait StepKind: Send + Sync + 'static {
     fn describe(&self, params: &Json) -> String;
 }
 
-/// A kind together with its compiled parameter schema.
+/// A kind together with its parameter schema, compiled on first use.
 struct Entry {
     kind: Arc<dyn StepKind>,
-    validator: OnceLock<Result<jsonschema::Validator, String>>,
+    validator: OnceLock<(Json, Result<jsonschema::Validator, String>)>,
 }
 
 /// The step kinds a runbook may use. Kinds are registered explicitly.
@@ -130,9 +130,11 @@ impl Registry {
         let Some(entry) = self.kinds.get(name) else {
             return Vec::new();
         };
-        let validator = entry
-            .validator
-            .get_or_init(|| jsonschema::validator_for(&entry.kind.params_schema()).map_err(|e| e.to_string()));
+        let (schema, validator) = entry.validator.get_or_init(|| {
+            let schema = entry.kind.params_schema();
+            let validator = jsonschema::validator_for(&schema).map_err(|e| e.to_string());
+            (schema, validator)
+        });
         let validator = match validator {
             Ok(v) => v,
             Err(e) => {
@@ -142,14 +144,13 @@ impl Registry {
                 )];
             }
         };
-        let schema = entry.kind.params_schema();
         let mut problems = Vec::new();
         for error in validator.iter_errors(params) {
             let pointer = error.instance_path().as_str().to_string();
             if skip(&pointer) {
                 continue;
             }
-            problems.push(describe_schema_error(&schema, &pointer, error.kind(), error.instance()));
+            problems.push(describe_schema_error(schema, &pointer, error.kind(), error.instance()));
         }
         problems
     }
