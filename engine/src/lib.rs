@@ -53,10 +53,14 @@ fn load_unsorted(source: &SourceFile, registry: &Registry) -> Result<Loaded, Vec
     // Validation runs even when parsing found problems, so one pass reports them all.
     let (checked, validation) = validate::validate(source, &raw, registry);
     diagnostics.extend(validation);
-    let checked = match checked {
-        Some(checked) if !diagnostics.iter().any(Diagnostic::is_error) => checked,
-        _ => return Err(diagnostics),
-    };
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        // Still report cycles, when every step could be read (else the
+        // implicit "step above" edges would be wrong).
+        if checked.steps.len() == raw.steps.len() {
+            diagnostics.extend(compile::cycle_diagnostics(checked));
+        }
+        return Err(diagnostics);
+    }
     match compile::compile(checked) {
         Ok(compiled) => Ok(Loaded {
             compiled,

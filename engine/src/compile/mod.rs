@@ -83,6 +83,16 @@ impl StepGraph {
 
 /// Compiles a checked runbook into its step graph.
 pub fn compile(runbook: checked::Runbook) -> Result<Compiled, Vec<Diagnostic>> {
+    compile_checking(runbook, true)
+}
+
+/// Finds the cycles of a runbook that has other errors, so that one pass
+/// reports them too. References are not checked: parts in error are missing.
+pub fn cycle_diagnostics(runbook: checked::Runbook) -> Vec<Diagnostic> {
+    compile_checking(runbook, false).err().unwrap_or_default()
+}
+
+fn compile_checking(runbook: checked::Runbook, check_references: bool) -> Result<Compiled, Vec<Diagnostic>> {
     let index: HashMap<&str, usize> = runbook
         .steps
         .iter()
@@ -163,7 +173,9 @@ pub fn compile(runbook: checked::Runbook) -> Result<Compiled, Vec<Diagnostic>> {
         waves,
         wave_of,
     };
-    diagnostics.extend(check_step_references(&runbook, &graph, &index));
+    if check_references {
+        diagnostics.extend(check_step_references(&runbook, &graph, &index));
+    }
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(diagnostics);
     }

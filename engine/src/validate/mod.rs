@@ -59,12 +59,11 @@ fn fixed_name(name: &str) -> String {
     out
 }
 
-/// Validates a parsed runbook.
-pub fn validate(
-    source: &SourceFile,
-    raw: &raw::Runbook,
-    registry: &Registry,
-) -> (Option<checked::Runbook>, Vec<Diagnostic>) {
+/// Validates a parsed runbook. The checked runbook is returned even when
+/// there are errors (without the parts in error), so that the graph can
+/// still be checked for cycles in the same pass; only a runbook without
+/// errors may go further than that.
+pub fn validate(source: &SourceFile, raw: &raw::Runbook, registry: &Registry) -> (checked::Runbook, Vec<Diagnostic>) {
     let mut validator = Validator {
         source,
         registry,
@@ -75,8 +74,7 @@ pub fn validate(
         steps: HashMap::new(),
     };
     let runbook = validator.runbook(raw);
-    let failed = validator.diagnostics.iter().any(Diagnostic::is_error);
-    (if failed { None } else { Some(runbook) }, validator.diagnostics)
+    (runbook, validator.diagnostics)
 }
 
 /// What a template or expression may read.
