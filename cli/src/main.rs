@@ -1,13 +1,19 @@
 //! The `runbook` command-line program: argument parsing, terminal I/O and
 //! exit statuses. Everything else lives in the engine, so it can be embedded.
 
+mod console;
+
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use console::{Console, Style, TerminalOperator};
 use runbook_engine::diagnostic::{RenderOptions, render};
+use runbook_engine::execute::{RunRequest, Unattended};
 use runbook_engine::plan::{PlanRequest, render_dot, render_mermaid, render_text};
 use runbook_engine::{Diagnostic, Registry, SourceFile, exit};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +61,37 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
+    /// Run a runbook: steps in order and in parallel, with confirmations,
+    /// verification, retries, and rollback when a step fails.
+    Run {
+        /// The runbook file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// An input value, `NAME=VALUE` (repeatable).
+        #[arg(short, long = "input", value_name = "NAME=VALUE", value_parser = key_value)]
+        inputs: Vec<(String, String)>,
+        /// Answer yes to every confirmation.
+        #[arg(short, long)]
+        yes: bool,
+        /// Ask before every step: yes, no, skip, or continue without asking.
+        #[arg(long)]
+        step: bool,
+        /// When a step fails, leave everything as it is for inspection.
+        #[arg(long)]
+        no_rollback: bool,
+        /// A time limit for the whole run, e.g. `10m`; on expiry the run rolls back.
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        timeout: Option<Duration>,
+        /// How long cancelled steps' processes get between SIGTERM and SIGKILL.
+        #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "5s")]
+        grace: Duration,
+        /// How to report progress: text for people, json for tools (one event per line).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+        /// More logs on stderr (-v, -vv).
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
+    },
     /// Print the JSON Schema of the runbook format.
     Schema,
     /// Print a shell completion script.
@@ -62,6 +99,16 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    runbook_engine::parse::raw::parse_duration(text)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -98,6 +145,7 @@ fn main() -> ExitCode {
     };
     let mut registry = Registry::new();
     stdlib_steps::register(&mut registry);
+    let registry = Arc::new(registry);
     let code = match cli.command {
         Command::Check { files } => check(&terminal, &registry, &files),
         Command::Plan {
@@ -106,6 +154,29 @@ fn main() -> ExitCode {
             assume,
             format,
         } => plan(&terminal, &registry, &file, inputs, assume, format),
+        Command::Run {
+            file,
+            inputs,
+            yes,
+            step,
+            no_rollback,
+            timeout,
+            grace,
+            output,
+            verbose,
+        } => {
+            init_logs(verbose);
+            let options = RunOptions {
+                inputs,
+                yes,
+                step,
+                no_rollback,
+                timeout,
+                grace,
+                output,
+            };
+            run(&terminal, registry, &file, options)
+        }
         Command::Schema => {
             let schema = runbook_engine::schema::format_schema(&registry);
             print_stdout(&format!(
@@ -275,4 +346,97 @@ fn plan(
             exit::INVALID
         }
     }
+}
+
+fn init_logs(verbose: u8) {
+    let level = match verbose {
+        0 => return,
+        1 => "info",
+        _ => "debug",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .try_init();
+}
+
+struct RunOptions {
+    inputs: Vec<(String, String)>,
+    yes: bool,
+    step: bool,
+    no_rollback: bool,
+    timeout: Option<Duration>,
+    grace: Duration,
+    output: OutputFormat,
+}
+
+fn run(terminal: &Terminal, registry: Arc<Registry>, path: &Path, options: RunOptions) -> i32 {
+    let Some(bytes) = read(terminal, path) else {
+        return exit::INVALID;
+    };
+    let name = path.display().to_string();
+    let (source, loaded) = runbook_engine::load_bytes(&name, &bytes, &registry);
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(diagnostics) => {
+            terminal.diagnostics(&source, &diagnostics);
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            terminal.error(&format!("{name}: {}; nothing was run", plural(errors, "error")));
+            return exit::INVALID;
+        }
+    };
+    terminal.diagnostics(&source, &loaded.warnings);
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let style = match options.output {
+        OutputFormat::Json => Style::Json,
+        OutputFormat::Text if std::io::stderr().is_terminal() => Style::Live,
+        OutputFormat::Text => Style::Plain,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            terminal.error(&format!("cannot start the runtime: {e}"));
+            return exit::INVALID;
+        }
+    };
+    let compiled = Arc::new(loaded.compiled);
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    runtime.block_on(async move {
+        let console = Console::new(style, terminal.stderr_color);
+        let operator: Arc<dyn runbook_engine::execute::Operator> = if interactive {
+            Arc::new(TerminalOperator {
+                console: console.clone(),
+                interactive: true,
+            })
+        } else {
+            Arc::new(Unattended { yes: options.yes })
+        };
+        let env = |name: &str| std::env::var(name).ok();
+        let request = RunRequest {
+            inputs: options.inputs,
+            env: &env,
+            base_dir,
+            step_mode: options.step,
+            yes: options.yes,
+            no_rollback: options.no_rollback,
+            timeout: options.timeout,
+            kill_grace: options.grace,
+            run_id: None,
+        };
+        let signals = runbook_engine::execute::listen_for_signals();
+        let reporter: Arc<dyn runbook_engine::execute::Reporter> = console.clone();
+        match runbook_engine::execute::execute(compiled, registry, request, operator, reporter, signals).await {
+            Ok(summary) => {
+                console.finish();
+                console.summary(&summary);
+                summary.status.exit_code()
+            }
+            Err(diagnostics) => {
+                console.finish();
+                terminal.diagnostics(&source, &diagnostics);
+                terminal.error(&format!("{name}: the run cannot start; nothing was run"));
+                exit::INVALID
+            }
+        }
+    })
 }

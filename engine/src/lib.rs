@@ -11,6 +11,7 @@
 
 pub mod compile;
 pub mod diagnostic;
+pub mod execute;
 pub mod parse;
 pub mod plan;
 pub mod schema;

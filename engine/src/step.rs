@@ -6,8 +6,13 @@
 //! `check` and `plan` never execute anything.
 
 use indexmap::IndexMap;
+use serde::Serialize;
 use serde_json::Value as Json;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// A problem a kind found in its parameters beyond what its schema says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +76,108 @@ pub trait StepKind: Send + Sync + 'static {
     /// "POST https://api/snrl/resolve with a JSON body". Values known only at
     /// run time appear as placeholders like `<steps.resolve.outputs.pop>`.
     fn describe(&self, params: &Json) -> String;
+
+    /// JSON pointers of string parameters that are shell commands: values
+    /// templated into them are quoted for `sh`, so an input cannot inject
+    /// commands (`{{ x | safe }}` opts out).
+    fn shell_params(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Runs one attempt of the step with rendered parameters. The future
+    /// must end soon after `cx.cancel` is cancelled, and must leave no child
+    /// process behind when it ends or is dropped.
+    fn run(&self, cx: StepContext) -> StepFuture<'_>;
+}
+
+/// The result of one attempt: the step's `result` (JSON), or why it failed.
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Json, StepError>> + Send + 'a>>;
+
+/// Why a step attempt failed, with what it produced so far (an exit code, a
+/// response) so that `verify`, `until` and the report can show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepError {
+    pub message: String,
+    pub result: Option<Json>,
+}
+
+impl StepError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            result: None,
+        }
+    }
+
+    pub fn with_result(mut self, result: Json) -> Self {
+        self.result = Some(result);
+        self
+    }
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Which stream a line of a step's live output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// What a running step may ask of the engine.
+pub trait Host: Send + Sync {
+    /// Runs another kind with rendered parameters (a `wait`'s probe), as one attempt.
+    fn run_nested(&self, kind: &str, params: Json, cancel: CancellationToken) -> StepFuture<'_>;
+
+    /// Evaluates an expression with the run's context and `result` bound.
+    fn eval(&self, expression: &str, result: &Json) -> Result<Json, String>;
+
+    /// Asks the operator a yes/no question (the `confirm` kind). `Err` when
+    /// nobody can answer (no terminal and no `--yes`).
+    fn confirm<'a>(
+        &'a self,
+        step: &'a str,
+        message: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
+
+    /// A line of the step's live output.
+    fn output(&self, step: &str, stream: OutputStream, line: &str);
+
+    /// A message for the run's log (the `log` kind): `info`, `warn` or `error`.
+    fn log(&self, step: &str, level: &str, message: &str);
+}
+
+/// Everything one attempt of a step gets.
+#[derive(Clone)]
+pub struct StepContext {
+    pub run_id: String,
+    pub step_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Stable across attempts and resumes: run id + step id.
+    pub idempotency_key: String,
+    /// The parameters, rendered; expression parameters are left as written.
+    pub params: Json,
+    /// Cancelled on timeout, on Ctrl-C and when another step fails.
+    pub cancel: CancellationToken,
+    /// How long child processes get between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    pub host: Arc<dyn Host>,
+}
+
+impl std::fmt::Debug for StepContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepContext")
+            .field("step_id", &self.step_id)
+            .field("attempt", &self.attempt)
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A kind together with its parameter schema, compiled on first use.
@@ -303,6 +410,9 @@ mod tests {
         }
         fn describe(&self, params: &Json) -> String {
             format!("print {}", params["message"])
+        }
+        fn run(&self, cx: StepContext) -> StepFuture<'_> {
+            Box::pin(async move { Ok(cx.params) })
         }
     }
 

@@ -4,7 +4,7 @@
 //! compile time rather than at 3 a.m.
 
 use crate::diagnostic::Span;
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -16,14 +16,34 @@ pub fn environment() -> &'static Environment<'static> {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.add_filter("quote", shell_quote);
         env.add_filter("shell_quote", shell_quote);
+        // Templates of shell commands are named `*.sh`: every value printed
+        // into them is quoted, unless marked `| safe` (or already quoted).
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".sh") {
+                AutoEscape::Custom("shell".into())
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_formatter(|out, state, value| {
+            if matches!(state.auto_escape(), AutoEscape::Custom(name) if name == "shell") {
+                if value.is_safe() {
+                    return write!(out, "{value}").map_err(minijinja::Error::from);
+                }
+                let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+                return out.write_str(&quote_word(&text)).map_err(minijinja::Error::from);
+            }
+            minijinja::escape_formatter(out, state, value)
+        });
         env
     })
 }
 
 /// Quotes a value for POSIX `sh`, so that it is one word whatever it holds.
-pub fn shell_quote(value: Value) -> String {
+/// The result is marked safe, so that it is not quoted twice in a command.
+pub fn shell_quote(value: Value) -> Value {
     let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
-    quote_word(&text)
+    Value::from_safe_string(quote_word(&text))
 }
 
 pub fn quote_word(text: &str) -> String {
@@ -106,6 +126,14 @@ pub fn render(text: &str, context: &Value) -> Result<String, minijinja::Error> {
         return Ok(text.to_string());
     }
     environment().render_str(text, context)
+}
+
+/// Renders a shell command: values printed into it are quoted for `sh`.
+pub fn render_shell(text: &str, context: &Value) -> Result<String, minijinja::Error> {
+    if !is_template(text) {
+        return Ok(text.to_string());
+    }
+    environment().render_named_str("command.sh", text, context)
 }
 
 /// Evaluates an expression with a context.
@@ -194,6 +222,24 @@ mod tests {
         assert_eq!(quote_word("a b"), "'a b'");
         assert_eq!(quote_word("x'; rm -rf / #"), r"'x'\''; rm -rf / #'");
         assert_eq!(quote_word(""), "''");
+    }
+
+    #[test]
+    fn shell_commands_quote_what_is_templated_into_them() {
+        let ctx = Value::from(std::collections::BTreeMap::from([
+            ("file", "x'; rm -rf / #"),
+            ("plain", "a.txt"),
+        ]));
+        assert_eq!(
+            render_shell("cat {{ file }} {{ plain }}", &ctx).unwrap(),
+            r"cat 'x'\''; rm -rf / #' a.txt"
+        );
+        assert_eq!(
+            render_shell("cat {{ file | quote }}", &ctx).unwrap(),
+            r"cat 'x'\''; rm -rf / #'"
+        );
+        assert_eq!(render_shell("echo {{ plain | safe }}", &ctx).unwrap(), "echo a.txt");
+        assert_eq!(render("cat {{ file }}", &ctx).unwrap(), "cat x'; rm -rf / #");
     }
 
     #[test]

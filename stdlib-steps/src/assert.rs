@@ -1,9 +1,10 @@
 //! The `assert` step kind: fails the run unless expressions hold.
 
-use runbook_engine::step::StepKind;
+use runbook_engine::step::{StepContext, StepError, StepFuture, StepKind};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde_json::Value as Json;
+use serde_json::json;
 use std::borrow::Cow;
 
 use crate::words::{code, series};
@@ -94,13 +95,40 @@ impl StepKind for Assert {
             format!("check that {}", series(&conditions, "and"))
         }
     }
+
+    /// Result: `{"checked": n}`. The first condition that does not hold
+    /// fails the step, with `{"checked": n, "failed": "<expression>",
+    /// "value": <its value>}`.
+    fn run(&self, cx: StepContext) -> StepFuture<'_> {
+        Box::pin(async move {
+            let params: AssertParams = crate::read_params("assert", &cx.params)?;
+            let expressions = params.that.expressions();
+            for (checked, expression) in expressions.iter().enumerate() {
+                let value = cx
+                    .host
+                    .eval(expression, &Json::Null)
+                    .map_err(|e| StepError::new(format!("cannot evaluate `{expression}`: {e}")))?;
+                if !crate::is_truthy(&value) {
+                    let shown = crate::words::shorten(&value.to_string());
+                    let mut message = format!("`{expression}` does not hold (it is {shown})");
+                    if let Some(said) = &params.message {
+                        message = format!("{said}: {message}");
+                    }
+                    return Err(StepError::new(message)
+                        .with_result(json!({"checked": checked, "failed": expression, "value": value})));
+                }
+            }
+            Ok(json!({"checked": expressions.len()}))
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{assert_rejected, assert_valid, describe_all};
+    use crate::tests::{FakeHost, assert_rejected, assert_valid, describe_all, run};
     use serde_json::json;
+    use std::sync::Arc;
 
     #[test]
     fn good_params_pass() {
@@ -150,5 +178,49 @@ mod tests {
                 json!({"that": []}),
             ],
         ));
+    }
+
+    fn host() -> Arc<FakeHost> {
+        Arc::new(FakeHost::new().with_context(json!({"inputs": {"n": 5, "name": ""}})))
+    }
+
+    #[tokio::test]
+    async fn passes_when_every_condition_holds() {
+        let result = run("assert", &host(), json!({"that": ["inputs.n > 0", "inputs.n < 10"]})).await;
+        assert_eq!(result.unwrap(), json!({"checked": 2}));
+        let result = run("assert", &host(), json!({"that": "inputs.n"})).await;
+        assert_eq!(result.unwrap(), json!({"checked": 1}));
+    }
+
+    #[tokio::test]
+    async fn names_the_first_condition_that_does_not_hold() {
+        let error = run(
+            "assert",
+            &host(),
+            json!({"that": ["inputs.n > 0", "inputs.n < 3", "inputs.n < 2"], "message": "n out of range"}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            error.message,
+            "n out of range: `inputs.n < 3` does not hold (it is false)"
+        );
+        assert_eq!(
+            error.result,
+            Some(json!({"checked": 1, "failed": "inputs.n < 3", "value": false}))
+        );
+
+        let error = run("assert", &host(), json!({"that": "inputs.name"}))
+            .await
+            .unwrap_err();
+        assert_eq!(error.message, r#"`inputs.name` does not hold (it is "")"#);
+    }
+
+    #[tokio::test]
+    async fn an_expression_that_cannot_be_evaluated_fails() {
+        let error = run("assert", &host(), json!({"that": "inputs.m > 0"}))
+            .await
+            .unwrap_err();
+        assert!(error.message.starts_with("cannot evaluate `inputs.m > 0`: "), "{error}");
     }
 }

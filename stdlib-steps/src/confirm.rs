@@ -1,9 +1,10 @@
 //! The `confirm` step kind: stops and asks the operator before going on.
 
-use runbook_engine::step::StepKind;
+use runbook_engine::step::{StepContext, StepError, StepFuture, StepKind};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
+use serde_json::json;
 
 use crate::words::{field, quoted};
 
@@ -43,13 +44,31 @@ impl StepKind for Confirm {
             None => "ask the operator to confirm".to_string(),
         }
     }
+
+    /// Result: `{"confirmed": true}`; a "no" fails the step.
+    fn run(&self, cx: StepContext) -> StepFuture<'_> {
+        Box::pin(async move {
+            let params: ConfirmParams = crate::read_params("confirm", &cx.params)?;
+            let answer = tokio::select! {
+                answer = cx.host.confirm(&cx.step_id, &params.message) => answer,
+                () = cx.cancel.cancelled() => return Err(crate::cancelled()),
+            };
+            match answer {
+                Ok(true) => Ok(json!({"confirmed": true})),
+                Ok(false) => Err(StepError::new(format!("the operator declined: {}", params.message))
+                    .with_result(json!({"confirmed": false}))),
+                Err(e) => Err(StepError::new(e)),
+            }
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{assert_rejected, assert_valid, describe_all};
+    use crate::tests::{FakeHost, assert_rejected, assert_valid, describe_all, run};
     use serde_json::json;
+    use std::sync::Arc;
 
     #[test]
     fn good_params_pass() {
@@ -87,5 +106,24 @@ mod tests {
                 json!({"message": ["not", "text"]}),
             ],
         ));
+    }
+
+    #[tokio::test]
+    async fn goes_on_only_on_yes() {
+        let params = json!({"message": "Switch DNS to the standby?"});
+        let yes = Arc::new(FakeHost::new().with_answer(Ok(true)));
+        assert_eq!(
+            run("confirm", &yes, params.clone()).await.unwrap(),
+            json!({"confirmed": true})
+        );
+
+        let no = Arc::new(FakeHost::new().with_answer(Ok(false)));
+        let error = run("confirm", &no, params.clone()).await.unwrap_err();
+        assert_eq!(error.message, "the operator declined: Switch DNS to the standby?");
+        assert_eq!(error.result, Some(json!({"confirmed": false})));
+
+        let nobody = Arc::new(FakeHost::new().with_answer(Err("no terminal to ask on; pass `--yes`".into())));
+        let error = run("confirm", &nobody, params).await.unwrap_err();
+        assert_eq!(error.message, "no terminal to ask on; pass `--yes`");
     }
 }

@@ -1,21 +1,37 @@
 //! The `http` step kind: sends one HTTP request and checks the response
 //! status.
+//!
+//! Requests go through reqwest with rustls, so no OpenSSL is needed to build
+//! or run. One client per kind instance keeps connections pooled across the
+//! steps of a run.
 
 use indexmap::IndexMap;
-use runbook_engine::step::{ParamProblem, StepKind};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use runbook_engine::step::{ParamProblem, StepContext, StepError, StepFuture, StepKind};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::HumanDuration;
 use crate::words::{any, field, keys, scalars, series};
 use crate::{is_template, pointer};
 
 /// Sends one HTTP request; fails when the response status is not expected.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Http;
+#[derive(Debug, Clone, Default)]
+pub struct Http {
+    /// Made on the first request, then shared by every request of this kind.
+    client: OnceLock<Result<reqwest::Client, String>>,
+}
+
+/// How long a request may take when the step does not say.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much of a response body the result keeps; the rest is not read.
+const MAX_BODY: usize = 8 << 20;
 
 /// Parameters of an `http` step. The request body is given as `json` or as
 /// `body`, never both.
@@ -144,6 +160,15 @@ impl ExpectStatus {
             None => (200..300).contains(&status),
             Some(ExpectStatus::One(one)) => *one == status,
             Some(ExpectStatus::AnyOf(list)) => list.contains(&status),
+        }
+    }
+
+    /// The statuses expected, in words: `2xx`, `204`, `200 or 404`.
+    pub fn words(expected: Option<&ExpectStatus>) -> String {
+        match expected {
+            None => "2xx".to_string(),
+            Some(ExpectStatus::One(one)) => one.to_string(),
+            Some(ExpectStatus::AnyOf(list)) => series(&list.iter().map(u16::to_string).collect::<Vec<_>>(), "or"),
         }
     }
 }
@@ -278,6 +303,158 @@ impl StepKind for Http {
         }
         text
     }
+
+    /// Result: `{"status": 200, "headers": {"content-type": "..."}, "body":
+    /// "...", "json": <the body read as JSON, or null>}`. Header names are
+    /// lowercase; a header sent more than once has its values joined with
+    /// `, `.
+    fn run(&self, cx: StepContext) -> StepFuture<'_> {
+        Box::pin(async move {
+            let params: HttpParams = crate::read_params("http", &cx.params)?;
+            let client = self.client()?;
+            tokio::select! {
+                outcome = send(client, &params, &cx.idempotency_key) => outcome,
+                () = cx.cancel.cancelled() => Err(crate::cancelled()),
+            }
+        })
+    }
+}
+
+impl Http {
+    fn client(&self) -> Result<&reqwest::Client, StepError> {
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .user_agent(concat!("runbook/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("cannot set up the HTTP client: {}", error_chain(&e)))
+            })
+            .as_ref()
+            .map_err(|e| StepError::new(e.clone()))
+    }
+}
+
+/// Sends the request and reads the response into the step's result.
+async fn send(client: &reqwest::Client, params: &HttpParams, idempotency_key: &str) -> Result<Json, StepError> {
+    let method = params.method;
+    let url = params.url.as_str();
+    let parsed = reqwest::Url::parse(url).map_err(|e| StepError::new(format!("`{url}` is not a valid URL: {e}")))?;
+    let timeout = params.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
+
+    let mut headers = HeaderMap::new();
+    for (name, value) in &params.headers {
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| StepError::new(format!("`{name}` is not a valid header name")))?;
+        let header_value = HeaderValue::from_str(value)
+            .map_err(|_| StepError::new(format!("the value of header `{name}` is not valid in a header")))?;
+        headers.append(header_name, header_value);
+    }
+    // The key is the same on every attempt and on resume, so a server that
+    // honours it does the work once however often the step is retried.
+    if !headers.contains_key("idempotency-key")
+        && let Ok(key) = HeaderValue::from_str(idempotency_key)
+    {
+        headers.insert("idempotency-key", key);
+    }
+
+    let mut request = client
+        .request(
+            reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("a standard method"),
+            parsed,
+        )
+        .headers(headers)
+        .timeout(timeout);
+    if !params.query.is_empty() {
+        let pairs: Vec<(&str, String)> = params.query.iter().map(|(k, v)| (k.as_str(), v.to_string())).collect();
+        request = request.query(&pairs);
+    }
+    if let Some(body) = &params.json {
+        request = request.json(body);
+    } else if let Some(body) = &params.body {
+        request = request.body(body.clone());
+    }
+
+    let failed = |e: reqwest::Error| request_error(method, url, timeout, &e);
+    let mut response = request.send().await.map_err(failed)?;
+    let status = response.status();
+    let mut response_headers = serde_json::Map::new();
+    for (name, value) in response.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match response_headers.get_mut(name.as_str()) {
+            Some(Json::String(earlier)) => {
+                earlier.push_str(", ");
+                earlier.push_str(&value);
+            }
+            _ => {
+                response_headers.insert(name.as_str().to_string(), Json::String(value));
+            }
+        }
+    }
+    let mut bytes = Vec::new();
+    let mut cut = false;
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        if bytes.len() + chunk.len() > MAX_BODY {
+            bytes.extend_from_slice(&chunk[..MAX_BODY - bytes.len()]);
+            cut = true;
+            break;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let mut body = String::from_utf8_lossy(&bytes).into_owned();
+    let parsed_body = if cut {
+        body.push_str(&format!("\n[the response body was cut at {} MiB]", MAX_BODY >> 20));
+        Json::Null
+    } else {
+        serde_json::from_str(&body).unwrap_or(Json::Null)
+    };
+    let result = json!({
+        "status": status.as_u16(),
+        "headers": response_headers,
+        "body": body,
+        "json": parsed_body,
+    });
+    if ExpectStatus::accepts(params.expect_status.as_ref(), status.as_u16()) {
+        Ok(result)
+    } else {
+        let expected = ExpectStatus::words(params.expect_status.as_ref());
+        Err(StepError::new(format!("{method} {url} answered {status} (expected {expected})")).with_result(result))
+    }
+}
+
+/// Why a request got no (whole) response, naming the URL.
+fn request_error(method: Method, url: &str, timeout: Duration, error: &reqwest::Error) -> StepError {
+    let message = if error.is_timeout() {
+        format!("{method} {url} timed out after {}", HumanDuration(timeout))
+    } else if error.is_connect() {
+        format!("cannot connect to {url}: {}", root_cause(error))
+    } else {
+        format!("{method} {url} failed: {}", error_chain(error))
+    };
+    StepError::new(message)
+}
+
+/// The innermost cause of an error, which is what says what went wrong
+/// ("connection refused", "failed to lookup address information").
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    crate::os_error_words(&cause.to_string())
+}
+
+/// An error and its causes, each said once.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let text = crate::os_error_words(&error.to_string());
+        if !words.iter().any(|w| w.contains(&text)) {
+            words.push(text);
+        }
+        cause = error.source();
+    }
+    words.join(": ")
 }
 
 /// Whether `name` is an HTTP header name (a `token` in RFC 9110).

@@ -7,6 +7,12 @@
 //! `check` validates against and editors show, and the same struct reads the
 //! rendered parameters when the step runs.
 //!
+//! Each kind's `run` does one attempt of a step with rendered parameters;
+//! timeouts, retries, `verify` and `outputs` are the executor's business.
+//! Every `run` ends soon after its cancellation token is cancelled (the
+//! `shell` kind within its `kill_grace` and half a second more) and leaves no
+//! child process behind, even when its future is dropped.
+//!
 //! Kinds are registered explicitly by the embedding program:
 //!
 //! ```
@@ -34,17 +40,18 @@ pub use shell::{Shell, ShellParams};
 pub use sleep::{Sleep, SleepParams};
 pub use wait::{StepBody, Wait, WaitParams};
 
-use runbook_engine::step::Registry;
+use runbook_engine::step::{Registry, StepError};
 // A parameter string that is still a template is judged only once rendered;
 // the engine's test decides which strings those are.
 use runbook_engine::template::is_template;
 use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
 /// Registers every built-in step kind.
 pub fn register(registry: &mut Registry) {
     registry.register(Shell);
-    registry.register(Http);
+    registry.register(Http::default());
     registry.register(Wait);
     registry.register(Assert);
     registry.register(Sleep);
@@ -73,6 +80,52 @@ fn schema_of<T: JsonSchema>() -> Json {
 /// The JSON pointer of `name` inside the value at `parent` (RFC 6901).
 fn pointer(parent: &str, name: &str) -> String {
     format!("{parent}/{}", name.replace('~', "~0").replace('/', "~1"))
+}
+
+/// Reads a kind's rendered parameters into its parameter struct. `check`
+/// has accepted them before, so a failure here means a template rendered
+/// into something the kind cannot take, such as `timeout: "{{ inputs.t }}"`
+/// becoming `soon`.
+fn read_params<P: DeserializeOwned>(kind: &str, params: &Json) -> Result<P, StepError> {
+    serde_json::from_value(params.clone())
+        .map_err(|e| StepError::new(format!("the parameters of this `{kind}` step do not read: {e}")))
+}
+
+/// Whether an expression's value counts as true, as in Jinja: `false`,
+/// `null`, `0`, `""`, `[]` and `{}` are false, everything else is true.
+fn is_truthy(value: &Json) -> bool {
+    match value {
+        Json::Null => false,
+        Json::Bool(b) => *b,
+        Json::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
+        Json::String(text) => !text.is_empty(),
+        Json::Array(items) => !items.is_empty(),
+        Json::Object(map) => !map.is_empty(),
+    }
+}
+
+/// An operating system's error message as a phrase in a sentence:
+/// `No such file or directory (os error 2)` becomes `no such file or
+/// directory`.
+fn os_error_words(message: &str) -> String {
+    let message = match message.rfind(" (os error ") {
+        Some(at) if message.ends_with(')') => &message[..at],
+        _ => message,
+    };
+    let mut chars = message.chars();
+    match chars.next() {
+        // Keep acronyms such as `DNS` as they are.
+        Some(first) if !chars.next().is_some_and(char::is_uppercase) => first
+            .to_lowercase()
+            .chain(message[first.len_utf8()..].chars())
+            .collect(),
+        _ => message.to_string(),
+    }
+}
+
+/// The error of an attempt that was cancelled before it finished.
+fn cancelled() -> StepError {
+    StepError::new("cancelled")
 }
 
 #[cfg(test)]

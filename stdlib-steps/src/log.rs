@@ -1,9 +1,10 @@
 //! The `log` step kind: writes a message to the run's output and journal.
 
-use runbook_engine::step::StepKind;
+use runbook_engine::step::{StepContext, StepFuture, StepKind};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use serde_json::json;
 use std::fmt;
 
 use crate::words::{field, quoted};
@@ -77,13 +78,23 @@ impl StepKind for Log {
         let message = field(params, "message").map_or_else(|| "(no message given)".to_string(), |m| quoted(&m));
         format!("log {level}{message}")
     }
+
+    /// Result: `{"message": "..."}`.
+    fn run(&self, cx: StepContext) -> StepFuture<'_> {
+        Box::pin(async move {
+            let params: LogParams = crate::read_params("log", &cx.params)?;
+            cx.host.log(&cx.step_id, params.level.as_str(), &params.message);
+            Ok(json!({"message": params.message}))
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{assert_rejected, assert_valid, describe_all};
+    use crate::tests::{FakeHost, assert_rejected, assert_valid, describe_all, run};
     use serde_json::json;
+    use std::sync::Arc;
 
     #[test]
     fn good_params_pass() {
@@ -123,5 +134,22 @@ mod tests {
                 json!({"level": "warn"}),
             ],
         ));
+    }
+
+    #[tokio::test]
+    async fn logs_to_the_host() {
+        let host = Arc::new(FakeHost::new());
+        let result = run("log", &host, json!({"message": "disk almost full", "level": "warn"}))
+            .await
+            .unwrap();
+        assert_eq!(result, json!({"message": "disk almost full"}));
+        run("log", &host, json!({"message": "done"})).await.unwrap();
+        assert_eq!(
+            host.logs(),
+            [
+                ("warn".into(), "disk almost full".into()),
+                ("info".into(), "done".into())
+            ]
+        );
     }
 }

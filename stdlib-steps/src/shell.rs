@@ -1,11 +1,38 @@
 //! The `shell` step kind: runs a command, either a command line through
 //! `sh -c` or a program with its arguments directly.
+//!
+//! Commands run under `tokio::process` rather than `duct`, which the
+//! project's dependency list names for child processes: duct waits by
+//! blocking a thread and reads a child's output as one captured value (or
+//! one merged reader), so it cannot give stdout and stderr as two separate
+//! live line streams while the step also waits on a cancellation token.
+//! With tokio the step stays an ordinary future that can be cancelled, timed
+//! out or dropped at any point.
+//!
+//! Every command runs in a process group of its own, so that stopping it
+//! reaches its children and grandchildren too: SIGTERM to the group, then
+//! `kill_grace` to finish, then SIGKILL. Whatever a command leaves running
+//! in the background when it exits is stopped the same way, and a guard
+//! kills the group if the step's future is dropped: nothing a step starts
+//! outlives it.
 
 use indexmap::IndexMap;
-use runbook_engine::step::{ParamProblem, StepKind};
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use runbook_engine::step::{Host, OutputStream, ParamProblem, StepContext, StepError, StepFuture, StepKind};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::words::{any, code, field, keys, scalar, scalars};
 
@@ -95,6 +122,11 @@ impl StepKind for Shell {
         problems
     }
 
+    /// Values templated into `run` are quoted for `sh`, so inputs cannot inject commands.
+    fn shell_params(&self) -> &'static [&'static str] {
+        &["/run"]
+    }
+
     fn describe(&self, params: &Json) -> String {
         let mut text = if let Some(run) = field(params, "run") {
             format!("run {} with sh", code(script_opening(&run)))
@@ -126,6 +158,403 @@ impl StepKind for Shell {
         }
         text
     }
+
+    /// Result: `{"exit_code": 0, "signal": null, "stdout": "...", "stderr":
+    /// "...", "json": <stdout read as JSON, or null>}`. `signal` names the
+    /// signal that killed the command (`"SIGKILL"`), and then `exit_code` is
+    /// null. Output has one trailing newline removed; of a very long output
+    /// only the last MiB of each stream is kept.
+    fn run(&self, cx: StepContext) -> StepFuture<'_> {
+        Box::pin(execute(cx))
+    }
+}
+
+/// How much of each output stream the result keeps (the end of it).
+const CAPTURE_LIMIT: usize = 1 << 20;
+
+/// A line longer than this is passed on in pieces, so that output without
+/// newlines still shows live and cannot fill memory.
+const MAX_LINE: usize = 64 << 10;
+
+/// How long output is still read once the command and its group have ended.
+/// Only a process that left the group (with `setsid`) can hold a pipe open
+/// that long; the step does not wait for it.
+const PIPE_LINGER: Duration = Duration::from_millis(500);
+
+/// How often a group being stopped is checked for processes still running.
+const POLL: Duration = Duration::from_millis(20);
+
+async fn execute(cx: StepContext) -> Result<Json, StepError> {
+    let params: ShellParams = crate::read_params("shell", &cx.params)?;
+    let (mut command, program) = match (&params.run, params.argv.as_deref()) {
+        (Some(run), None) => {
+            let mut command = Command::new("sh");
+            command.arg("-c").arg(run);
+            (command, "sh")
+        }
+        (None, Some([program, args @ ..])) => {
+            let mut command = Command::new(program);
+            command.args(args);
+            (command, program.as_str())
+        }
+        (Some(_), Some(_)) => return Err(StepError::new("`run` and `argv` are both given")),
+        (None, Some([])) => return Err(StepError::new("`argv` is empty: it needs at least the program")),
+        (None, None) => return Err(StepError::new("missing parameter `run` or `argv`")),
+    };
+    command
+        .envs(&params.env)
+        .stdin(if params.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(cwd) = &params.cwd {
+        command.current_dir(cwd);
+    }
+
+    let mut child = command
+        .spawn()
+        .map_err(|e| start_error(program, params.cwd.as_deref(), &e))?;
+    let Some(pid) = child.id() else {
+        return Err(StepError::new(format!("`{program}` ended before it could be watched")));
+    };
+    // From here on, dropping this future kills the whole group.
+    let mut group = ProcessGroup::new(pid);
+
+    let group_ended = CancellationToken::new();
+    let pump = |reader: Option<_>, stream| {
+        reader.map(|reader| {
+            AbortOnDropHandle::new(tokio::spawn(pump(
+                reader,
+                stream,
+                Arc::clone(&cx.host),
+                cx.step_id.clone(),
+                group_ended.clone(),
+            )))
+        })
+    };
+    let stdout = pump(child.stdout.take().map(boxed), OutputStream::Stdout);
+    let stderr = pump(child.stderr.take().map(boxed), OutputStream::Stderr);
+    let _feed = match (child.stdin.take(), params.stdin) {
+        (Some(mut pipe), Some(text)) => Some(AbortOnDropHandle::new(tokio::spawn(async move {
+            // A command that exits without reading its input is no error.
+            let _ = pipe.write_all(text.as_bytes()).await;
+        }))),
+        _ => None,
+    };
+
+    let cancelled = tokio::select! {
+        _ = child.wait() => false,
+        () = cx.cancel.cancelled() => true,
+    };
+    let stopped = group.stop(&mut child, cx.kill_grace).await;
+    if !cancelled && stopped != Stopped::AlreadyGone {
+        cx.host.log(
+            &cx.step_id,
+            "warn",
+            &format!(
+                "the command left processes running in the background; they were {}",
+                stopped.words()
+            ),
+        );
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| StepError::new(format!("cannot learn how `{program}` ended: {e}")))?;
+    group_ended.cancel();
+    let stdout = match stdout {
+        Some(task) => task.await.unwrap_or_default(),
+        None => Capture::default(),
+    };
+    let stderr = match stderr {
+        Some(task) => task.await.unwrap_or_default(),
+        None => Capture::default(),
+    };
+
+    let signal = status.signal().map(signal_name);
+    let complete = stdout.dropped == 0;
+    let stdout = stdout.into_text();
+    let parsed = if complete {
+        serde_json::from_str(&stdout).unwrap_or(Json::Null)
+    } else {
+        Json::Null
+    };
+    let result = json!({
+        "exit_code": status.code(),
+        "signal": signal,
+        "stdout": stdout,
+        "stderr": stderr.into_text(),
+        "json": parsed,
+    });
+    if cancelled {
+        let how = match stopped {
+            Stopped::AlreadyGone => "the command had already ended".to_string(),
+            Stopped::Terminated => "the command stopped on SIGTERM".to_string(),
+            Stopped::Killed => format!(
+                "the command was killed with SIGKILL, still running {} after SIGTERM",
+                crate::HumanDuration(cx.kill_grace)
+            ),
+        };
+        return Err(StepError::new(format!("cancelled ({how})")).with_result(result));
+    }
+    match outcome(&status, &params.ok_codes) {
+        Ok(()) => Ok(result),
+        Err(message) => Err(StepError::new(message).with_result(result)),
+    }
+}
+
+/// Whether the command ended as it should, or else how it ended, in words.
+fn outcome(status: &ExitStatus, ok_codes: &[u8]) -> Result<(), String> {
+    match (status.code(), status.signal()) {
+        (Some(code), _) if u8::try_from(code).is_ok_and(|code| ok_codes.contains(&code)) => Ok(()),
+        (Some(code), _) => {
+            let expected: Vec<String> = ok_codes.iter().map(u8::to_string).collect();
+            Err(format!(
+                "exited with code {code} (expected {})",
+                crate::words::series(&expected, "or")
+            ))
+        }
+        (None, Some(signal)) => Err(format!("was killed by {}", signal_name(signal))),
+        (None, None) => Err(format!("ended in an unknown way ({status})")),
+    }
+}
+
+/// `SIGKILL` for 9; the number for a signal nix does not know.
+fn signal_name(signal: i32) -> String {
+    Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
+}
+
+/// Why a command could not start, in words: a missing program, a missing
+/// working directory (which the system reports as the same error).
+fn start_error(program: &str, cwd: Option<&str>, error: &std::io::Error) -> StepError {
+    if let Some(cwd) = cwd
+        && !std::path::Path::new(cwd).is_dir()
+    {
+        return StepError::new(format!("cannot run in `{cwd}`: no such directory"));
+    }
+    StepError::new(format!(
+        "cannot start `{program}`: {}",
+        crate::os_error_words(&error.to_string())
+    ))
+}
+
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+
+fn boxed(reader: impl AsyncRead + Send + Unpin + 'static) -> Reader {
+    Box::new(reader)
+}
+
+/// Reads one output stream to its end: passes each line to the host as it
+/// comes, and keeps the end of the stream for the result. Once the group has
+/// ended it reads for [`PIPE_LINGER`] more at most.
+async fn pump(
+    mut reader: Reader,
+    stream: OutputStream,
+    host: Arc<dyn Host>,
+    step: String,
+    group_ended: CancellationToken,
+) -> Capture {
+    let give_up = async move {
+        group_ended.cancelled().await;
+        tokio::time::sleep(PIPE_LINGER).await;
+    };
+    tokio::pin!(give_up);
+    let mut capture = Capture::default();
+    let mut buffer = vec![0; 16 << 10];
+    let mut line = Vec::new();
+    let mut emit = |line: &mut Vec<u8>| {
+        capture.push(line);
+        let text = line.strip_suffix(b"\n").unwrap_or(line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        host.output(&step, stream, &String::from_utf8_lossy(text));
+        line.clear();
+    };
+    loop {
+        let read = tokio::select! {
+            read = reader.read(&mut buffer) => read,
+            () = &mut give_up => break,
+        };
+        let Ok(n @ 1..) = read else { break };
+        for piece in buffer[..n].split_inclusive(|b| *b == b'\n') {
+            line.extend_from_slice(piece);
+            if piece.ends_with(b"\n") || line.len() >= MAX_LINE {
+                emit(&mut line);
+            }
+        }
+    }
+    if !line.is_empty() {
+        emit(&mut line);
+    }
+    capture
+}
+
+/// The end of an output stream, at most [`CAPTURE_LIMIT`] bytes of it.
+#[derive(Debug, Default)]
+struct Capture {
+    bytes: Vec<u8>,
+    /// How many bytes from the start were left out.
+    dropped: usize,
+}
+
+impl Capture {
+    fn push(&mut self, data: &[u8]) {
+        self.bytes.extend_from_slice(data);
+        // Trimming only now and then keeps pushing cheap.
+        if self.bytes.len() > 2 * CAPTURE_LIMIT {
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        let Some(excess) = self.bytes.len().checked_sub(CAPTURE_LIMIT).filter(|&e| e > 0) else {
+            return;
+        };
+        // Start the kept text at a line if one starts nearby, else at a
+        // character.
+        let rest = &self.bytes[excess..];
+        let skip = match rest.iter().take(MAX_LINE).position(|b| *b == b'\n') {
+            Some(newline) => newline + 1,
+            None => rest.iter().take_while(|b| (**b & 0xC0) == 0x80).count(),
+        };
+        self.bytes.drain(..excess + skip);
+        self.dropped += excess + skip;
+    }
+
+    /// The text kept, without one trailing newline, after a note saying how
+    /// much was left out.
+    fn into_text(mut self) -> String {
+        self.trim();
+        let mut text = String::from_utf8_lossy(&self.bytes).into_owned();
+        if text.ends_with('\n') {
+            text.pop();
+        }
+        if self.dropped > 0 {
+            text.insert_str(0, &format!("[{} bytes of earlier output left out]\n", self.dropped));
+        }
+        text
+    }
+}
+
+/// How the processes of a group came to an end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopped {
+    /// Nothing was running any more.
+    AlreadyGone,
+    /// They ended on SIGTERM, within the grace period.
+    Terminated,
+    /// They were still running at the end of the grace period.
+    Killed,
+}
+
+impl Stopped {
+    fn words(self) -> &'static str {
+        match self {
+            Stopped::AlreadyGone => "already gone",
+            Stopped::Terminated => "stopped with SIGTERM",
+            Stopped::Killed => "killed with SIGKILL after SIGTERM",
+        }
+    }
+}
+
+/// The process group a command runs in (its id is the command's pid). While
+/// armed, dropping it kills every process still in the group.
+#[derive(Debug)]
+struct ProcessGroup {
+    id: Pid,
+    armed: bool,
+}
+
+impl ProcessGroup {
+    fn new(pid: u32) -> Self {
+        Self {
+            id: Pid::from_raw(i32::try_from(pid).expect("a pid fits in an i32")),
+            armed: true,
+        }
+    }
+
+    /// Stops every process of the group: SIGTERM, up to `grace` for them to
+    /// end, then SIGKILL. Reaps `child`, the group's leader, once it ends.
+    async fn stop(&mut self, child: &mut Child, grace: Duration) -> Stopped {
+        let _ = child.try_wait();
+        if !self.alive() || killpg(self.id, Signal::SIGTERM) == Err(Errno::ESRCH) {
+            self.armed = false;
+            return Stopped::AlreadyGone;
+        }
+        let deadline = Instant::now() + grace;
+        loop {
+            let _ = child.try_wait();
+            if !self.alive() {
+                self.armed = false;
+                return Stopped::Terminated;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            tokio::time::sleep(POLL.min(deadline - now)).await;
+        }
+        let _ = killpg(self.id, Signal::SIGKILL);
+        self.armed = false;
+        Stopped::Killed
+    }
+
+    /// Whether any process of the group is still running (zombies, which
+    /// are only waiting to be reaped, do not count).
+    fn alive(&self) -> bool {
+        if killpg(self.id, None) == Err(Errno::ESRCH) {
+            return false;
+        }
+        has_running_member(self.id.as_raw())
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = killpg(self.id, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Whether a process that is not a zombie belongs to process group `pgid`.
+/// Orphaned zombies stay in their group until something reaps them, and
+/// where the init process does not (in some containers) they would make a
+/// finished group look alive to `kill(-pgid, 0)`.
+#[cfg(target_os = "linux")]
+fn has_running_member(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // `pid (name) state ppid pgrp ...`, where the name may hold anything.
+        let Some((_, fields)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = fields.split_whitespace();
+        let state = fields.next().unwrap_or_default();
+        let group = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+        group == Some(pgid) && !matches!(state, "Z" | "X")
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn has_running_member(_pgid: i32) -> bool {
+    true
 }
 
 /// Where a command line starts saying what it does: scripts often open with
@@ -166,8 +595,9 @@ fn command_line(argv: &[Json]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{assert_rejected, assert_valid, describe_all};
+    use crate::tests::{FakeHost, assert_rejected, assert_valid, describe_all, run};
     use serde_json::json;
+    use std::time::Instant;
 
     #[test]
     fn good_params_pass() {
@@ -256,5 +686,265 @@ mod tests {
                 json!({"cwd": "/tmp"}),
             ],
         ));
+    }
+
+    /// Whether process `pid` is running (a zombie only waits to be reaped).
+    fn running(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !matches!(stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]), Some("Z" | "X")))
+    }
+
+    /// Waits up to two seconds for every process in `pids` to end.
+    async fn all_end(pids: &[i32]) -> bool {
+        for _ in 0..200 {
+            if !pids.iter().any(|&pid| running(pid)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// A script that starts two background sleeps, prints their pids and its
+    /// own (the group's id), then waits: a child and grandchildren.
+    const FAMILY: &str = "sleep 100 & echo $!; sleep 100 & echo $!; echo $$; wait";
+
+    fn pids(lines: &[String]) -> Vec<i32> {
+        lines.iter().map(|line| line.parse().expect("a pid")).collect()
+    }
+
+    #[tokio::test]
+    async fn captures_the_exit_code_and_both_streams() {
+        let host = Arc::new(FakeHost::new());
+        let error = run("shell", &host, json!({"run": "echo out; echo err >&2; exit 3"}))
+            .await
+            .unwrap_err();
+        assert_eq!(error.message, "exited with code 3 (expected 0)");
+        assert_eq!(
+            error.result,
+            Some(json!({"exit_code": 3, "signal": null, "stdout": "out", "stderr": "err", "json": null}))
+        );
+
+        let result = run("shell", &host, json!({"run": "echo out; exit 3", "ok_codes": [0, 3]})).await;
+        assert_eq!(result.unwrap()["exit_code"], 3);
+        let error = run("shell", &host, json!({"run": "exit 1", "ok_codes": [0, 3]}))
+            .await
+            .unwrap_err();
+        assert_eq!(error.message, "exited with code 1 (expected 0 or 3)");
+    }
+
+    #[tokio::test]
+    async fn reads_json_output() {
+        let host = Arc::new(FakeHost::new());
+        let result = run(
+            "shell",
+            &host,
+            json!({"run": r#"printf '{"pop": "fra", "n": [1, 2]}\n'"#}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(result["json"], json!({"pop": "fra", "n": [1, 2]}));
+        assert_eq!(result["stdout"], r#"{"pop": "fra", "n": [1, 2]}"#);
+        // Only one trailing newline goes.
+        let result = run("shell", &host, json!({"run": "printf 'a\\n\\n'"})).await.unwrap();
+        assert_eq!(result["stdout"], "a\n");
+        assert_eq!(result["json"], Json::Null);
+    }
+
+    #[tokio::test]
+    async fn names_the_signal_that_killed_the_command() {
+        let host = Arc::new(FakeHost::new());
+        let error = run("shell", &host, json!({"run": "kill -KILL $$"})).await.unwrap_err();
+        assert_eq!(error.message, "was killed by SIGKILL");
+        let result = error.result.unwrap();
+        assert_eq!(
+            (&result["exit_code"], &result["signal"]),
+            (&Json::Null, &json!("SIGKILL"))
+        );
+    }
+
+    #[tokio::test]
+    async fn sets_env_and_cwd() {
+        let host = Arc::new(FakeHost::new());
+        let dir = std::env::temp_dir().canonicalize().unwrap();
+        let result = run(
+            "shell",
+            &host,
+            json!({
+                "run": r#"echo "$GREETING"; pwd; test -n "$PATH" && echo inherited"#,
+                "env": {"GREETING": "hello world"},
+                "cwd": dir,
+            }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(result["stdout"], format!("hello world\n{}\ninherited", dir.display()));
+
+        let error = run("shell", &host, json!({"run": "true", "cwd": "/no/such/dir"}))
+            .await
+            .unwrap_err();
+        assert_eq!(error.message, "cannot run in `/no/such/dir`: no such directory");
+    }
+
+    #[tokio::test]
+    async fn runs_argv_without_a_shell() {
+        let host = Arc::new(FakeHost::new());
+        let result = run(
+            "shell",
+            &host,
+            json!({"argv": ["printf", "[%s]", "a b; echo injected", "$HOME", "it's"]}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(result["stdout"], "[a b; echo injected][$HOME][it's]");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_named() {
+        let host = Arc::new(FakeHost::new());
+        let error = run("shell", &host, json!({"argv": ["no-such-program-here", "x"]}))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.message,
+            "cannot start `no-such-program-here`: no such file or directory"
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_stdin_and_closes_it() {
+        let host = Arc::new(FakeHost::new());
+        let result = run("shell", &host, json!({"run": "tr a-z A-Z", "stdin": "hello\nworld\n"})).await;
+        assert_eq!(result.unwrap()["stdout"], "HELLO\nWORLD");
+        // Without `stdin`, a command reading it gets end of file at once.
+        let result = run("shell", &host, json!({"run": "cat; echo done"})).await;
+        assert_eq!(result.unwrap()["stdout"], "done");
+        // A command that does not read its input is no error.
+        let big = "x".repeat(1 << 20);
+        let result = run("shell", &host, json!({"run": "exit 0", "stdin": big})).await;
+        assert_eq!(result.unwrap()["exit_code"], 0);
+    }
+
+    #[tokio::test]
+    async fn streams_output_line_by_line_as_it_comes() {
+        let host = Arc::new(FakeHost::new());
+        let cx = host.step_context(json!({"run": "echo one; echo two >&2; sleep 0.5; printf 'three\\r\\nfour'"}));
+        let mut run = Shell.run(cx);
+        tokio::select! {
+            _ = &mut run => panic!("the command ended before its first line was seen"),
+            lines = host.stdout_lines(1) => assert_eq!(lines, ["one"]),
+        }
+        let result = run.await.unwrap();
+        assert_eq!(host.lines(OutputStream::Stdout), ["one", "three", "four"]);
+        assert_eq!(host.lines(OutputStream::Stderr), ["two"]);
+        assert_eq!(result["stdout"], "one\nthree\r\nfour");
+        assert_eq!(result["stderr"], "two");
+    }
+
+    #[tokio::test]
+    async fn cancellation_stops_the_command_and_its_children() {
+        let host = Arc::new(FakeHost::new());
+        let cx = host.step_context(json!({"run": FAMILY}));
+        let (cancel, grace) = (cx.cancel.clone(), cx.kill_grace);
+        let mut run = Shell.run(cx);
+        let family = tokio::select! {
+            _ = &mut run => panic!("the command ended by itself"),
+            lines = host.stdout_lines(3) => pids(&lines),
+        };
+        assert!(family.iter().all(|&pid| running(pid)), "{family:?}");
+        cancel.cancel();
+        let cancelled_at = Instant::now();
+        let error = run.await.unwrap_err();
+        assert!(
+            cancelled_at.elapsed() < grace + Duration::from_secs(1),
+            "{:?}",
+            cancelled_at.elapsed()
+        );
+        assert_eq!(error.message, "cancelled (the command stopped on SIGTERM)");
+        assert_eq!(error.result.unwrap()["signal"], "SIGTERM");
+        assert!(!family.iter().any(|&pid| running(pid)), "{family:?}");
+        assert!(!has_running_member(family[2]), "the group {} lives on", family[2]);
+    }
+
+    #[tokio::test]
+    async fn a_command_that_ignores_sigterm_is_killed_after_the_grace() {
+        let host = Arc::new(FakeHost::new());
+        let mut cx = host.step_context(json!({"run": format!("trap '' TERM; {FAMILY}")}));
+        cx.kill_grace = Duration::from_millis(300);
+        let cancel = cx.cancel.clone();
+        let mut run = Shell.run(cx);
+        let family = tokio::select! {
+            _ = &mut run => panic!("the command ended by itself"),
+            lines = host.stdout_lines(3) => pids(&lines),
+        };
+        cancel.cancel();
+        let cancelled_at = Instant::now();
+        let error = run.await.unwrap_err();
+        let took = cancelled_at.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_millis(1300),
+            "{took:?}"
+        );
+        assert_eq!(
+            error.message,
+            "cancelled (the command was killed with SIGKILL, still running 300ms after SIGTERM)"
+        );
+        assert!(!family.iter().any(|&pid| running(pid)), "{family:?}");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_step_kills_the_command_and_its_children() {
+        let host = Arc::new(FakeHost::new());
+        // A `StepFuture` is a `Pin<Box<_>>`: dropping it drops the step.
+        let mut run = Shell.run(host.step_context(json!({"run": FAMILY})));
+        let family = tokio::select! {
+            _ = &mut run => panic!("the command ended by itself"),
+            lines = host.stdout_lines(3) => pids(&lines),
+        };
+        assert!(family.iter().all(|&pid| running(pid)), "{family:?}");
+        drop(run);
+        assert!(all_end(&family).await, "{family:?} live on");
+        assert!(!has_running_member(family[2]), "the group {} lives on", family[2]);
+    }
+
+    #[tokio::test]
+    async fn what_a_command_leaves_running_is_stopped() {
+        let host = Arc::new(FakeHost::new());
+        let result = run("shell", &host, json!({"run": "sleep 100 & echo $!"}))
+            .await
+            .unwrap();
+        let pid: i32 = result["stdout"].as_str().unwrap().parse().unwrap();
+        assert!(!running(pid), "{pid} lives on");
+        assert_eq!(
+            host.logs(),
+            [(
+                "warn".to_string(),
+                "the command left processes running in the background; they were stopped with SIGTERM".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn keeps_the_end_of_a_long_output() {
+        let mut capture = Capture::default();
+        let line = format!("{}\n", "é".repeat(500));
+        for _ in 0..3_000 {
+            capture.push(line.as_bytes());
+        }
+        capture.push(b"last\n");
+        let text = capture.into_text();
+        let (note, kept) = text.split_once('\n').unwrap();
+        let dropped: usize = note
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(" bytes of earlier output left out]"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        // Everything is either kept or counted as left out (the last newline
+        // aside), and what is kept starts at a line.
+        assert_eq!(dropped + kept.len() + 1, 3_000 * line.len() + 5);
+        assert!(kept.starts_with('é') && kept.ends_with("é\nlast"));
+        assert!(kept.len() <= CAPTURE_LIMIT && kept.len() > CAPTURE_LIMIT - line.len());
+        assert!(!text.contains('\u{fffd}'));
     }
 }

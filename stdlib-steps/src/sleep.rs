@@ -1,9 +1,10 @@
 //! The `sleep` step kind: pauses the run for a while.
 
-use runbook_engine::step::{ParamProblem, StepKind};
+use runbook_engine::step::{ParamProblem, StepContext, StepFuture, StepKind};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
+use serde_json::json;
 
 use crate::HumanDuration;
 
@@ -51,13 +52,26 @@ impl StepKind for Sleep {
             _ => "wait (no duration given)".to_string(),
         }
     }
+
+    /// Result: `{"slept_ms": n}`, the duration asked for.
+    fn run(&self, cx: StepContext) -> StepFuture<'_> {
+        Box::pin(async move {
+            let params: SleepParams = crate::read_params("sleep", &cx.params)?;
+            tokio::select! {
+                () = tokio::time::sleep(params.duration.0) => Ok(json!({"slept_ms": params.duration.0.as_millis()})),
+                () = cx.cancel.cancelled() => Err(crate::cancelled()),
+            }
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{assert_rejected, assert_valid, describe_all};
+    use crate::tests::{FakeHost, assert_rejected, assert_valid, describe_all, run, run_with};
     use serde_json::json;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn good_params_pass() {
@@ -96,5 +110,28 @@ mod tests {
                 json!({}),
             ],
         ));
+    }
+
+    #[tokio::test]
+    async fn sleeps() {
+        let host = Arc::new(FakeHost::new());
+        let started = Instant::now();
+        let result = run("sleep", &host, json!({"duration": "50ms"})).await.unwrap();
+        assert_eq!(result, json!({"slept_ms": 50}));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn cancellation_ends_the_sleep_at_once() {
+        let host = Arc::new(FakeHost::new());
+        let cx = host.step_context(json!({"duration": "1h"}));
+        let cancel = cx.cancel.clone();
+        let started = Instant::now();
+        let (outcome, ()) = tokio::join!(run_with("sleep", cx), async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cancel.cancel();
+        });
+        assert_eq!(outcome.unwrap_err().message, "cancelled");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     }
 }

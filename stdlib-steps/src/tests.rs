@@ -1,9 +1,15 @@
 //! Tests over every built-in kind at once, and the helpers each kind's own
 //! tests share.
 
-use runbook_engine::step::{ParamProblem, Registry};
+use runbook_engine::step::{Host, OutputStream, ParamProblem, Registry, StepContext, StepError, StepFuture};
 use serde::de::DeserializeOwned;
 use serde_json::{Value as Json, json};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
@@ -52,6 +58,195 @@ pub fn describe_all(name: &str, examples: &[Json]) -> String {
         .map(|params| format!("{params}\n→ {}\n", kind.describe(params)))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// How a [`FakeHost`] runs a nested step: given the call's number (1 for
+/// the first), the parameters and the cancellation token.
+type Nested = Box<dyn Fn(u32, Json, CancellationToken) -> StepFuture<'static> + Send + Sync>;
+
+/// A host for running kinds in tests: it records output lines and log
+/// messages, evaluates expressions over `context` with `result` bound,
+/// answers confirmations with `answer` and runs nested steps with `nested`.
+pub struct FakeHost {
+    pub context: Json,
+    pub answer: Result<bool, String>,
+    nested: Nested,
+    nested_calls: AtomicU32,
+    lines: Mutex<Vec<(String, OutputStream, String)>>,
+    logs: Mutex<Vec<(String, String, String)>>,
+}
+
+impl FakeHost {
+    pub fn new() -> Self {
+        Self {
+            context: json!({}),
+            answer: Err("nobody to ask".into()),
+            nested: Box::new(|_, _, _| Box::pin(async { Err(StepError::new("no nested steps here")) })),
+            nested_calls: AtomicU32::new(0),
+            lines: Mutex::default(),
+            logs: Mutex::default(),
+        }
+    }
+
+    pub fn with_context(mut self, context: Json) -> Self {
+        self.context = context;
+        self
+    }
+
+    pub fn with_answer(mut self, answer: Result<bool, String>) -> Self {
+        self.answer = answer;
+        self
+    }
+
+    pub fn with_nested(
+        mut self,
+        nested: impl Fn(u32, Json, CancellationToken) -> StepFuture<'static> + Send + Sync + 'static,
+    ) -> Self {
+        self.nested = Box::new(nested);
+        self
+    }
+
+    pub fn nested_calls(&self) -> u32 {
+        self.nested_calls.load(Ordering::SeqCst)
+    }
+
+    /// The lines of live output seen so far on `stream`.
+    pub fn lines(&self, stream: OutputStream) -> Vec<String> {
+        let lines = self.lines.lock().expect("not poisoned");
+        lines
+            .iter()
+            .filter(|(_, s, _)| *s == stream)
+            .map(|(_, _, line)| line.clone())
+            .collect()
+    }
+
+    /// Waits until `count` lines of stdout have been seen, and returns them.
+    pub async fn stdout_lines(&self, count: usize) -> Vec<String> {
+        loop {
+            let lines = self.lines(OutputStream::Stdout);
+            if lines.len() >= count {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The messages logged so far, as `(level, message)`.
+    pub fn logs(&self) -> Vec<(String, String)> {
+        let logs = self.logs.lock().expect("not poisoned");
+        logs.iter()
+            .map(|(_, level, message)| (level.clone(), message.clone()))
+            .collect()
+    }
+
+    /// The context of a first attempt of step `step` of run `run-1`.
+    pub fn step_context(self: &Arc<Self>, params: Json) -> StepContext {
+        StepContext {
+            run_id: "run-1".into(),
+            step_id: "step".into(),
+            attempt: 1,
+            idempotency_key: "run-1.step".into(),
+            params,
+            cancel: CancellationToken::new(),
+            kill_grace: Duration::from_secs(1),
+            host: Arc::clone(self) as Arc<dyn Host>,
+        }
+    }
+}
+
+impl Host for FakeHost {
+    fn run_nested(&self, _kind: &str, params: Json, cancel: CancellationToken) -> StepFuture<'_> {
+        let call = self.nested_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        (self.nested)(call, params, cancel)
+    }
+
+    fn eval(&self, expression: &str, result: &Json) -> Result<Json, String> {
+        let mut context = self.context.clone();
+        context["result"] = result.clone();
+        let context = minijinja::Value::from(minijinja::value::Serde(&context));
+        let value = runbook_engine::template::eval(expression, &context).map_err(|e| e.to_string())?;
+        serde_json::to_value(&value).map_err(|e| e.to_string())
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        _step: &'a str,
+        _message: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+        Box::pin(async move { self.answer.clone() })
+    }
+
+    fn output(&self, step: &str, stream: OutputStream, line: &str) {
+        let mut lines = self.lines.lock().expect("not poisoned");
+        lines.push((step.to_string(), stream, line.to_string()));
+    }
+
+    fn log(&self, step: &str, level: &str, message: &str) {
+        let mut logs = self.logs.lock().expect("not poisoned");
+        logs.push((step.to_string(), level.to_string(), message.to_string()));
+    }
+}
+
+/// Runs one attempt of the built-in kind `name` with `params`.
+pub async fn run(name: &str, host: &Arc<FakeHost>, params: Json) -> Result<Json, StepError> {
+    run_with(name, host.step_context(params)).await
+}
+
+/// Runs one attempt of the built-in kind `name` in `cx`.
+pub async fn run_with(name: &str, cx: StepContext) -> Result<Json, StepError> {
+    let registry = registry();
+    let kind = registry.get(name).expect("a registered kind");
+    kind.run(cx).await
+}
+
+#[test]
+fn truthiness_is_jinja_s() {
+    for value in [
+        json!(false),
+        json!(null),
+        json!(0),
+        json!(0.0),
+        json!(""),
+        json!([]),
+        json!({}),
+    ] {
+        assert!(!crate::is_truthy(&value), "{value}");
+    }
+    for value in [
+        json!(true),
+        json!(1),
+        json!(-0.5),
+        json!("false"),
+        json!([0]),
+        json!({"a": null}),
+    ] {
+        assert!(crate::is_truthy(&value), "{value}");
+    }
+}
+
+#[test]
+fn os_errors_read_as_phrases() {
+    assert_eq!(
+        crate::os_error_words("No such file or directory (os error 2)"),
+        "no such file or directory"
+    );
+    assert_eq!(crate::os_error_words("Connection refused"), "connection refused");
+    assert_eq!(crate::os_error_words("DNS error"), "DNS error");
+    assert_eq!(crate::os_error_words(""), "");
+}
+
+#[tokio::test]
+async fn parameters_that_do_not_read_fail_the_step_clearly() {
+    let host = Arc::new(FakeHost::new());
+    let error = run("shell", &host, json!({"run": 5})).await.unwrap_err();
+    assert!(
+        error
+            .message
+            .starts_with("the parameters of this `shell` step do not read: invalid type: integer `5`"),
+        "{error}"
+    );
+    let error = run("sleep", &host, json!({"duration": "soon"})).await.unwrap_err();
+    assert!(error.message.contains("`soon` is not a duration"), "{error}");
 }
 
 #[test]

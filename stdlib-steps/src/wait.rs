@@ -1,10 +1,11 @@
 //! The `wait` step kind: runs a probe step again and again until an
 //! expression over its result holds, or gives up.
 
-use runbook_engine::step::{ParamProblem, StepKind};
+use runbook_engine::step::{ParamProblem, StepContext, StepError, StepFuture, StepKind};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
+use tokio::time::Instant;
 
 use crate::HumanDuration;
 use crate::words::{code, field};
@@ -109,13 +110,125 @@ impl StepKind for Wait {
         let until = field(params, "until").map_or_else(|| "(no condition given)".to_string(), |until| code(&until));
         format!("poll every {interval} until {until} (give up after {timeout})")
     }
+
+    /// Result: `{"attempts": n, "result": <the last probe's result>,
+    /// "elapsed_ms": n}`.
+    fn run(&self, cx: StepContext) -> StepFuture<'_> {
+        Box::pin(poll(cx))
+    }
+}
+
+/// What the last attempt of a probe came to.
+enum Probe {
+    /// The probe produced a result (its step may still have failed, as an
+    /// `http` probe answered 503 does): `until` is evaluated over it.
+    Result(Json),
+    /// The probe failed without a result, such as an `http` probe that
+    /// could not connect: the condition cannot hold yet.
+    Failed(String),
+    /// No probe has finished yet.
+    None,
+}
+
+async fn poll(cx: StepContext) -> Result<Json, StepError> {
+    let params: WaitParams = crate::read_params("wait", &cx.params)?;
+    let started = Instant::now();
+    let deadline = started + params.timeout.0;
+    let mut attempts = 0u32;
+    let mut last = Probe::None;
+    loop {
+        attempts += 1;
+        let token = cx.cancel.child_token();
+        let probe = cx.host.run_nested(
+            &params.probe.uses,
+            Json::Object(params.probe.with.clone()),
+            token.clone(),
+        );
+        tokio::pin!(probe);
+        let outcome = tokio::select! {
+            outcome = &mut probe => Some(outcome),
+            // A probe still running at the deadline is stopped, and given
+            // the time it needs to stop cleanly.
+            () = tokio::time::sleep_until(deadline) => {
+                token.cancel();
+                let _ = probe.await;
+                None
+            }
+        };
+        if cx.cancel.is_cancelled() {
+            return Err(crate::cancelled());
+        }
+        let Some(outcome) = outcome else {
+            break;
+        };
+        last = match outcome {
+            Ok(result) => Probe::Result(result),
+            Err(StepError {
+                result: Some(result), ..
+            }) => Probe::Result(result),
+            Err(StepError { message, result: None }) => Probe::Failed(message),
+        };
+        if let Probe::Result(result) = &last {
+            let value = cx.host.eval(&params.until, result).map_err(|e| {
+                StepError::new(format!("cannot evaluate `{}`: {e}", params.until)).with_result(result.clone())
+            })?;
+            if crate::is_truthy(&value) {
+                return Ok(json!({
+                    "attempts": attempts,
+                    "result": result,
+                    "elapsed_ms": started.elapsed().as_millis(),
+                }));
+            }
+        }
+        let pause = params
+            .interval
+            .0
+            .min(deadline.saturating_duration_since(Instant::now()));
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = cx.cancel.cancelled() => return Err(crate::cancelled()),
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    let until = &params.until;
+    let timeout = params.timeout;
+    Err(match last {
+        Probe::Result(result) => StepError::new(format!(
+            "gave up after {timeout}: `{until}` was still false (last result: {})",
+            summary(&result)
+        ))
+        .with_result(result),
+        Probe::Failed(message) => StepError::new(format!(
+            "gave up after {timeout}: `{until}` was still false (the last probe failed: {message})"
+        )),
+        Probe::None => StepError::new(format!(
+            "gave up after {timeout}: the first probe had not finished, so `{until}` was never checked"
+        )),
+    })
+}
+
+/// A probe's result in a few words, for the message of a wait that gave up:
+/// the status of an HTTP response or the exit code of a command when there
+/// is one, else the result itself, shortened.
+fn summary(result: &Json) -> String {
+    if let Some(status) = result.get("status").filter(|s| s.is_number()) {
+        return format!("status {status}");
+    }
+    if let Some(code) = result.get("exit_code").filter(|c| c.is_number()) {
+        return format!("exit code {code}");
+    }
+    crate::words::shorten(&result.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{assert_rejected, assert_valid, describe_all};
+    use crate::tests::{FakeHost, assert_rejected, assert_valid, describe_all, run, run_with};
     use serde_json::json;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
 
     fn probe() -> Json {
         json!({"uses": "http", "with": {"url": "https://x/health"}})
@@ -203,5 +316,90 @@ mod tests {
                 json!({"probe": probe()}),
             ],
         ));
+    }
+
+    /// A host whose probe answers 503 until call `ready_at`, then 200. Its
+    /// first call fails without a result, as a refused connection does.
+    fn service_ready_at(ready_at: u32) -> Arc<FakeHost> {
+        Arc::new(FakeHost::new().with_nested(move |call, params, _| {
+            Box::pin(async move {
+                assert_eq!(params, json!({"url": "https://x/health"}));
+                match call {
+                    1 => Err(StepError::new("cannot connect to https://x/health: connection refused")),
+                    n if n < ready_at => Err(StepError::new("503").with_result(json!({"status": 503, "json": null}))),
+                    _ => Ok(json!({"status": 200, "json": {"ready": true}})),
+                }
+            })
+        }))
+    }
+
+    #[tokio::test]
+    async fn polls_until_the_condition_holds() {
+        let host = service_ready_at(3);
+        let params = json!({"probe": probe(), "until": "result.status == 200", "interval": "10ms"});
+        let result = run("wait", &host, params).await.unwrap();
+        assert_eq!(host.nested_calls(), 3);
+        assert_eq!(result["attempts"], 3);
+        assert_eq!(result["result"], json!({"status": 200, "json": {"ready": true}}));
+        assert!(result["elapsed_ms"].as_u64().unwrap() >= 20, "{result}");
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_timeout() {
+        let host = service_ready_at(u32::MAX);
+        let params = json!({"probe": probe(), "until": "result.status == 200", "interval": "20ms", "timeout": "150ms"});
+        let started = Instant::now();
+        let error = run("wait", &host, params).await.unwrap_err();
+        assert_eq!(
+            error.message,
+            "gave up after 150ms: `result.status == 200` was still false (last result: status 503)"
+        );
+        assert_eq!(error.result, Some(json!({"status": 503, "json": null})));
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(host.nested_calls() >= 3, "{}", host.nested_calls());
+    }
+
+    #[tokio::test]
+    async fn a_probe_still_running_at_the_timeout_is_cancelled() {
+        let host = Arc::new(FakeHost::new().with_nested(|_, _, cancel| {
+            Box::pin(async move {
+                cancel.cancelled().await;
+                Err(StepError::new("cancelled"))
+            })
+        }));
+        let params = json!({"probe": probe(), "until": "true", "timeout": "100ms"});
+        let started = Instant::now();
+        let error = run("wait", &host, params).await.unwrap_err();
+        assert_eq!(
+            error.message,
+            "gave up after 100ms: the first probe had not finished, so `true` was never checked"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn an_until_that_cannot_be_evaluated_fails_at_once() {
+        let host = service_ready_at(2);
+        let params = json!({"probe": probe(), "until": "result.json.nope.deeper", "interval": "10ms"});
+        let error = run("wait", &host, params).await.unwrap_err();
+        assert!(
+            error.message.starts_with("cannot evaluate `result.json.nope.deeper`: "),
+            "{error}"
+        );
+        assert_eq!(host.nested_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn cancellation_ends_the_wait() {
+        let host = service_ready_at(u32::MAX);
+        let cx = host.step_context(json!({"probe": probe(), "until": "result.status == 200", "interval": "1h"}));
+        let cancel = cx.cancel.clone();
+        let started = Instant::now();
+        let (outcome, ()) = tokio::join!(run_with("wait", cx), async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cancel.cancel();
+        });
+        assert_eq!(outcome.unwrap_err().message, "cancelled");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     }
 }

@@ -282,7 +282,12 @@ pub fn plan(
     for var in &runbook.vars {
         context.insert("vars", Value::from(var_values.clone()));
         let ctx = Value::from(context.clone());
-        let value = render_param(&var.value, &ctx, &assumed, &mut warnings);
+        let value = Renderer {
+            ctx: &ctx,
+            assumed: &assumed,
+            registry,
+        }
+        .params(&var.value, "", &mut warnings);
         var_values.insert(var.name.clone(), to_value(&value));
         vars.push(PlannedVar {
             name: var.name.clone(),
@@ -541,7 +546,12 @@ impl Planner<'_> {
         with: &Param,
         warnings: &mut Vec<Diagnostic>,
     ) -> PlannedAction {
-        let params = render_param(with, self.ctx, self.assumed, warnings);
+        let params = Renderer {
+            ctx: self.ctx,
+            assumed: self.assumed,
+            registry: self.registry,
+        }
+        .params(with, kind_name, warnings);
         let mut action = self
             .registry
             .get(kind_name)
@@ -637,42 +647,79 @@ fn render_warning(text: &Text, error: &minijinja::Error) -> Diagnostic {
     .with_label(text.span, "shown as written")
 }
 
-/// Renders a parameter tree with what is known now.
-fn render_param(param: &Param, ctx: &Value, assumed: &HashMap<String, Json>, warnings: &mut Vec<Diagnostic>) -> Json {
-    match param {
-        Param::Value(v) => v.clone(),
-        Param::Expression(t) => Json::String(t.text.clone()),
-        Param::Template(t) => match template::render(&t.text, ctx) {
-            Ok(s) => Json::String(s),
-            Err(e) => {
-                warnings.push(render_warning(t, &e));
-                Json::String(t.text.clone())
+/// Renders parameter trees with what is known now.
+struct Renderer<'a> {
+    ctx: &'a Value,
+    assumed: &'a HashMap<String, Json>,
+    registry: &'a Registry,
+}
+
+impl Renderer<'_> {
+    /// The `with` of a step of `kind`: its shell commands are rendered quoted, as a run would.
+    fn params(&self, param: &Param, kind: &str, warnings: &mut Vec<Diagnostic>) -> Json {
+        let shell = self.registry.get(kind).map_or(&[][..], |k| k.shell_params());
+        self.walk(param, "", shell, warnings)
+    }
+
+    fn walk(&self, param: &Param, pointer: &str, shell: &[&str], warnings: &mut Vec<Diagnostic>) -> Json {
+        let quoted = shell.contains(&pointer);
+        let render = |text: &str| {
+            if quoted {
+                template::render_shell(text, self.ctx)
+            } else {
+                template::render(text, self.ctx)
             }
-        },
-        Param::Native(t) => {
-            let pending = t.refs.iter().any(|r| runtime_only(&r.path, assumed));
-            let expression = template::single_expression(&t.text).unwrap_or(&t.text);
-            if pending {
-                return match template::render(&t.text, ctx) {
-                    Ok(s) => Json::String(s),
-                    Err(_) => Json::String(t.text.clone()),
-                };
-            }
-            match template::eval(expression, ctx) {
-                Ok(v) => serde_json::to_value(&v).unwrap_or_else(|_| Json::String(v.to_string())),
+        };
+        match param {
+            Param::Value(v) => v.clone(),
+            Param::Expression(t) => Json::String(t.text.clone()),
+            Param::Template(t) => match render(&t.text) {
+                Ok(s) => Json::String(s),
                 Err(e) => {
                     warnings.push(render_warning(t, &e));
                     Json::String(t.text.clone())
                 }
+            },
+            Param::Native(t) => {
+                let pending = t.refs.iter().any(|r| runtime_only(&r.path, self.assumed));
+                if pending || quoted {
+                    return Json::String(render(&t.text).unwrap_or_else(|_| t.text.clone()));
+                }
+                let expression = template::single_expression(&t.text).unwrap_or(&t.text);
+                match template::eval(expression, self.ctx) {
+                    Ok(v) => serde_json::to_value(&v).unwrap_or_else(|_| Json::String(v.to_string())),
+                    Err(e) => {
+                        warnings.push(render_warning(t, &e));
+                        Json::String(t.text.clone())
+                    }
+                }
+            }
+            Param::List(items) => Json::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| self.walk(p, &format!("{pointer}/{i}"), shell, warnings))
+                    .collect(),
+            ),
+            Param::Map(entries) => {
+                let nested_kind = entries.iter().find_map(|(k, p)| match (k.as_str(), p) {
+                    ("uses", Param::Value(Json::String(kind))) => Some(kind.as_str()),
+                    _ => None,
+                });
+                Json::Object(
+                    entries
+                        .iter()
+                        .map(|(k, p)| {
+                            let value = match (nested_kind, k.as_str()) {
+                                (Some(kind), "with") => self.params(p, kind, warnings),
+                                _ => self.walk(p, &format!("{pointer}/{k}"), shell, warnings),
+                            };
+                            (k.clone(), value)
+                        })
+                        .collect(),
+                )
             }
         }
-        Param::List(items) => Json::Array(items.iter().map(|p| render_param(p, ctx, assumed, warnings)).collect()),
-        Param::Map(entries) => Json::Object(
-            entries
-                .iter()
-                .map(|(k, p)| (k.clone(), render_param(p, ctx, assumed, warnings)))
-                .collect(),
-        ),
     }
 }
 

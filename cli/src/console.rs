@@ -1,0 +1,402 @@
+//! The terminal side of a run: the live view and line-per-event output
+//! (reporters of the engine's events), and the operator's prompts.
+
+use dialoguer::{Confirm, Select, theme::ColorfulTheme};
+use indicatif::{ProgressBar, ProgressStyle};
+use runbook_engine::execute::{
+    Event, GateAnswer, InterruptAnswer, Operator, Reporter, RunStatus, RunSummary, StepAnswer, StepStatus,
+};
+use runbook_engine::step::OutputStream;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How run events are shown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// A live view with a spinner line (a terminal).
+    Live,
+    /// One line per event (pipes, CI logs).
+    Plain,
+    /// One JSON object per event on stdout.
+    Json,
+}
+
+struct ViewState {
+    running: BTreeMap<String, String>,
+    done: usize,
+    total: usize,
+}
+
+/// Prints events; shared with the prompts so that they can pause the live view.
+pub struct Console {
+    style: Style,
+    color: bool,
+    bar: Option<ProgressBar>,
+    state: Mutex<ViewState>,
+}
+
+impl Console {
+    pub fn new(style: Style, color: bool) -> Arc<Self> {
+        let bar = (style == Style::Live).then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Arc::new(Self {
+            style,
+            color,
+            bar,
+            state: Mutex::new(ViewState {
+                running: BTreeMap::new(),
+                done: 0,
+                total: 0,
+            }),
+        })
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// A line above the live view (or on stderr for plain output).
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => {
+                let mut stderr = std::io::stderr().lock();
+                let _ = writeln!(stderr, "{text}");
+            }
+        }
+    }
+
+    fn refresh(&self) {
+        let Some(bar) = &self.bar else { return };
+        let Ok(state) = self.state.lock() else { return };
+        let running: Vec<&str> = state.running.keys().map(String::as_str).collect();
+        bar.set_message(format!(
+            "{}/{} steps done{}",
+            state.done,
+            state.total,
+            if running.is_empty() {
+                String::new()
+            } else {
+                format!(" · running: {}", running.join(", "))
+            }
+        ));
+    }
+
+    /// Runs `f` with the live view hidden (for prompts).
+    pub fn suspend<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn seconds(ms: u64) -> String {
+        if ms < 1000 {
+            format!("{ms}ms")
+        } else {
+            format!("{:.1}s", ms as f64 / 1000.0)
+        }
+    }
+
+    /// The final table: each step's status and duration, what was rolled back, total time.
+    pub fn summary(&self, summary: &RunSummary) {
+        if self.style == Style::Json {
+            return;
+        }
+        let mut out = String::new();
+        out.push_str(&format!("\nsummary of run {} ({})\n", summary.run_id, summary.runbook));
+        for step in &summary.steps {
+            let mark = match step.status {
+                StepStatus::Succeeded => self.paint("32", "✓"),
+                StepStatus::Failed | StepStatus::RollbackFailed => self.paint("31", "✗"),
+                StepStatus::RolledBack => self.paint("36", "↶"),
+                StepStatus::Skipped => self.paint("2", "○"),
+                StepStatus::Cancelled => self.paint("33", "■"),
+                _ => self.paint("2", "·"),
+            };
+            let mut line = format!("  {mark} {:<24} {:<16}", step.id, step.status.as_str());
+            if step.attempts > 0 {
+                line.push_str(&format!(" {:>7}", Self::seconds(step.duration_ms)));
+            }
+            if step.attempts > 1 {
+                line.push_str(&format!(" ({} attempts)", step.attempts));
+            }
+            if step.is_finally {
+                line.push_str(" [finally]");
+            }
+            if let Some(error) = &step.error
+                && step.status != StepStatus::Succeeded
+            {
+                line.push_str(&format!("  {error}"));
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        if !summary.rolled_back.is_empty() {
+            out.push_str(&format!("  rolled back: {}\n", summary.rolled_back.join(", ")));
+        }
+        if let Some(reason) = &summary.reason {
+            out.push_str(&format!("  reason: {reason}\n"));
+        }
+        let status = match summary.status {
+            RunStatus::Succeeded => self.paint("1;32", "succeeded"),
+            RunStatus::RollbackFailed => self.paint("1;31", "ROLLBACK FAILED: a person must look at this"),
+            RunStatus::Cancelled => self.paint("1;33", "cancelled"),
+            RunStatus::Failed => self.paint("1;31", "failed, rolled back"),
+            RunStatus::FailedWithoutRollback => self.paint("1;31", "failed, not rolled back"),
+            RunStatus::Running => "running".into(),
+        };
+        out.push_str(&format!("run {status} in {}\n", Self::seconds(summary.duration_ms)));
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(out.as_bytes());
+    }
+}
+
+impl Reporter for Console {
+    fn event(&self, event: &Event) {
+        if self.style == Style::Json {
+            if let Ok(text) = serde_json::to_string(event) {
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "{text}");
+                let _ = stdout.flush();
+            }
+            return;
+        }
+        let text = {
+            let Ok(mut state) = self.state.lock() else { return };
+            match event {
+                Event::RunStarted {
+                    run_id, runbook, steps, ..
+                } => {
+                    state.total = *steps;
+                    Some(format!("run {run_id} of {runbook}: {steps} steps"))
+                }
+                Event::StepStarted {
+                    step,
+                    name,
+                    attempt,
+                    action,
+                } => {
+                    state.running.insert(step.clone(), action.clone());
+                    let title = name.as_ref().map_or_else(|| step.clone(), |n| format!("{step} ({n})"));
+                    let again = if *attempt > 1 {
+                        format!(" [attempt {attempt}]")
+                    } else {
+                        String::new()
+                    };
+                    Some(format!("{} {title}{again}: {action}", self.paint("1;34", "▶")))
+                }
+                Event::StepOutput { step, stream, line } => {
+                    let bar = if *stream == OutputStream::Stderr {
+                        self.paint("33", "│")
+                    } else {
+                        "│".into()
+                    };
+                    Some(if state.running.len() > 1 {
+                        format!("  {bar} {step}: {line}")
+                    } else {
+                        format!("  {bar} {line}")
+                    })
+                }
+                Event::Log { step, level, message } => Some(match level.as_str() {
+                    "warn" => format!("  {} {step}: {message}", self.paint("33", "warning:")),
+                    "error" => format!("  {} {step}: {message}", self.paint("31", "error:")),
+                    _ => format!("  {} {message}", self.paint("36", "log:")),
+                }),
+                Event::StepRetrying {
+                    step,
+                    attempt,
+                    error,
+                    delay_ms,
+                } => Some(format!(
+                    "{} {step}: attempt {attempt} failed ({error}); retrying in {}",
+                    self.paint("33", "↻"),
+                    Self::seconds(*delay_ms)
+                )),
+                Event::StepSucceeded { step, duration_ms, .. } => {
+                    state.running.remove(step);
+                    state.done += 1;
+                    Some(format!(
+                        "{} {step} succeeded in {}",
+                        self.paint("32", "✓"),
+                        Self::seconds(*duration_ms)
+                    ))
+                }
+                Event::StepFailed {
+                    step,
+                    duration_ms,
+                    error,
+                    on_failure,
+                } => {
+                    state.running.remove(step);
+                    state.done += 1;
+                    Some(format!(
+                        "{} {step} failed after {}: {error} (on failure: {on_failure})",
+                        self.paint("1;31", "✗"),
+                        Self::seconds(*duration_ms)
+                    ))
+                }
+                Event::StepSkipped { step, reason } => {
+                    state.done += 1;
+                    Some(format!("{} {step} skipped: {reason}", self.paint("2", "○")))
+                }
+                Event::StepCancelled { step, reason } => {
+                    state.running.remove(step);
+                    Some(format!("{} {step} cancelled: {reason}", self.paint("33", "■")))
+                }
+                Event::Interrupted { signal } => Some(format!(
+                    "{} {signal}: stopping; running steps get SIGTERM, then SIGKILL",
+                    self.paint("1;33", "interrupted:")
+                )),
+                Event::RollbackStarted { step, action } => {
+                    Some(format!("{} rolling back {step}: {action}", self.paint("36", "↶")))
+                }
+                Event::RollbackSucceeded { step, duration_ms } => Some(format!(
+                    "{} rolled back {step} in {}",
+                    self.paint("36", "✓"),
+                    Self::seconds(*duration_ms)
+                )),
+                Event::RollbackFailed { step, error, .. } => Some(format!(
+                    "{} rollback of {step} FAILED: {error}",
+                    self.paint("1;31", "✗✗")
+                )),
+                Event::FinallyStarted { steps } => Some(format!("finally: {steps} step(s)")),
+                Event::RunFinished { .. } => None,
+            }
+        };
+        if let Some(text) = text {
+            self.line(&text);
+        }
+        self.refresh();
+    }
+}
+
+/// Prompts on the terminal.
+pub struct TerminalOperator {
+    pub console: Arc<Console>,
+    pub interactive: bool,
+}
+
+impl TerminalOperator {
+    fn select(&self, prompt: &str, items: &[&str], default: usize) -> Option<usize> {
+        self.console.suspend(|| {
+            Select::with_theme(&ColorfulTheme::default())
+                .with_prompt(prompt)
+                .items(items)
+                .default(default)
+                .interact()
+                .ok()
+        })
+    }
+}
+
+impl Operator for TerminalOperator {
+    fn is_interactive(&self) -> bool {
+        self.interactive
+    }
+
+    fn confirm(&self, step: &str, message: &str, action: &str) -> bool {
+        if !self.interactive {
+            return false;
+        }
+        self.console.suspend(|| {
+            eprintln!("\n  step `{step}` will: {action}");
+            Confirm::with_theme(&ColorfulTheme::default())
+                .with_prompt(message.trim())
+                .default(false)
+                .interact()
+                .unwrap_or(false)
+        })
+    }
+
+    fn before_step(&self, step: &str, action: &str) -> StepAnswer {
+        if !self.interactive {
+            return StepAnswer::No;
+        }
+        let prompt = format!("run step `{step}`? it will: {action}");
+        match self.select(
+            &prompt,
+            &["yes", "no (stop and roll back)", "skip", "continue without asking"],
+            0,
+        ) {
+            Some(0) => StepAnswer::Yes,
+            Some(2) => StepAnswer::Skip,
+            Some(3) => StepAnswer::Continue,
+            _ => StepAnswer::No,
+        }
+    }
+
+    fn gate_failed(&self, step: &str, error: &str) -> GateAnswer {
+        if !self.interactive {
+            return GateAnswer::Rollback;
+        }
+        let prompt = format!("step `{step}`: {error}. what now?");
+        match self.select(
+            &prompt,
+            &[
+                "retry the step",
+                "skip it and go on",
+                "roll back",
+                "abort without rollback",
+            ],
+            2,
+        ) {
+            Some(0) => GateAnswer::Retry,
+            Some(1) => GateAnswer::Skip,
+            Some(3) => GateAnswer::Abort,
+            _ => GateAnswer::Rollback,
+        }
+    }
+
+    fn interrupted(&self) -> InterruptAnswer {
+        if !self.interactive {
+            return InterruptAnswer::Rollback;
+        }
+        match self.select(
+            "interrupted. what now?",
+            &[
+                "roll back what was done",
+                "continue the run",
+                "quit, leaving things as they are",
+            ],
+            0,
+        ) {
+            Some(1) => InterruptAnswer::Continue,
+            Some(2) => InterruptAnswer::Quit,
+            _ => InterruptAnswer::Rollback,
+        }
+    }
+
+    fn abandon_rollback(&self) -> bool {
+        if !self.interactive {
+            self.console
+                .line("rollback continues; it is never skipped without asking (send SIGKILL to abandon it)");
+            return false;
+        }
+        self.console.suspend(|| {
+            Confirm::with_theme(&ColorfulTheme::default())
+                .with_prompt("abandon the rollback? steps not yet rolled back stay as they are")
+                .default(false)
+                .interact()
+                .unwrap_or(false)
+        })
+    }
+}

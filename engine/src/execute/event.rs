@@ -1,0 +1,199 @@
+//! The events of a run. The executor emits them; the terminal view, the
+//! `--output json` stream and (later) the journal and reports consume them.
+
+use crate::step::OutputStream;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    /// Every step succeeded or was skipped.
+    Succeeded,
+    /// A step failed and everything that had been done was rolled back.
+    Failed,
+    /// A step failed and nothing was rolled back (`on_failure: continue` or
+    /// `abort`, `--no-rollback`, or the operator chose so).
+    FailedWithoutRollback,
+    /// A rollback action failed too, or was abandoned: a person must look.
+    RollbackFailed,
+    /// Stopped by Ctrl-C, SIGTERM or the operator.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The exit status of the program, as the format contract defines it.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            RunStatus::Succeeded => crate::exit::SUCCESS,
+            RunStatus::Failed | RunStatus::FailedWithoutRollback | RunStatus::Running => {
+                crate::exit::FAILED_ROLLED_BACK
+            }
+            RunStatus::RollbackFailed => crate::exit::NEEDS_A_PERSON,
+            RunStatus::Cancelled => crate::exit::CANCELLED,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::FailedWithoutRollback => "failed_without_rollback",
+            RunStatus::RollbackFailed => "rollback_failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where a step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+    NotRun,
+    RolledBack,
+    RollbackFailed,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Cancelled => "cancelled",
+            StepStatus::NotRun => "not_run",
+            StepStatus::RolledBack => "rolled_back",
+            StepStatus::RollbackFailed => "rollback_failed",
+        }
+    }
+}
+
+/// One thing that happened in a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        runbook: String,
+        steps: usize,
+        dry_run: bool,
+    },
+    StepStarted {
+        step: String,
+        name: Option<String>,
+        attempt: u32,
+        action: String,
+    },
+    StepOutput {
+        step: String,
+        stream: OutputStream,
+        line: String,
+    },
+    Log {
+        step: String,
+        level: String,
+        message: String,
+    },
+    StepRetrying {
+        step: String,
+        attempt: u32,
+        error: String,
+        delay_ms: u64,
+    },
+    StepSucceeded {
+        step: String,
+        duration_ms: u64,
+        outputs: Json,
+    },
+    StepFailed {
+        step: String,
+        duration_ms: u64,
+        error: String,
+        on_failure: &'static str,
+    },
+    StepSkipped {
+        step: String,
+        reason: String,
+    },
+    StepCancelled {
+        step: String,
+        reason: String,
+    },
+    Interrupted {
+        signal: String,
+    },
+    RollbackStarted {
+        step: String,
+        action: String,
+    },
+    RollbackSucceeded {
+        step: String,
+        duration_ms: u64,
+    },
+    RollbackFailed {
+        step: String,
+        duration_ms: u64,
+        error: String,
+    },
+    FinallyStarted {
+        steps: usize,
+    },
+    RunFinished {
+        status: RunStatus,
+        duration_ms: u64,
+        summary: RunSummary,
+    },
+}
+
+/// The outcome of each step, for the final summary and reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepSummary {
+    pub id: String,
+    pub name: Option<String>,
+    pub status: StepStatus,
+    pub duration_ms: u64,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub outputs: Json,
+    pub is_finally: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub runbook: String,
+    pub status: RunStatus,
+    pub duration_ms: u64,
+    pub steps: Vec<StepSummary>,
+    /// Steps whose rollback ran, in the order it ran.
+    pub rolled_back: Vec<String>,
+    /// Why the run stopped, when it did not succeed.
+    pub reason: Option<String>,
+}
+
+/// A consumer of a run's events.
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// Sends each event to several reporters.
+pub struct Reporters(pub Vec<std::sync::Arc<dyn Reporter>>);
+
+impl Reporter for Reporters {
+    fn event(&self, event: &Event) {
+        for reporter in &self.0 {
+            reporter.event(event);
+        }
+    }
+}

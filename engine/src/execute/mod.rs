@@ -1,0 +1,1266 @@
+//! Stage 5, execute: runs a compiled runbook on tokio.
+//!
+//! Ready steps (all needs finished, guard true) start at once, up to
+//! `max_parallel`. When a step fails with `on_failure: rollback`, no new
+//! step starts, running ones are cancelled, the rollback of every step that
+//! had succeeded runs in reverse order of completion, then `finally`. The
+//! same happens on a run timeout, on Ctrl-C/SIGTERM (after asking) and when
+//! the operator declines a confirmation. Everything is reported as
+//! [`Event`]s; the terminal view and machine output are reporters.
+
+pub mod context;
+pub mod event;
+pub mod operator;
+
+pub use event::{Event, Reporter, RunStatus, RunSummary, StepStatus, StepSummary};
+pub use operator::{GateAnswer, InterruptAnswer, Operator, StepAnswer, Unattended};
+
+use crate::compile::Compiled;
+use crate::diagnostic::Diagnostic;
+use crate::parse::raw::{Backoff, OnFailure, format_duration};
+use crate::plan::{EnvLookup, resolve_inputs};
+use crate::step::{Host, OutputStream, Registry, StepContext, StepError, StepFuture};
+use crate::template;
+use crate::validate::checked::{self, Param, Retry, SecretSource, Text};
+use context::{RunContext, explain, render_params, to_value};
+use serde_json::Value as Json;
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub mod codes {
+    pub const MISSING_SECRET: &str = "runbook::run::missing_secret";
+    pub const NEEDS_CONFIRMATION: &str = "runbook::run::needs_confirmation";
+    pub const VARS: &str = "runbook::run::vars";
+}
+
+/// How to run.
+pub struct RunRequest<'a> {
+    /// `--input NAME=VALUE`.
+    pub inputs: Vec<(String, String)>,
+    /// The environment (inputs with `env`, secrets).
+    pub env: EnvLookup<'a>,
+    /// Relative secret files are read from here (the runbook's folder).
+    pub base_dir: PathBuf,
+    /// `--step`: ask before every step.
+    pub step_mode: bool,
+    /// `--yes`: answer yes to confirmations.
+    pub yes: bool,
+    /// `--no-rollback`: leave things as they are for inspection.
+    pub no_rollback: bool,
+    /// `--timeout`: for the whole run.
+    pub timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL for cancelled steps' processes.
+    pub kill_grace: Duration,
+    pub run_id: Option<String>,
+}
+
+/// A new run id: time-ordered and unique enough for one machine.
+pub fn new_run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}-{:04x}",
+        format_timestamp(now.as_secs()).replace([':', '-'], ""),
+        fastrand::u16(..)
+    )
+}
+
+/// `2026-11-22T01:02:03Z` from seconds since the epoch.
+pub fn format_timestamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Listens for Ctrl-C and SIGTERM, sending the signal's name for each.
+pub fn listen_for_signals() -> mpsc::UnboundedReceiver<&'static str> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let interrupt = tx.clone();
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if interrupt.send("SIGINT").is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            return;
+        };
+        while term.recv().await.is_some() {
+            if tx.send("SIGTERM").is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Checks what a run needs before anything runs: inputs, secrets, and
+/// someone to answer confirmations. Returns the inputs and secret values.
+fn prepare(
+    compiled: &Compiled,
+    request: &RunRequest<'_>,
+    interactive: bool,
+) -> Result<(serde_json::Map<String, Json>, HashMap<String, String>), Vec<Diagnostic>> {
+    let runbook = &compiled.runbook;
+    let mut errors = Vec::new();
+    let inputs = resolve_inputs(runbook, &request.inputs, request.env, &mut errors);
+    let mut secrets = HashMap::new();
+    for secret in &runbook.secrets {
+        let value = match &secret.source {
+            SecretSource::Env(var) => (request.env)(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                (
+                    format!(
+                        "secret `{}` is not set: the environment variable {var} is empty or missing",
+                        secret.name
+                    ),
+                    format!("export {var}=... and run again"),
+                )
+            }),
+            SecretSource::File(path) => {
+                let full = request.base_dir.join(path);
+                std::fs::read_to_string(&full)
+                    .map(|s| s.strip_suffix('\n').unwrap_or(&s).to_string())
+                    .map_err(|e| {
+                        (
+                            format!("secret `{}` cannot be read from {}: {e}", secret.name, full.display()),
+                            format!("create {} with the secret, readable by this user", full.display()),
+                        )
+                    })
+            }
+        };
+        match value {
+            Ok(value) => {
+                secrets.insert(secret.name.clone(), value);
+            }
+            Err((message, help)) => errors.push(
+                Diagnostic::error(codes::MISSING_SECRET, message)
+                    .with_label(secret.span, "declared here")
+                    .with_help(help),
+            ),
+        }
+    }
+    if !request.yes && !interactive {
+        let asking: Vec<&str> = runbook
+            .steps
+            .iter()
+            .chain(&runbook.finally)
+            .filter(|s| request.step_mode || s.confirm.is_some() || s.kind == "confirm")
+            .map(|s| s.id.as_str())
+            .collect();
+        if !asking.is_empty() {
+            let names: Vec<String> = asking.iter().map(|s| format!("`{s}`")).collect();
+            let mut diagnostic = Diagnostic::error(
+                codes::NEEDS_CONFIRMATION,
+                format!(
+                    "this run needs confirmation before {} {}, and there is no terminal to ask on",
+                    if asking.len() == 1 { "step" } else { "steps" },
+                    names.join(", ")
+                ),
+            )
+            .with_help("run it from a terminal, or pass `--yes` to answer yes to every confirmation");
+            if let Some(step) = runbook.step(asking[0]) {
+                diagnostic = diagnostic.with_label(step.span, "asks first");
+            }
+            errors.push(diagnostic);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok((inputs.into_iter().map(|i| (i.name, i.value)).collect(), secrets))
+}
+
+/// Which action of the runbook a task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Main(usize),
+    Finally(usize),
+    Rollback(usize),
+}
+
+/// A step or rollback body, as the attempt loop sees it.
+struct Action<'a> {
+    id: &'a str,
+    kind: &'a str,
+    with: &'a Param,
+    timeout: Option<Duration>,
+    retry: Option<&'a Retry>,
+    verify: &'a [Text],
+    outputs: &'a [(String, Text)],
+}
+
+fn action(runbook: &checked::Runbook, which: Which) -> Option<Action<'_>> {
+    let from_step = |s| step_action(s);
+    fn step_action(s: &checked::Step) -> Action<'_> {
+        Action {
+            id: &s.id,
+            kind: &s.kind,
+            with: &s.with,
+            timeout: s.timeout,
+            retry: s.retry.as_ref(),
+            verify: &s.verify,
+            outputs: &s.outputs,
+        }
+    }
+    Some(match which {
+        Which::Main(i) => from_step(&runbook.steps[i]),
+        Which::Finally(i) => from_step(&runbook.finally[i]),
+        Which::Rollback(i) => {
+            let step = &runbook.steps[i];
+            let body = step.rollback.as_ref()?;
+            Action {
+                id: &step.id,
+                kind: &body.kind,
+                with: &body.with,
+                timeout: body.timeout,
+                retry: body.retry.as_ref(),
+                verify: &body.verify,
+                outputs: &[],
+            }
+        }
+    })
+}
+
+/// How one step (all its attempts) ended.
+#[derive(Debug, Clone)]
+struct Outcome {
+    which: Which,
+    status: StepStatus,
+    outputs: Json,
+    error: Option<String>,
+    /// The failure was a `verify` gate (offered to the operator when interactive).
+    gate: bool,
+    attempts: u32,
+    duration: Duration,
+}
+
+/// What every task shares.
+struct Shared {
+    compiled: Arc<Compiled>,
+    registry: Arc<Registry>,
+    ctx: RunContext,
+    reporter: Arc<dyn Reporter>,
+    operator: Arc<dyn Operator>,
+    run_id: String,
+    kill_grace: Duration,
+    yes: bool,
+    host: Arc<RunHost>,
+}
+
+/// The engine's side of [`Host`] for running steps.
+struct RunHost {
+    this: Weak<RunHost>,
+    registry: Arc<Registry>,
+    ctx: RunContext,
+    reporter: Arc<dyn Reporter>,
+    operator: Arc<dyn Operator>,
+    run_id: String,
+    kill_grace: Duration,
+    yes: bool,
+    prompt: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Host for RunHost {
+    fn run_nested(&self, kind: &str, params: Json, cancel: CancellationToken) -> StepFuture<'_> {
+        let kind_name = kind.to_string();
+        Box::pin(async move {
+            let kind = self
+                .registry
+                .get(&kind_name)
+                .cloned()
+                .ok_or_else(|| StepError::new(format!("unknown step kind `{kind_name}`")))?;
+            let host: Arc<dyn Host> = self.this.upgrade().ok_or_else(|| StepError::new("the run has ended"))?;
+            let cx = StepContext {
+                run_id: self.run_id.clone(),
+                step_id: format!("{kind_name} probe"),
+                attempt: 1,
+                idempotency_key: format!("{}:{kind_name}", self.run_id),
+                params,
+                cancel,
+                kill_grace: self.kill_grace,
+                host,
+            };
+            kind.run(cx).await
+        })
+    }
+
+    fn eval(&self, expression: &str, result: &Json) -> Result<Json, String> {
+        let value = template::eval(expression, &self.ctx.value(Some(result))).map_err(|e| {
+            format!(
+                "cannot evaluate `{expression}`: {}",
+                e.detail().unwrap_or(&e.kind().to_string())
+            )
+        })?;
+        serde_json::to_value(&value).map_err(|e| e.to_string())
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        step: &'a str,
+        message: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+        Box::pin(async move {
+            if self.yes {
+                return Ok(true);
+            }
+            if !self.operator.is_interactive() {
+                return Err("no terminal to ask for approval on; run with `--yes` to approve".into());
+            }
+            let _guard = self.prompt.lock().await;
+            let operator = self.operator.clone();
+            let (step, message) = (step.to_string(), message.to_string());
+            tokio::task::spawn_blocking(move || operator.confirm(&step, &message, "approval step"))
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn output(&self, step: &str, stream: OutputStream, line: &str) {
+        self.reporter.event(&Event::StepOutput {
+            step: step.to_string(),
+            stream,
+            line: line.to_string(),
+        });
+    }
+
+    fn log(&self, step: &str, level: &str, message: &str) {
+        self.reporter.event(&Event::Log {
+            step: step.to_string(),
+            level: level.to_string(),
+            message: message.to_string(),
+        });
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The delay before attempt `attempt + 1`.
+fn backoff_delay(retry: &Retry, attempt: u32) -> Duration {
+    let base = match retry.backoff {
+        Backoff::Fixed => retry.delay,
+        Backoff::Exponential => retry
+            .delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(30))),
+    };
+    let capped = retry.max_delay.map_or(base, |max| base.min(max));
+    if retry.jitter {
+        capped.mul_f64(1.0 - fastrand::f64() * 0.5)
+    } else {
+        capped
+    }
+}
+
+impl Shared {
+    fn describe(&self, kind: &str, params: &Json) -> String {
+        self.registry
+            .get(kind)
+            .map_or_else(|| kind.to_string(), |k| k.describe(params))
+    }
+
+    /// Runs every attempt of an action. Never panics, never hangs past
+    /// cancellation plus the kill grace.
+    async fn run_action(&self, which: Which, cancel: CancellationToken, announce: bool) -> Outcome {
+        let started = Instant::now();
+        let runbook = &self.compiled.runbook;
+        let Some(action) = action(runbook, which) else {
+            return Outcome {
+                which,
+                status: StepStatus::Failed,
+                outputs: Json::Null,
+                error: Some("no such action".into()),
+                gate: false,
+                attempts: 0,
+                duration: Duration::ZERO,
+            };
+        };
+        let attempts = action.retry.map_or(1, |r| r.attempts.max(1));
+        let mut outcome = Outcome {
+            which,
+            status: StepStatus::Failed,
+            outputs: Json::Null,
+            error: None,
+            gate: false,
+            attempts: 0,
+            duration: Duration::ZERO,
+        };
+        for attempt in 1..=attempts {
+            outcome.attempts = attempt;
+            let ctx = self.ctx.value(None);
+            let params = match render_params(action.with, &ctx, &self.registry, action.kind) {
+                Ok(params) => params,
+                Err(e) => {
+                    outcome.error = Some(e);
+                    break;
+                }
+            };
+            if announce {
+                self.reporter.event(&Event::StepStarted {
+                    step: action.id.to_string(),
+                    name: runbook.step(action.id).and_then(|s| s.name.clone()),
+                    attempt,
+                    action: self.describe(action.kind, &params),
+                });
+            }
+            let result = self.attempt(&action, attempt, params, &cancel).await;
+            if cancel.is_cancelled() {
+                outcome.status = StepStatus::Cancelled;
+                outcome.error = Some("cancelled".into());
+                break;
+            }
+            match result.and_then(|result| self.check(&action, &result)) {
+                Ok(outputs) => {
+                    outcome.status = StepStatus::Succeeded;
+                    outcome.outputs = outputs;
+                    outcome.error = None;
+                    outcome.gate = false;
+                    break;
+                }
+                Err((error, gate)) => {
+                    outcome.error = Some(error.clone());
+                    outcome.gate = gate;
+                    if attempt < attempts
+                        && let Some(retry) = action.retry
+                    {
+                        let delay = backoff_delay(retry, attempt);
+                        self.reporter.event(&Event::StepRetrying {
+                            step: action.id.to_string(),
+                            attempt,
+                            error,
+                            delay_ms: millis(delay),
+                        });
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = cancel.cancelled() => {
+                                outcome.status = StepStatus::Cancelled;
+                                outcome.error = Some("cancelled".into());
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        outcome.duration = started.elapsed();
+        outcome
+    }
+
+    /// One attempt: the kind's future, bounded by the timeout and the run's cancellation.
+    async fn attempt(
+        &self,
+        action: &Action<'_>,
+        attempt: u32,
+        params: Json,
+        cancel: &CancellationToken,
+    ) -> Result<Json, (String, bool)> {
+        let Some(kind) = self.registry.get(action.kind).cloned() else {
+            return Err((format!("unknown step kind `{}`", action.kind), false));
+        };
+        let attempt_cancel = cancel.child_token();
+        let cx = StepContext {
+            run_id: self.run_id.clone(),
+            step_id: action.id.to_string(),
+            attempt,
+            idempotency_key: format!("{}:{}", self.run_id, action.id),
+            params,
+            cancel: attempt_cancel.clone(),
+            kill_grace: self.kill_grace,
+            host: self.host.clone(),
+        };
+        let mut future = kind.run(cx);
+        let timeout = action.timeout;
+        let expired = async {
+            match timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let bound = self.kill_grace + Duration::from_secs(2);
+        tokio::select! {
+            result = &mut future => result.map_err(|e| (step_error_text(&e), false)),
+            () = expired => {
+                attempt_cancel.cancel();
+                let _ = tokio::time::timeout(bound, &mut future).await;
+                Err((format!("timed out after {}", format_duration(timeout.unwrap_or_default())), false))
+            }
+            () = cancel.cancelled() => {
+                let _ = tokio::time::timeout(bound, &mut future).await;
+                Err(("cancelled".into(), false))
+            }
+        }
+    }
+
+    /// Verify gates, `retry.until` and outputs over a result.
+    fn check(&self, action: &Action<'_>, result: &Json) -> Result<Json, (String, bool)> {
+        let ctx = self.ctx.value(Some(result));
+        for gate in action.verify {
+            match template::eval(&gate.text, &ctx) {
+                Ok(value) if value.is_true() => {}
+                Ok(_) => {
+                    let seen = explain(&gate.text, &ctx);
+                    return Err((format!("verification failed: `{}` is false ({seen})", gate.text), true));
+                }
+                Err(e) => {
+                    return Err((
+                        format!(
+                            "cannot evaluate `{}`: {}",
+                            gate.text,
+                            e.detail().unwrap_or(&e.kind().to_string())
+                        ),
+                        true,
+                    ));
+                }
+            }
+        }
+        if let Some(until) = action.retry.and_then(|r| r.until.as_ref()) {
+            match template::eval(&until.text, &ctx) {
+                Ok(value) if value.is_true() => {}
+                Ok(_) => {
+                    return Err((
+                        format!("`{}` is not true yet ({})", until.text, explain(&until.text, &ctx)),
+                        false,
+                    ));
+                }
+                Err(e) => {
+                    return Err((
+                        format!("cannot evaluate `{}`: {}", until.text, e.detail().unwrap_or("error")),
+                        false,
+                    ));
+                }
+            }
+        }
+        let mut outputs = serde_json::Map::new();
+        for (name, expression) in action.outputs {
+            match template::eval(&expression.text, &ctx) {
+                Ok(value) => {
+                    outputs.insert(name.clone(), serde_json::to_value(&value).unwrap_or(Json::Null));
+                }
+                Err(e) => {
+                    return Err((
+                        format!(
+                            "cannot compute output `{name}` = `{}`: {}",
+                            expression.text,
+                            e.detail().unwrap_or(&e.kind().to_string())
+                        ),
+                        false,
+                    ));
+                }
+            }
+        }
+        Ok(Json::Object(outputs))
+    }
+}
+
+fn step_error_text(error: &StepError) -> String {
+    error.message.clone()
+}
+
+/// Why the run is stopping.
+#[derive(Debug, Clone)]
+enum Stop {
+    /// A step failed: roll back unless told otherwise.
+    Failure { reason: String, rollback: bool },
+    /// The operator said no, or interrupted: roll back, then report cancelled.
+    Cancel { reason: String, rollback: bool },
+}
+
+/// Runs a compiled runbook to the end. `Err` only when the run cannot start
+/// (missing inputs or secrets, confirmations with nobody to ask).
+pub async fn execute(
+    compiled: Arc<Compiled>,
+    registry: Arc<Registry>,
+    request: RunRequest<'_>,
+    operator: Arc<dyn Operator>,
+    reporter: Arc<dyn Reporter>,
+    mut interrupts: mpsc::UnboundedReceiver<&'static str>,
+) -> Result<RunSummary, Vec<Diagnostic>> {
+    let interactive = operator.is_interactive();
+    let (inputs, secrets) = prepare(&compiled, &request, interactive)?;
+    let run_id = request.run_id.clone().unwrap_or_else(new_run_id);
+    let started_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut ctx = RunContext::new(&run_id, &format_timestamp(started_secs), &inputs, &secrets);
+    let runbook = &compiled.runbook;
+
+    // Vars are computed once, in order, before any step.
+    let mut vars: Vec<(String, minijinja::Value)> = Vec::new();
+    for var in &runbook.vars {
+        ctx.set_vars(vars.clone());
+        match render_params(&var.value, &ctx.value(None), &registry, "") {
+            Ok(value) => vars.push((var.name.clone(), to_value(value))),
+            Err(e) => {
+                return Err(vec![
+                    Diagnostic::error(codes::VARS, format!("cannot compute var `{}`: {e}", var.name))
+                        .with_label(var.span, "computed here"),
+                ]);
+            }
+        }
+    }
+    ctx.set_vars(vars);
+    for step in runbook.steps.iter().chain(&runbook.finally) {
+        ctx.set_step(&step.id, StepStatus::Pending, None);
+    }
+
+    let prompt = Arc::new(tokio::sync::Mutex::new(()));
+    let host = Arc::new_cyclic(|this| RunHost {
+        this: this.clone(),
+        registry: registry.clone(),
+        ctx: ctx.clone(),
+        reporter: reporter.clone(),
+        operator: operator.clone(),
+        run_id: run_id.clone(),
+        kill_grace: request.kill_grace,
+        yes: request.yes,
+        prompt,
+    });
+    let shared = Arc::new(Shared {
+        compiled: compiled.clone(),
+        registry: registry.clone(),
+        ctx: ctx.clone(),
+        reporter: reporter.clone(),
+        operator: operator.clone(),
+        run_id: run_id.clone(),
+        kill_grace: request.kill_grace,
+        yes: request.yes,
+        host,
+    });
+    let mut run = Run::new(shared.clone(), &request);
+    reporter.event(&Event::RunStarted {
+        run_id: run_id.clone(),
+        runbook: runbook.name.clone(),
+        steps: runbook.steps.len(),
+        dry_run: false,
+    });
+    let started = Instant::now();
+    run.main(&mut interrupts).await;
+    let status = run.finish(&mut interrupts).await;
+    let summary = run.summary(status, started.elapsed());
+    reporter.event(&Event::RunFinished {
+        status,
+        duration_ms: millis(started.elapsed()),
+        summary: summary.clone(),
+    });
+    Ok(summary)
+}
+
+/// The state of one run.
+struct Run {
+    shared: Arc<Shared>,
+    status: Vec<StepStatus>,
+    finally_status: Vec<StepStatus>,
+    outcomes: HashMap<Which, Outcome>,
+    /// Unfinished needs of each step.
+    waiting: Vec<usize>,
+    /// Steps whose needs have all finished, by position.
+    ready: BTreeSet<usize>,
+    completed: Vec<usize>,
+    rolled_back: Vec<String>,
+    rollback_failed: bool,
+    stop: Option<Stop>,
+    max_parallel: usize,
+    step_mode: bool,
+    no_rollback: bool,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+    cancel: CancellationToken,
+    skip_reason: HashMap<usize, String>,
+}
+
+impl Run {
+    fn new(shared: Arc<Shared>, request: &RunRequest<'_>) -> Self {
+        let runbook = &shared.compiled.runbook;
+        let graph = &shared.compiled.graph;
+        let waiting: Vec<usize> = graph.needs.iter().map(Vec::len).collect();
+        let ready = waiting
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w == 0)
+            .map(|(i, _)| i)
+            .collect();
+        let max_parallel = runbook
+            .max_parallel
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get()))
+            .max(1);
+        Self {
+            status: vec![StepStatus::Pending; runbook.steps.len()],
+            finally_status: vec![StepStatus::Pending; runbook.finally.len()],
+            outcomes: HashMap::new(),
+            waiting,
+            ready,
+            completed: Vec::new(),
+            rolled_back: Vec::new(),
+            rollback_failed: false,
+            stop: None,
+            max_parallel,
+            step_mode: request.step_mode,
+            no_rollback: request.no_rollback,
+            deadline: request.timeout.map(|t| Instant::now() + t),
+            timeout: request.timeout,
+            cancel: CancellationToken::new(),
+            skip_reason: HashMap::new(),
+            shared,
+        }
+    }
+
+    fn step(&self, i: usize) -> &checked::Step {
+        &self.shared.compiled.runbook.steps[i]
+    }
+
+    fn set_status(&mut self, i: usize, status: StepStatus, outputs: Option<Json>) {
+        self.status[i] = status;
+        let id = self.shared.compiled.runbook.steps[i].id.clone();
+        self.shared.ctx.set_step(&id, status, outputs.map(to_value));
+    }
+
+    /// A step has finished (succeeded, skipped, failed): release the steps that need it.
+    fn release(&mut self, i: usize) {
+        let dependents: Vec<usize> = self.shared.compiled.graph.dependents(i).collect();
+        for d in dependents {
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 {
+                self.ready.insert(d);
+            }
+        }
+    }
+
+    /// Asks the operator on a blocking thread, one question at a time.
+    /// `fallback` is the safe answer if asking itself fails.
+    async fn ask<T: Send + 'static>(
+        &self,
+        fallback: T,
+        question: impl FnOnce(&dyn Operator) -> T + Send + 'static,
+    ) -> T {
+        let _guard = self.shared.host.prompt.lock().await;
+        let operator = self.shared.operator.clone();
+        tokio::task::spawn_blocking(move || question(operator.as_ref()))
+            .await
+            .unwrap_or(fallback)
+    }
+
+    /// Decides whether a ready step starts: blocked by a failed need, guard, confirmation, `--step`.
+    async fn admit(&mut self, i: usize) -> Admission {
+        let runbook = &self.shared.compiled.runbook;
+        let step = &runbook.steps[i];
+        let failed_need = self.shared.compiled.graph.needs[i]
+            .iter()
+            .map(|e| e.from)
+            .find(|&n| matches!(self.status[n], StepStatus::Failed | StepStatus::NotRun));
+        if let Some(n) = failed_need {
+            return Admission::Blocked(format!("`{}` did not succeed", runbook.steps[n].id));
+        }
+        if let Some(when) = &step.when {
+            match template::eval(&when.text, &self.shared.ctx.value(None)) {
+                Ok(value) if value.is_true() => {}
+                Ok(_) => {
+                    return Admission::Skip(format!(
+                        "`{}` is false ({})",
+                        when.text,
+                        explain(&when.text, &self.shared.ctx.value(None))
+                    ));
+                }
+                Err(e) => {
+                    return Admission::Fail(format!(
+                        "cannot evaluate the guard `{}`: {}",
+                        when.text,
+                        e.detail().unwrap_or("error")
+                    ));
+                }
+            }
+        }
+        let params = render_params(
+            &step.with,
+            &self.shared.ctx.value(None),
+            &self.shared.registry,
+            &step.kind,
+        )
+        .unwrap_or(Json::Null);
+        let action = self.shared.describe(&step.kind, &params);
+        if self.step_mode && !self.shared.yes {
+            let (id, text) = (step.id.clone(), action.clone());
+            match self.ask(StepAnswer::No, move |o| o.before_step(&id, &text)).await {
+                StepAnswer::Yes => {}
+                StepAnswer::Continue => self.step_mode = false,
+                StepAnswer::Skip => return Admission::Skip("skipped by the operator".into()),
+                StepAnswer::No => {
+                    return Admission::Decline(format!("the operator stopped the run before `{}`", step.id));
+                }
+            }
+        }
+        if let Some(confirm) = &step.confirm
+            && !self.shared.yes
+        {
+            let message =
+                template::render(&confirm.text, &self.shared.ctx.value(None)).unwrap_or_else(|_| confirm.text.clone());
+            let (id, text) = (step.id.clone(), action);
+            if !self.ask(false, move |o| o.confirm(&id, &message, &text)).await {
+                return Admission::Decline(format!("the operator declined `{}`", step.id));
+            }
+        }
+        Admission::Run
+    }
+
+    async fn main(&mut self, interrupts: &mut mpsc::UnboundedReceiver<&'static str>) {
+        let mut tasks: JoinSet<Outcome> = JoinSet::new();
+        let mut running = 0usize;
+        loop {
+            // Start what can start.
+            while self.stop.is_none() && running < self.max_parallel {
+                let Some(i) = self.ready.pop_first() else { break };
+                match self.admit(i).await {
+                    Admission::Run => {
+                        self.set_status(i, StepStatus::Running, None);
+                        let shared = self.shared.clone();
+                        let cancel = self.cancel.child_token();
+                        tasks.spawn(async move { shared.run_action(Which::Main(i), cancel, true).await });
+                        running += 1;
+                    }
+                    Admission::Skip(reason) => {
+                        self.emit_skip(i, reason, StepStatus::Skipped);
+                        self.release(i);
+                    }
+                    Admission::Blocked(reason) => {
+                        self.emit_skip(i, reason, StepStatus::NotRun);
+                        self.release(i);
+                    }
+                    Admission::Fail(reason) => {
+                        self.fail(i, reason, false, Duration::ZERO);
+                        self.release(i);
+                    }
+                    Admission::Decline(reason) => {
+                        self.ready.insert(i);
+                        self.stop = Some(Stop::Cancel { reason, rollback: true });
+                        self.cancel.cancel();
+                    }
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            let deadline = self.deadline;
+            let expired = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(joined) = tasks.join_next() => {
+                    running -= 1;
+                    match joined {
+                        Ok(outcome) => self.finished(outcome).await,
+                        Err(e) => self.stop_with(Stop::Failure { reason: format!("a step task ended abnormally: {e}"), rollback: true }),
+                    }
+                }
+                Some(signal) = interrupts.recv() => {
+                    self.shared.reporter.event(&Event::Interrupted { signal: signal.to_string() });
+                    self.cancel.cancel();
+                    // Let running steps stop (their processes get SIGTERM, then SIGKILL).
+                    while let Some(joined) = tasks.join_next().await {
+                        running -= 1;
+                        if let Ok(outcome) = joined {
+                            self.finished(outcome).await;
+                        }
+                    }
+                    if self.stop.is_some() {
+                        continue;
+                    }
+                    match self.ask(InterruptAnswer::Rollback, |o| o.interrupted()).await {
+                        InterruptAnswer::Continue => {
+                            self.cancel = CancellationToken::new();
+                            // Cancelled steps start again.
+                            for i in 0..self.status.len() {
+                                if self.status[i] == StepStatus::Cancelled {
+                                    self.set_status(i, StepStatus::Pending, None);
+                                    self.ready.insert(i);
+                                }
+                            }
+                        }
+                        InterruptAnswer::Rollback => self.stop_with(Stop::Cancel { reason: format!("interrupted by {signal}"), rollback: true }),
+                        InterruptAnswer::Quit => self.stop_with(Stop::Cancel { reason: format!("interrupted by {signal}; left as it is"), rollback: false }),
+                    }
+                }
+                () = expired => {
+                    let reason = format!("the run timed out after {}", format_duration(self.timeout.unwrap_or_default()));
+                    self.deadline = None;
+                    self.stop_with(Stop::Failure { reason, rollback: true });
+                }
+            }
+        }
+    }
+
+    fn stop_with(&mut self, stop: Stop) {
+        if self.stop.is_none() {
+            self.stop = Some(stop);
+        }
+        self.cancel.cancel();
+    }
+
+    fn emit_skip(&mut self, i: usize, reason: String, status: StepStatus) {
+        self.set_status(i, status, None);
+        self.skip_reason.insert(i, reason.clone());
+        self.shared.reporter.event(&Event::StepSkipped {
+            step: self.step(i).id.clone(),
+            reason,
+        });
+    }
+
+    fn fail(&mut self, i: usize, error: String, _gate: bool, duration: Duration) {
+        let on_failure = self.step(i).on_failure;
+        self.set_status(i, StepStatus::Failed, None);
+        self.shared.reporter.event(&Event::StepFailed {
+            step: self.step(i).id.clone(),
+            duration_ms: millis(duration),
+            error: error.clone(),
+            on_failure: on_failure.describe(),
+        });
+        let reason = format!("step `{}` failed: {error}", self.step(i).id);
+        match on_failure {
+            OnFailure::Continue => {}
+            OnFailure::Rollback => self.stop_with(Stop::Failure { reason, rollback: true }),
+            OnFailure::Abort => self.stop_with(Stop::Failure {
+                reason,
+                rollback: false,
+            }),
+        }
+    }
+
+    async fn finished(&mut self, outcome: Outcome) {
+        let Which::Main(i) = outcome.which else { return };
+        let duration = outcome.duration;
+        match outcome.status {
+            StepStatus::Succeeded => {
+                self.set_status(i, StepStatus::Succeeded, Some(outcome.outputs.clone()));
+                self.completed.push(i);
+                self.shared.reporter.event(&Event::StepSucceeded {
+                    step: self.step(i).id.clone(),
+                    duration_ms: millis(duration),
+                    outputs: outcome.outputs.clone(),
+                });
+                self.release(i);
+            }
+            StepStatus::Cancelled => {
+                self.set_status(i, StepStatus::Cancelled, None);
+                self.shared.reporter.event(&Event::StepCancelled {
+                    step: self.step(i).id.clone(),
+                    reason: self.stop_reason().unwrap_or_else(|| "cancelled".into()),
+                });
+            }
+            _ => {
+                let error = outcome.error.clone().unwrap_or_else(|| "failed".into());
+                if outcome.gate && self.stop.is_none() && self.shared.operator.is_interactive() {
+                    let (id, text) = (self.step(i).id.clone(), error.clone());
+                    match self.ask(GateAnswer::Rollback, move |o| o.gate_failed(&id, &text)).await {
+                        GateAnswer::Retry => {
+                            self.set_status(i, StepStatus::Pending, None);
+                            self.ready.insert(i);
+                            self.outcomes.insert(outcome.which, outcome);
+                            return;
+                        }
+                        GateAnswer::Skip => {
+                            self.emit_skip(
+                                i,
+                                format!("skipped by the operator after: {error}"),
+                                StepStatus::Skipped,
+                            );
+                            self.release(i);
+                            self.outcomes.insert(outcome.which, outcome);
+                            return;
+                        }
+                        GateAnswer::Rollback => {
+                            self.fail(i, error, true, duration);
+                            let reason = format!("step `{}` failed verification", self.step(i).id);
+                            self.stop_with(Stop::Failure { reason, rollback: true });
+                        }
+                        GateAnswer::Abort => {
+                            self.fail(i, error, true, duration);
+                            let reason = format!(
+                                "step `{}` failed verification; stopped without rollback",
+                                self.step(i).id
+                            );
+                            self.stop = Some(Stop::Failure {
+                                reason,
+                                rollback: false,
+                            });
+                            self.cancel.cancel();
+                        }
+                    }
+                } else {
+                    self.fail(i, error, outcome.gate, duration);
+                    if self.step(i).on_failure == OnFailure::Continue {
+                        self.release(i);
+                    }
+                }
+            }
+        }
+        self.outcomes.insert(outcome.which, outcome);
+    }
+
+    fn stop_reason(&self) -> Option<String> {
+        self.stop.as_ref().map(|s| match s {
+            Stop::Failure { reason, .. } | Stop::Cancel { reason, .. } => reason.clone(),
+        })
+    }
+
+    /// Rollback (when called for), then `finally`. Returns the run's status.
+    async fn finish(&mut self, interrupts: &mut mpsc::UnboundedReceiver<&'static str>) -> RunStatus {
+        for i in 0..self.status.len() {
+            if matches!(self.status[i], StepStatus::Pending | StepStatus::Running) {
+                self.set_status(i, StepStatus::NotRun, None);
+            }
+        }
+        let wants_rollback = match &self.stop {
+            Some(Stop::Failure { rollback, .. } | Stop::Cancel { rollback, .. }) => *rollback && !self.no_rollback,
+            None => false,
+        };
+        if wants_rollback {
+            self.rollback(interrupts).await;
+        }
+        let any_failed = self.status.contains(&StepStatus::Failed);
+        let status = if self.rollback_failed {
+            RunStatus::RollbackFailed
+        } else {
+            match &self.stop {
+                Some(Stop::Cancel { .. }) => RunStatus::Cancelled,
+                Some(Stop::Failure { .. }) if wants_rollback => RunStatus::Failed,
+                Some(Stop::Failure { .. }) => RunStatus::FailedWithoutRollback,
+                None if any_failed => RunStatus::FailedWithoutRollback,
+                None => RunStatus::Succeeded,
+            }
+        };
+        self.shared.ctx.set_status(status);
+        self.run_finally().await;
+        status
+    }
+
+    async fn rollback(&mut self, interrupts: &mut mpsc::UnboundedReceiver<&'static str>) {
+        let order: Vec<usize> = self.completed.iter().rev().copied().collect();
+        let mut abandoned = false;
+        for i in order {
+            if self.step(i).rollback.is_none() || self.status[i] != StepStatus::Succeeded {
+                continue;
+            }
+            let id = self.step(i).id.clone();
+            if abandoned {
+                self.rollback_failed = true;
+                self.shared.reporter.event(&Event::RollbackFailed {
+                    step: id,
+                    duration_ms: 0,
+                    error: "not rolled back: the operator abandoned the rollback".into(),
+                });
+                continue;
+            }
+            let body = self
+                .step(i)
+                .rollback
+                .as_ref()
+                .map(|b| b.kind.clone())
+                .unwrap_or_default();
+            let params = self
+                .step(i)
+                .rollback
+                .as_ref()
+                .and_then(|b| render_params(&b.with, &self.shared.ctx.value(None), &self.shared.registry, &b.kind).ok())
+                .unwrap_or(Json::Null);
+            self.shared.reporter.event(&Event::RollbackStarted {
+                step: id.clone(),
+                action: self.shared.describe(&body, &params),
+            });
+            let cancel = CancellationToken::new();
+            let shared = self.shared.clone();
+            let token = cancel.clone();
+            let mut task = tokio::spawn(async move { shared.run_action(Which::Rollback(i), token, false).await });
+            let outcome = loop {
+                tokio::select! {
+                    joined = &mut task => break joined.ok(),
+                    Some(signal) = interrupts.recv() => {
+                        self.shared.reporter.event(&Event::Interrupted { signal: signal.to_string() });
+                        if self.ask(false, |o| o.abandon_rollback()).await {
+                            abandoned = true;
+                            cancel.cancel();
+                        }
+                    }
+                }
+            };
+            match outcome {
+                Some(outcome) if outcome.status == StepStatus::Succeeded => {
+                    self.set_status(i, StepStatus::RolledBack, None);
+                    self.rolled_back.push(id.clone());
+                    self.shared.reporter.event(&Event::RollbackSucceeded {
+                        step: id,
+                        duration_ms: millis(outcome.duration),
+                    });
+                }
+                other => {
+                    self.rollback_failed = true;
+                    let (error, duration) = other.map_or(
+                        ("the rollback task ended abnormally".to_string(), Duration::ZERO),
+                        |o| (o.error.unwrap_or_else(|| "failed".into()), o.duration),
+                    );
+                    self.set_status(i, StepStatus::RollbackFailed, None);
+                    self.shared.reporter.event(&Event::RollbackFailed {
+                        step: id,
+                        duration_ms: millis(duration),
+                        error,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn run_finally(&mut self) {
+        let count = self.shared.compiled.runbook.finally.len();
+        if count == 0 {
+            return;
+        }
+        self.shared.reporter.event(&Event::FinallyStarted { steps: count });
+        for k in 0..count {
+            let step = &self.shared.compiled.runbook.finally[k];
+            let id = step.id.clone();
+            if let Some(when) = &step.when {
+                let ctx = self.shared.ctx.value(None);
+                match template::eval(&when.text, &ctx) {
+                    Ok(value) if value.is_true() => {}
+                    Ok(_) => {
+                        self.finally_status[k] = StepStatus::Skipped;
+                        self.shared.ctx.set_step(&id, StepStatus::Skipped, None);
+                        self.shared.reporter.event(&Event::StepSkipped {
+                            step: id,
+                            reason: format!("`{}` is false ({})", when.text, explain(&when.text, &ctx)),
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        self.finally_status[k] = StepStatus::Failed;
+                        self.shared.reporter.event(&Event::StepFailed {
+                            step: id,
+                            duration_ms: 0,
+                            error: format!(
+                                "cannot evaluate the guard `{}`: {}",
+                                when.text,
+                                e.detail().unwrap_or("error")
+                            ),
+                            on_failure: "continue",
+                        });
+                        continue;
+                    }
+                }
+            }
+            let outcome = self
+                .shared
+                .run_action(Which::Finally(k), CancellationToken::new(), true)
+                .await;
+            self.finally_status[k] = outcome.status;
+            let outputs = (outcome.status == StepStatus::Succeeded).then(|| to_value(&outcome.outputs));
+            self.shared.ctx.set_step(&id, outcome.status, outputs);
+            if outcome.status == StepStatus::Succeeded {
+                self.shared.reporter.event(&Event::StepSucceeded {
+                    step: id,
+                    duration_ms: millis(outcome.duration),
+                    outputs: outcome.outputs.clone(),
+                });
+            } else {
+                self.shared.reporter.event(&Event::StepFailed {
+                    step: id,
+                    duration_ms: millis(outcome.duration),
+                    error: outcome.error.clone().unwrap_or_else(|| "failed".into()),
+                    on_failure: "continue",
+                });
+            }
+            self.outcomes.insert(outcome.which, outcome);
+        }
+    }
+
+    fn summary(&self, status: RunStatus, duration: Duration) -> RunSummary {
+        let runbook = &self.shared.compiled.runbook;
+        let mut steps = Vec::new();
+        let entries = runbook
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s, Which::Main(i), self.status[i]))
+            .chain(
+                runbook
+                    .finally
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| (s, Which::Finally(k), self.finally_status[k])),
+            );
+        for (step, which, step_status) in entries {
+            let outcome = self.outcomes.get(&which);
+            let error = match which {
+                Which::Main(i) => self.skip_reason.get(&i).cloned(),
+                _ => None,
+            }
+            .or_else(|| outcome.and_then(|o| o.error.clone()));
+            steps.push(StepSummary {
+                id: step.id.clone(),
+                name: step.name.clone(),
+                status: if step_status == StepStatus::Pending {
+                    StepStatus::NotRun
+                } else {
+                    step_status
+                },
+                duration_ms: outcome.map_or(0, |o| millis(o.duration)),
+                attempts: outcome.map_or(0, |o| o.attempts),
+                error,
+                outputs: outcome.map_or(Json::Null, |o| o.outputs.clone()),
+                is_finally: matches!(which, Which::Finally(_)),
+            });
+        }
+        RunSummary {
+            run_id: self.shared.run_id.clone(),
+            runbook: runbook.name.clone(),
+            status,
+            duration_ms: millis(duration),
+            steps,
+            rolled_back: self.rolled_back.clone(),
+            reason: self.stop_reason(),
+        }
+    }
+}
+
+enum Admission {
+    Run,
+    Skip(String),
+    Blocked(String),
+    Fail(String),
+    Decline(String),
+}
+
+impl std::hash::Hash for Which {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Which::Main(i) => (0u8, *i).hash(state),
+            Which::Finally(i) => (1u8, *i).hash(state),
+            Which::Rollback(i) => (2u8, *i).hash(state),
+        }
+    }
+}
