@@ -104,10 +104,8 @@ impl StepKind for Assert {
             let params: AssertParams = crate::read_params("assert", &cx.params)?;
             let expressions = params.that.expressions();
             for (checked, expression) in expressions.iter().enumerate() {
-                let value = cx
-                    .host
-                    .eval(expression, &Json::Null)
-                    .map_err(|e| StepError::new(format!("cannot evaluate `{expression}`: {e}")))?;
+                // The host's error names the expression.
+                let value = cx.host.eval(expression, &Json::Null).map_err(StepError::new)?;
                 if !crate::is_truthy(&value) {
                     let shown = crate::words::shorten(&value.to_string());
                     let mut message = format!("`{expression}` does not hold (it is {shown})");

@@ -10,8 +10,9 @@
 //! Each kind's `run` does one attempt of a step with rendered parameters;
 //! timeouts, retries, `verify` and `outputs` are the executor's business.
 //! Every `run` ends soon after its cancellation token is cancelled (the
-//! `shell` kind within its `kill_grace` and half a second more) and leaves no
-//! child process behind, even when its future is dropped.
+//! `shell` kind within its `kill_grace`, plus a few milliseconds and at
+//! worst 1.5 s more) and leaves no child process behind, even when its
+//! future is dropped.
 //!
 //! Kinds are registered explicitly by the embedding program:
 //!

@@ -184,8 +184,14 @@ const PIPE_LINGER: Duration = Duration::from_millis(500);
 /// How often a group being stopped is checked for processes still running.
 const POLL: Duration = Duration::from_millis(20);
 
+/// How long killed processes get to be gone before the step ends anyway.
+const KILL_WAIT: Duration = Duration::from_secs(1);
+
 async fn execute(cx: StepContext) -> Result<Json, StepError> {
     let params: ShellParams = crate::read_params("shell", &cx.params)?;
+    if cx.cancel.is_cancelled() {
+        return Err(crate::cancelled());
+    }
     let (mut command, program) = match (&params.run, params.argv.as_deref()) {
         (Some(run), None) => {
             let mut command = Command::new("sh");
@@ -319,7 +325,7 @@ fn outcome(status: &ExitStatus, ok_codes: &[u8]) -> Result<(), String> {
                 crate::words::series(&expected, "or")
             ))
         }
-        (None, Some(signal)) => Err(format!("was killed by {}", signal_name(signal))),
+        (None, Some(signal)) => Err(format!("killed by {}", signal_name(signal))),
         (None, None) => Err(format!("ended in an unknown way ({status})")),
     }
 }
@@ -500,6 +506,18 @@ impl ProcessGroup {
         }
         let _ = killpg(self.id, Signal::SIGKILL);
         self.armed = false;
+        // A killed process ends when it is next scheduled, which on a busy
+        // machine is not at once: wait for that, so that the step does not
+        // end before its processes do. Only a process stuck in the kernel
+        // (such as on a dead NFS mount) outlasts this.
+        let deadline = Instant::now() + KILL_WAIT;
+        while Instant::now() < deadline {
+            let _ = child.try_wait();
+            if !self.alive() {
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
         Stopped::Killed
     }
 
@@ -755,7 +773,7 @@ mod tests {
     async fn names_the_signal_that_killed_the_command() {
         let host = Arc::new(FakeHost::new());
         let error = run("shell", &host, json!({"run": "kill -KILL $$"})).await.unwrap_err();
-        assert_eq!(error.message, "was killed by SIGKILL");
+        assert_eq!(error.message, "killed by SIGKILL");
         let result = error.result.unwrap();
         assert_eq!(
             (&result["exit_code"], &result["signal"]),

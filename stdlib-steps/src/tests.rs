@@ -164,7 +164,9 @@ impl Host for FakeHost {
         let mut context = self.context.clone();
         context["result"] = result.clone();
         let context = minijinja::Value::from(minijinja::value::Serde(&context));
-        let value = runbook_engine::template::eval(expression, &context).map_err(|e| e.to_string())?;
+        // The engine's host names the expression in its errors; so does this one.
+        let value = runbook_engine::template::eval(expression, &context)
+            .map_err(|e| format!("cannot evaluate `{expression}`: {e}"))?;
         serde_json::to_value(&value).map_err(|e| e.to_string())
     }
 

@@ -169,9 +169,11 @@ async fn poll(cx: StepContext) -> Result<Json, StepError> {
             Err(StepError { message, result: None }) => Probe::Failed(message),
         };
         if let Probe::Result(result) = &last {
-            let value = cx.host.eval(&params.until, result).map_err(|e| {
-                StepError::new(format!("cannot evaluate `{}`: {e}", params.until)).with_result(result.clone())
-            })?;
+            // The host's error names the expression.
+            let value = cx
+                .host
+                .eval(&params.until, result)
+                .map_err(|e| StepError::new(e).with_result(result.clone()))?;
             if crate::is_truthy(&value) {
                 return Ok(json!({
                     "attempts": attempts,

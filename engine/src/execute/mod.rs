@@ -119,13 +119,12 @@ pub fn listen_for_signals() -> mpsc::UnboundedReceiver<&'static str> {
     rx
 }
 
+/// The resolved inputs and the secret values of a run.
+type Prepared = (serde_json::Map<String, Json>, HashMap<String, String>);
+
 /// Checks what a run needs before anything runs: inputs, secrets, and
 /// someone to answer confirmations. Returns the inputs and secret values.
-fn prepare(
-    compiled: &Compiled,
-    request: &RunRequest<'_>,
-    interactive: bool,
-) -> Result<(serde_json::Map<String, Json>, HashMap<String, String>), Vec<Diagnostic>> {
+fn prepare(compiled: &Compiled, request: &RunRequest<'_>, interactive: bool) -> Result<Prepared, Vec<Diagnostic>> {
     let runbook = &compiled.runbook;
     let mut errors = Vec::new();
     let inputs = resolve_inputs(runbook, &request.inputs, request.env, &mut errors);
