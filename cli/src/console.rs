@@ -162,6 +162,7 @@ impl Console {
             RunStatus::Cancelled => self.paint("1;33", "cancelled"),
             RunStatus::Failed => self.paint("1;31", "failed, rolled back"),
             RunStatus::FailedWithoutRollback => self.paint("1;31", "failed, not rolled back"),
+            RunStatus::RolledBack => self.paint("1;36", "rolled back"),
             RunStatus::Running => "running".into(),
         };
         out.push_str(&format!("run {status} in {}\n", Self::seconds(summary.duration_ms)));
@@ -279,6 +280,12 @@ impl Reporter for Console {
                     self.paint("1;31", "✗✗")
                 )),
                 Event::FinallyStarted { steps } => Some(format!("finally: {steps} step(s)")),
+                Event::RunResumed { run_id, rerun } => Some(if rerun.is_empty() {
+                    format!("resuming run {run_id}")
+                } else {
+                    format!("resuming run {run_id}; running again: {}", rerun.join(", "))
+                }),
+                Event::RollbackRequested { reason } => Some(format!("{} {reason}", self.paint("36", "rollback:"))),
                 Event::RunFinished { .. } => None,
             }
         };

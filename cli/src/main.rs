@@ -6,7 +6,7 @@ mod console;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use console::{Console, Style, TerminalOperator};
 use runbook_engine::diagnostic::{RenderOptions, render};
-use runbook_engine::execute::{RunRequest, Unattended};
+use runbook_engine::execute::{Mode, RunRequest, StateRequest, Unattended};
 use runbook_engine::plan::{PlanRequest, render_dot, render_mermaid, render_text};
 use runbook_engine::{Diagnostic, Registry, SourceFile, exit};
 use std::io::{IsTerminal, Write};
@@ -91,6 +91,65 @@ enum Command {
         /// More logs on stderr (-v, -vv).
         #[arg(short, long, action = clap::ArgAction::Count)]
         verbose: u8,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// Continue a run that died (killed process, lost machine) from its journal.
+    Resume {
+        /// The run's id (see `runbook runs`).
+        run: String,
+        /// Re-run steps that were in flight without asking.
+        #[arg(short, long)]
+        yes: bool,
+        /// Resume even though the runbook file changed since the run started.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "5s")]
+        grace: Duration,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// Roll back what a finished or failed run did, from its journal.
+    Rollback {
+        /// The run's id (see `runbook runs`).
+        run: String,
+        #[arg(short, long)]
+        yes: bool,
+        #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "5s")]
+        grace: Duration,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// List the runs kept in a state directory.
+    Runs {
+        /// A runbook file: list the runs kept beside it.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Show one run's timeline.
+    Show {
+        /// The run's id (see `runbook runs`).
+        run: String,
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        report: ReportArgs,
     },
     /// Print the JSON Schema of the runbook format.
     Schema,
@@ -99,6 +158,44 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// Where runs are journaled.
+#[derive(clap::Args, Clone, Default)]
+struct StateArgs {
+    /// The state directory (default: $RUNBOOK_STATE_DIR, else `.runbook` beside the runbook,
+    /// or in the current directory for commands that take a run id).
+    #[arg(long, value_name = "DIR", global = true)]
+    state_dir: Option<PathBuf>,
+}
+
+impl StateArgs {
+    fn resolve(&self, beside: Option<&Path>) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        if let Some(dir) = std::env::var_os(runbook_engine::journal::STATE_DIR_ENV).filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        match beside.and_then(Path::parent) {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.join(".runbook"),
+            _ => PathBuf::from(".runbook"),
+        }
+    }
+}
+
+/// Reports of a run.
+#[derive(clap::Args, Clone, Default)]
+struct ReportArgs {
+    /// Write a report of the run to this file.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// The report's format: md (for the incident ticket), json, or junit (for CI drills).
+    #[arg(long, value_name = "FORMAT", default_value = "md", value_parser = ["md", "json", "junit"])]
+    report_format: String,
+    /// Append one JSON line about the run to this file (drill history).
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -164,6 +261,8 @@ fn main() -> ExitCode {
             grace,
             output,
             verbose,
+            state,
+            report,
         } => {
             init_logs(verbose);
             let options = RunOptions {
@@ -174,9 +273,61 @@ fn main() -> ExitCode {
                 timeout,
                 grace,
                 output,
+                state_dir: state.resolve(Some(&file)),
+                report,
             };
             run(&terminal, registry, &file, options)
         }
+        Command::Resume {
+            run: run_id,
+            yes,
+            force,
+            grace,
+            output,
+            state,
+            report,
+        } => {
+            let options = RunOptions {
+                inputs: Vec::new(),
+                yes,
+                step: false,
+                no_rollback: false,
+                timeout: None,
+                grace,
+                output,
+                state_dir: state.resolve(None),
+                report,
+            };
+            from_journal(&terminal, registry, &run_id, options, force, false)
+        }
+        Command::Rollback {
+            run: run_id,
+            yes,
+            grace,
+            output,
+            state,
+            report,
+        } => {
+            let options = RunOptions {
+                inputs: Vec::new(),
+                yes,
+                step: false,
+                no_rollback: false,
+                timeout: None,
+                grace,
+                output,
+                state_dir: state.resolve(None),
+                report,
+            };
+            from_journal(&terminal, registry, &run_id, options, true, true)
+        }
+        Command::Runs { file, format, state } => runs(&terminal, &state.resolve(file.as_deref()), format),
+        Command::Show {
+            run: run_id,
+            format,
+            state,
+            report,
+        } => show(&terminal, &state.resolve(None), &run_id, format, &report),
         Command::Schema => {
             let schema = runbook_engine::schema::format_schema(&registry);
             print_stdout(&format!(
@@ -368,12 +519,86 @@ struct RunOptions {
     timeout: Option<Duration>,
     grace: Duration,
     output: OutputFormat,
+    state_dir: PathBuf,
+    report: ReportArgs,
 }
 
 fn run(terminal: &Terminal, registry: Arc<Registry>, path: &Path, options: RunOptions) -> i32 {
     let Some(bytes) = read(terminal, path) else {
         return exit::INVALID;
     };
+    execute_runbook(terminal, registry, path, bytes, options, Mode::Run)
+}
+
+/// `resume` and `rollback`: a run picked up from its journal.
+fn from_journal(
+    terminal: &Terminal,
+    registry: Arc<Registry>,
+    run_id: &str,
+    options: RunOptions,
+    force: bool,
+    rollback: bool,
+) -> i32 {
+    let journal = match runbook_engine::journal::read(&options.state_dir, run_id) {
+        Ok(journal) => journal,
+        Err(e) => {
+            terminal.error(&format!("{e}\n  help: {}", e.help()));
+            return exit::INVALID;
+        }
+    };
+    if journal.torn_tail {
+        eprintln!("note: the last line of the journal was cut short by a crash and is ignored");
+    }
+    let path = journal.header.runbook_path.clone();
+    let copy = journal.dir.join("runbook.yaml");
+    let current = std::fs::read(&path).ok();
+    let bytes = match current {
+        // Rollback undoes what ran: always the runbook as it was.
+        _ if rollback => std::fs::read(&copy).ok(),
+        Some(bytes) if runbook_engine::journal::sha256(&bytes) == journal.header.runbook_sha256 => Some(bytes),
+        Some(bytes) if force => {
+            eprintln!(
+                "warning: {} changed since run {run_id} started; resuming with the new version (--force)",
+                path.display()
+            );
+            Some(bytes)
+        }
+        Some(_) => {
+            terminal.error(&format!(
+                "{} changed since run {run_id} started; resuming it could run steps that differ from the ones journaled\n  help: review the change, then pass `--force` to resume with the new version",
+                path.display()
+            ));
+            return exit::INVALID;
+        }
+        None => {
+            eprintln!("note: {} is gone; using the copy kept with the run", path.display());
+            std::fs::read(&copy).ok()
+        }
+    };
+    let Some(bytes) = bytes else {
+        terminal.error(&format!(
+            "cannot read the runbook of run {run_id} ({} or {})",
+            path.display(),
+            copy.display()
+        ));
+        return exit::INVALID;
+    };
+    let mode = if rollback {
+        Mode::Rollback(Box::new(journal))
+    } else {
+        Mode::Resume(Box::new(journal))
+    };
+    execute_runbook(terminal, registry, &path, bytes, options, mode)
+}
+
+fn execute_runbook(
+    terminal: &Terminal,
+    registry: Arc<Registry>,
+    path: &Path,
+    bytes: Vec<u8>,
+    options: RunOptions,
+    mode: Mode,
+) -> i32 {
     let name = path.display().to_string();
     let (source, loaded) = runbook_engine::load_bytes(&name, &bytes, &registry);
     let loaded = match loaded {
@@ -400,7 +625,10 @@ fn run(terminal: &Terminal, registry: Arc<Registry>, path: &Path, options: RunOp
         }
     };
     let compiled = Arc::new(loaded.compiled);
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base_dir = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
+    let state_dir = options.state_dir.clone();
+    let report = options.report.clone();
     runtime.block_on(async move {
         let console = Console::new(style, terminal.stderr_color);
         let operator: Arc<dyn runbook_engine::execute::Operator> = if interactive {
@@ -422,6 +650,12 @@ fn run(terminal: &Terminal, registry: Arc<Registry>, path: &Path, options: RunOp
             timeout: options.timeout,
             kill_grace: options.grace,
             run_id: None,
+            state: Some(StateRequest {
+                state_dir: state_dir.clone(),
+                runbook_path: absolute,
+                runbook_text: bytes.into(),
+            }),
+            mode,
         };
         let signals = runbook_engine::execute::listen_for_signals();
         let reporter: Arc<dyn runbook_engine::execute::Reporter> = console.clone();
@@ -429,7 +663,18 @@ fn run(terminal: &Terminal, registry: Arc<Registry>, path: &Path, options: RunOp
             Ok(summary) => {
                 console.finish();
                 console.summary(&summary);
-                summary.status.exit_code()
+                if options.output == OutputFormat::Text {
+                    let dir = runbook_engine::journal::run_dir(&state_dir, &summary.run_id);
+                    eprintln!("journal: {}", dir.display());
+                    if summary.status != runbook_engine::execute::RunStatus::Succeeded {
+                        eprintln!("  runbook show {} --state-dir {}", summary.run_id, state_dir.display());
+                    }
+                }
+                let mut code = summary.status.exit_code();
+                if write_reports(terminal, &state_dir, &summary.run_id, &report).is_err() {
+                    code = code.max(exit::INVALID);
+                }
+                code
             }
             Err(diagnostics) => {
                 console.finish();
@@ -439,4 +684,157 @@ fn run(terminal: &Terminal, registry: Arc<Registry>, path: &Path, options: RunOp
             }
         }
     })
+}
+
+/// Writes a file whole or not at all: beside it, then renamed over it.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+fn write_reports(terminal: &Terminal, state_dir: &Path, run_id: &str, args: &ReportArgs) -> Result<(), ()> {
+    if args.report.is_none() && args.history.is_none() {
+        return Ok(());
+    }
+    let journal = runbook_engine::journal::read(state_dir, run_id).map_err(|e| terminal.error(&e.to_string()))?;
+    let record = runbook_engine::report::RunRecord {
+        header: &journal.header,
+        events: &journal.events,
+        summary: journal.finished(),
+    };
+    let mut result = Ok(());
+    if let Some(path) = &args.report {
+        let format = args
+            .report_format
+            .parse()
+            .unwrap_or(runbook_engine::report::ReportFormat::Markdown);
+        let text = runbook_engine::report::render(&record, format);
+        if let Err(e) = write_atomically(path, &text) {
+            terminal.error(&format!("cannot write the report {}: {e}", path.display()));
+            result = Err(());
+        }
+    }
+    if let Some(path) = &args.history {
+        let line = format!("{}\n", runbook_engine::report::history_line(&record));
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_data()));
+        if let Err(e) = appended {
+            terminal.error(&format!("cannot append to the history {}: {e}", path.display()));
+            result = Err(());
+        }
+    }
+    result
+}
+
+fn seconds(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
+fn runs(terminal: &Terminal, state_dir: &Path, format: OutputFormat) -> i32 {
+    let listing = match runbook_engine::journal::list(state_dir) {
+        Ok(listing) => listing,
+        Err(e) => {
+            terminal.error(&format!("{e}\n  help: {}", e.help()));
+            return exit::INVALID;
+        }
+    };
+    let text = match format {
+        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&listing).unwrap_or_default()),
+        OutputFormat::Text if listing.is_empty() => format!("no runs in {}\n", state_dir.display()),
+        OutputFormat::Text => {
+            let mut out = format!(
+                "{:<26} {:<24} {:<25} {:>9}  {}\n",
+                "RUN", "RUNBOOK", "STARTED", "DURATION", "STATUS"
+            );
+            for run in &listing {
+                out.push_str(&format!(
+                    "{:<26} {:<24} {:<25} {:>9}  {}\n",
+                    run.run_id,
+                    run.runbook,
+                    run.started_at,
+                    run.duration_ms.map(seconds).unwrap_or_else(|| "-".into()),
+                    run.status
+                ));
+            }
+            out
+        }
+    };
+    print_stdout(&text)
+}
+
+fn show(terminal: &Terminal, state_dir: &Path, run_id: &str, format: OutputFormat, report: &ReportArgs) -> i32 {
+    let journal = match runbook_engine::journal::read(state_dir, run_id) {
+        Ok(journal) => journal,
+        Err(e) => {
+            terminal.error(&format!("{e}\n  help: {}", e.help()));
+            return exit::INVALID;
+        }
+    };
+    if write_reports(terminal, state_dir, run_id, report).is_err() {
+        return exit::INVALID;
+    }
+    let record = runbook_engine::report::RunRecord {
+        header: &journal.header,
+        events: &journal.events,
+        summary: journal.finished(),
+    };
+    let text = match format {
+        OutputFormat::Json => runbook_engine::report::render(&record, runbook_engine::report::ReportFormat::Json),
+        OutputFormat::Text => {
+            let h = &journal.header;
+            let mut out = format!(
+                "run {} of {} ({})\nstarted {} on {} (pid {})\nstatus: {}\n\n",
+                h.run_id,
+                h.runbook,
+                h.runbook_path.display(),
+                h.started_at,
+                h.host,
+                h.pid,
+                journal.status()
+            );
+            for timed in &journal.events {
+                let line = serde_json::to_value(&timed.event).unwrap_or_default();
+                let kind = line.get("event").and_then(|v| v.as_str()).unwrap_or("event");
+                if kind == "step_output" {
+                    continue;
+                }
+                let step = line.get("step").and_then(|v| v.as_str()).unwrap_or("");
+                let detail = ["error", "reason", "action", "message"]
+                    .iter()
+                    .find_map(|k| line.get(*k).and_then(|v| v.as_str()))
+                    .unwrap_or("");
+                let time = timed.at.get(11..23).unwrap_or(&timed.at);
+                out.push_str(&format!("{time}  {kind:<20} {step:<20} {detail}\n").replace("  \n", "\n"));
+            }
+            if journal.torn_tail {
+                out.push_str("(the last line of the journal was cut short by a crash)\n");
+            }
+            out
+        }
+    };
+    print_stdout(&text)
 }

@@ -48,6 +48,8 @@ fn run(runtime: &tokio::runtime::Runtime, compiled: &Arc<runbook_engine::Compile
         timeout: None,
         kill_grace: Duration::from_secs(1),
         run_id: Some("bench".into()),
+        state: None,
+        mode: runbook_engine::execute::Mode::Run,
     };
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let summary = runtime

@@ -12,8 +12,10 @@
 pub mod compile;
 pub mod diagnostic;
 pub mod execute;
+pub mod journal;
 pub mod parse;
 pub mod plan;
+pub mod report;
 pub mod schema;
 pub mod step;
 pub mod template;

@@ -6,7 +6,7 @@
 //! `check` and `plan` never execute anything.
 
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::future::Future;
 use std::pin::Pin;
@@ -122,7 +122,7 @@ impl std::fmt::Display for StepError {
 }
 
 /// Which stream a line of a step's live output came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputStream {
     Stdout,

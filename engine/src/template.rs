@@ -30,8 +30,9 @@ pub fn environment() -> &'static Environment<'static> {
                 if value.is_safe() {
                     return write!(out, "{value}").map_err(minijinja::Error::from);
                 }
-                let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
-                return out.write_str(&quote_word(&text)).map_err(minijinja::Error::from);
+                return out
+                    .write_str(&quote_word(&plain_text(value)))
+                    .map_err(minijinja::Error::from);
             }
             minijinja::escape_formatter(out, state, value)
         });
@@ -42,8 +43,25 @@ pub fn environment() -> &'static Environment<'static> {
 /// Quotes a value for POSIX `sh`, so that it is one word whatever it holds.
 /// The result is marked safe, so that it is not quoted twice in a command.
 pub fn shell_quote(value: Value) -> Value {
-    let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
-    Value::from_safe_string(quote_word(&text))
+    Value::from_safe_string(quote_word(&plain_text(&value)))
+}
+
+/// A value as text the way a template prints it: strings as they are,
+/// `true`/`false`, numbers, and JSON for lists and maps.
+fn plain_text(value: &Value) -> String {
+    if let Some(text) = value.as_str() {
+        return text.to_string();
+    }
+    if value.is_none() || value.is_undefined() {
+        return String::new();
+    }
+    match value.kind() {
+        minijinja::value::ValueKind::Bool => value.is_true().to_string(),
+        minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Map => {
+            serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
+        }
+        _ => value.to_string(),
+    }
 }
 
 pub fn quote_word(text: &str) -> String {

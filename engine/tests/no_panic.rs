@@ -6,9 +6,14 @@
 //! Every input goes through load, plan, every plan renderer and the
 //! diagnostic renderer, and every label of every diagnostic must lie inside
 //! the source text.
+//!
+//! The random inputs are the same on every run. To look further:
+//! `PROPTEST_CASES=5000 PROPTEST_RNG_SEED=$RANDOM cargo test -p runbook-engine --test no_panic`.
+//! A failure found that way belongs below as a plain `#[test]`.
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::test_runner::RngSeed;
 use runbook_engine::diagnostic::{self, RenderOptions};
 use runbook_engine::plan::{self, PlanRequest};
 use runbook_engine::{Diagnostic, Loaded, Registry, SourceFile};
@@ -23,13 +28,20 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     registry
 });
 
-/// `cases` random inputs; failures are shrunk and reported, not saved
-/// (a minimal reproducer belongs in a plain `#[test]` below).
+/// `cases` inputs from a fixed seed, unless `PROPTEST_CASES` or
+/// `PROPTEST_RNG_SEED` say otherwise. Failures are shrunk and reported, not saved.
 fn config(cases: u32) -> ProptestConfig {
+    let from_env = ProptestConfig::default();
+    let set = |name: &str| std::env::var_os(name).is_some();
     ProptestConfig {
-        cases,
+        cases: if set("PROPTEST_CASES") { from_env.cases } else { cases },
+        rng_seed: if set("PROPTEST_RNG_SEED") {
+            from_env.rng_seed
+        } else {
+            RngSeed::Fixed(0x5eed_2026)
+        },
         failure_persistence: None,
-        ..ProptestConfig::default()
+        ..from_env
     }
 }
 
@@ -332,7 +344,7 @@ fn piece(
     let literal = if chaos == 0 {
         "[a-z0-9._/-][a-z0-9 ._/-]{0,11}"
     } else {
-        "[ -~é]{0,12}"
+        "[ -~é😀\u{301}\u{85}\u{2028}\r\t\n]{0,12}"
     };
     let good = prop_oneof![
         4 => proptest::sample::select(good).prop_map(Piece::Fixed),
@@ -501,6 +513,44 @@ struct GenStep {
     outputs: Vec<(&'static str, Vec<Piece>)>,
     rollback: Option<(&'static str, With)>,
     extra: Option<&'static str>,
+    /// How `when` and `confirm` are written.
+    style: Style,
+}
+
+/// The ways YAML writes a string.
+#[derive(Debug, Clone, Copy)]
+enum Style {
+    Double,
+    Single,
+    Plain,
+    Literal,
+    Folded,
+}
+
+/// `text` as a YAML scalar in `style`, for a key indented by four spaces.
+fn scalar(text: &str, style: Style) -> String {
+    let plain_is_safe = !text.is_empty()
+        && !text.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@` ".contains(c))
+        && !text.contains(": ")
+        && !text.contains(" #")
+        && !text.ends_with([' ', ':'])
+        && !text.contains(|c: char| c.is_control() || c == '\u{2028}' || c == '\u{feff}');
+    let block = |indicator: &str| {
+        let mut out = indicator.to_string();
+        for line in text.split('\n') {
+            out.push_str("\n      ");
+            out.push_str(line);
+        }
+        out
+    };
+    match style {
+        Style::Double => Json::String(text.to_string()).to_string(),
+        Style::Single => format!("'{}'", text.replace('\'', "''")),
+        Style::Plain if plain_is_safe => text.to_string(),
+        Style::Plain => Json::String(text.to_string()).to_string(),
+        Style::Literal => block("|-"),
+        Style::Folded => block(">-"),
+    }
 }
 
 const GOOD_EXTRA_KEYS: &[&str] = &[
@@ -587,8 +637,9 @@ fn gen_step(chaos: u32, finally: bool) -> BoxedStrategy<GenStep> {
             outputs,
             rollback,
             proptest::option::weighted(0.3, extra),
+            proptest::sample::select(&[Style::Double, Style::Single, Style::Plain, Style::Literal, Style::Folded][..]),
         )
-            .prop_map(move |(bad_id, needs, with, when, confirm, verify, outputs, rollback, extra)| GenStep {
+            .prop_map(move |(bad_id, needs, with, when, confirm, verify, outputs, rollback, extra, style)| GenStep {
                 bad_id,
                 kind,
                 needs,
@@ -599,6 +650,7 @@ fn gen_step(chaos: u32, finally: bool) -> BoxedStrategy<GenStep> {
                 outputs,
                 rollback,
                 extra,
+                style,
             })
     })
     .boxed()
@@ -806,10 +858,10 @@ impl Writer<'_> {
             lines.push(format!("with: {}", self.with(with)));
         }
         if let Some(when) = &step.when {
-            lines.push(format!("when: {}", Json::String(self.expression(when))));
+            lines.push(format!("when: {}", scalar(&self.expression(when), step.style)));
         }
         if let Some(confirm) = &step.confirm {
-            lines.push(format!("confirm: {}", Json::String(self.text(confirm))));
+            lines.push(format!("confirm: {}", scalar(&self.text(confirm), step.style)));
         }
         if !step.verify.is_empty() {
             let verify: Vec<String> = step.verify.iter().map(|v| self.expression(v)).collect();
@@ -1174,4 +1226,29 @@ fn the_real_runbook_is_valid() {
         diagnostic::render(&source, &warnings, RenderOptions::default())
     );
     assert_eq!(plan.steps.len(), 7);
+}
+
+// ---------------------------------------------------------------------------
+// Reproducers of what the properties found.
+
+/// Found by `arbitrary_bytes_never_panic`: YAML takes a bare `\r` for a line
+/// break, and the label of a YAML error after one lands past the end of the text.
+#[test]
+fn yaml_error_after_a_bare_carriage_return_stays_inside_the_text() {
+    for text in ["x: a\ra", "a: b\r\rc"] {
+        let (source, loaded) = runbook_engine::load_bytes("cr.yaml", text.as_bytes(), &REGISTRY);
+        let diagnostics = loaded.expect_err("this is not valid YAML");
+        for d in &diagnostics {
+            for label in &d.labels {
+                assert!(
+                    label.span.offset + label.span.len <= source.text.len(),
+                    "{text:?}: label {:?} of `{}` ({}) ends past the text ({} bytes)",
+                    label.span,
+                    d.code,
+                    d.message,
+                    source.text.len()
+                );
+            }
+        }
+    }
 }

@@ -2,11 +2,11 @@
 //! `--output json` stream and (later) the journal and reports consume them.
 
 use crate::step::OutputStream;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Running,
@@ -21,13 +21,15 @@ pub enum RunStatus {
     RollbackFailed,
     /// Stopped by Ctrl-C, SIGTERM or the operator.
     Cancelled,
+    /// Rolled back later, on request (`runbook rollback RUN`).
+    RolledBack,
 }
 
 impl RunStatus {
     /// The exit status of the program, as the format contract defines it.
     pub fn exit_code(self) -> i32 {
         match self {
-            RunStatus::Succeeded => crate::exit::SUCCESS,
+            RunStatus::Succeeded | RunStatus::RolledBack => crate::exit::SUCCESS,
             RunStatus::Failed | RunStatus::FailedWithoutRollback | RunStatus::Running => {
                 crate::exit::FAILED_ROLLED_BACK
             }
@@ -44,12 +46,13 @@ impl RunStatus {
             RunStatus::FailedWithoutRollback => "failed_without_rollback",
             RunStatus::RollbackFailed => "rollback_failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::RolledBack => "rolled_back",
         }
     }
 }
 
 /// Where a step stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Pending,
@@ -80,7 +83,7 @@ impl StepStatus {
 }
 
 /// One thing that happened in a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     RunStarted {
@@ -120,7 +123,7 @@ pub enum Event {
         step: String,
         duration_ms: u64,
         error: String,
-        on_failure: &'static str,
+        on_failure: String,
     },
     StepSkipped {
         step: String,
@@ -149,6 +152,16 @@ pub enum Event {
     FinallyStarted {
         steps: usize,
     },
+    /// A run picked up again after it died.
+    RunResumed {
+        run_id: String,
+        /// Steps that were in flight and start again.
+        rerun: Vec<String>,
+    },
+    /// `runbook rollback RUN`: roll back what a run did.
+    RollbackRequested {
+        reason: String,
+    },
     RunFinished {
         status: RunStatus,
         duration_ms: u64,
@@ -157,7 +170,7 @@ pub enum Event {
 }
 
 /// The outcome of each step, for the final summary and reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepSummary {
     pub id: String,
     pub name: Option<String>,
@@ -169,7 +182,7 @@ pub struct StepSummary {
     pub is_finally: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunSummary {
     pub run_id: String,
     pub runbook: String,

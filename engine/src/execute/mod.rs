@@ -17,6 +17,8 @@ pub use operator::{GateAnswer, InterruptAnswer, Operator, StepAnswer, Unattended
 
 use crate::compile::Compiled;
 use crate::diagnostic::Diagnostic;
+use crate::journal::redact::{Redacting, Redactor};
+use crate::journal::{Header, Journal, JournalWriter};
 use crate::parse::raw::{Backoff, OnFailure, format_duration};
 use crate::plan::{EnvLookup, resolve_inputs};
 use crate::step::{Host, OutputStream, Registry, StepContext, StepError, StepFuture};
@@ -38,6 +40,9 @@ pub mod codes {
     pub const MISSING_SECRET: &str = "runbook::run::missing_secret";
     pub const NEEDS_CONFIRMATION: &str = "runbook::run::needs_confirmation";
     pub const VARS: &str = "runbook::run::vars";
+    pub const LOCKED: &str = "runbook::run::locked";
+    pub const JOURNAL: &str = "runbook::run::journal";
+    pub const NOTHING_TO_DO: &str = "runbook::run::nothing_to_do";
 }
 
 /// How to run.
@@ -59,6 +64,35 @@ pub struct RunRequest<'a> {
     /// Between SIGTERM and SIGKILL for cancelled steps' processes.
     pub kill_grace: Duration,
     pub run_id: Option<String>,
+    /// Where the run is journaled and locked; `None` runs without a journal.
+    pub state: Option<StateRequest>,
+    /// A new run, or one picked up from its journal.
+    pub mode: Mode,
+}
+
+/// Where runs are kept, and the runbook as read.
+pub struct StateRequest {
+    pub state_dir: PathBuf,
+    pub runbook_path: PathBuf,
+    pub runbook_text: Arc<[u8]>,
+}
+
+/// What to do.
+pub enum Mode {
+    Run,
+    /// Continue a run that died, from its journal.
+    Resume(Box<Journal>),
+    /// Roll back what a run did, from its journal.
+    Rollback(Box<Journal>),
+}
+
+impl Mode {
+    fn journal(&self) -> Option<&Journal> {
+        match self {
+            Mode::Run => None,
+            Mode::Resume(j) | Mode::Rollback(j) => Some(j),
+        }
+    }
 }
 
 /// A new run id: time-ordered and unique enough for one machine.
@@ -127,7 +161,13 @@ type Prepared = (serde_json::Map<String, Json>, HashMap<String, String>);
 fn prepare(compiled: &Compiled, request: &RunRequest<'_>, interactive: bool) -> Result<Prepared, Vec<Diagnostic>> {
     let runbook = &compiled.runbook;
     let mut errors = Vec::new();
-    let inputs = resolve_inputs(runbook, &request.inputs, request.env, &mut errors);
+    let inputs: serde_json::Map<String, Json> = match request.mode.journal() {
+        Some(journal) => journal.header.inputs.clone(),
+        None => resolve_inputs(runbook, &request.inputs, request.env, &mut errors)
+            .into_iter()
+            .map(|i| (i.name, i.value))
+            .collect(),
+    };
     let mut secrets = HashMap::new();
     for secret in &runbook.secrets {
         let value = match &secret.source {
@@ -163,7 +203,7 @@ fn prepare(compiled: &Compiled, request: &RunRequest<'_>, interactive: bool) -> 
             ),
         }
     }
-    if !request.yes && !interactive {
+    if !request.yes && !interactive && matches!(request.mode, Mode::Run) {
         let asking: Vec<&str> = runbook
             .steps
             .iter()
@@ -191,7 +231,7 @@ fn prepare(compiled: &Compiled, request: &RunRequest<'_>, interactive: bool) -> 
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok((inputs.into_iter().map(|i| (i.name, i.value)).collect(), secrets))
+    Ok((inputs, secrets))
 }
 
 /// Which action of the runbook a task runs.
@@ -587,6 +627,8 @@ enum Stop {
     Failure { reason: String, rollback: bool },
     /// The operator said no, or interrupted: roll back, then report cancelled.
     Cancel { reason: String, rollback: bool },
+    /// `runbook rollback RUN`: roll back a run that has ended.
+    Requested,
 }
 
 /// Runs a compiled runbook to the end. `Err` only when the run cannot start
@@ -597,11 +639,33 @@ pub async fn execute(
     request: RunRequest<'_>,
     operator: Arc<dyn Operator>,
     reporter: Arc<dyn Reporter>,
-    mut interrupts: mpsc::UnboundedReceiver<&'static str>,
+    interrupts: mpsc::UnboundedReceiver<&'static str>,
 ) -> Result<RunSummary, Vec<Diagnostic>> {
     let interactive = operator.is_interactive();
     let (inputs, secrets) = prepare(&compiled, &request, interactive)?;
-    let run_id = request.run_id.clone().unwrap_or_else(new_run_id);
+    if let Some(journal) = request.mode.journal()
+        && let Some(summary) = journal.finished()
+        && matches!(request.mode, Mode::Resume(_))
+    {
+        return Err(vec![
+            Diagnostic::error(
+                codes::NOTHING_TO_DO,
+                format!(
+                    "run `{}` already finished ({}); there is nothing to resume",
+                    summary.run_id,
+                    summary.status.as_str()
+                ),
+            )
+            .with_help(format!(
+                "to undo what it did, run `runbook rollback {}`",
+                summary.run_id
+            )),
+        ]);
+    }
+    let run_id = match request.mode.journal() {
+        Some(journal) => journal.header.run_id.clone(),
+        None => request.run_id.clone().unwrap_or_else(new_run_id),
+    };
     let started_secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -628,6 +692,63 @@ pub async fn execute(
         ctx.set_step(&step.id, StepStatus::Pending, None);
     }
 
+    // Secrets never leave the process: every event is masked first.
+    let redactor = Arc::new(Redactor::new(secrets.values().cloned()));
+    let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+    let mut _lock = None;
+    let mut journal_writer = None;
+    if let Some(state) = &request.state {
+        let key = match &runbook.lock {
+            Some(lock) => template::render(&lock.text, &ctx.value(None)).map_err(|e| {
+                vec![
+                    Diagnostic::error(codes::LOCKED, format!("cannot render the lock key: {e}"))
+                        .with_label(lock.span, "the lock key"),
+                ]
+            })?,
+            None => runbook.name.clone(),
+        };
+        _lock = Some(
+            crate::journal::lock::acquire(&state.state_dir, &key, &run_id).map_err(|e| {
+                vec![Diagnostic::error(codes::LOCKED, redactor.redact(&e.to_string())).with_help(
+                "two runs with the same lock key never overlap; wait for the other run, or check `runbook runs`",
+            )]
+            })?,
+        );
+        let writer = match request.mode.journal() {
+            Some(journal) => JournalWriter::append_to(journal),
+            None => {
+                let header = Header {
+                    format: crate::journal::FORMAT,
+                    run_id: run_id.clone(),
+                    runbook: runbook.name.clone(),
+                    runbook_path: state.runbook_path.clone(),
+                    runbook_sha256: crate::journal::sha256(&state.runbook_text),
+                    inputs: inputs.clone(),
+                    started_at: crate::journal::now(),
+                    pid: std::process::id(),
+                    host: hostname(),
+                };
+                JournalWriter::create(
+                    &crate::journal::run_dir(&state.state_dir, &run_id),
+                    &header,
+                    &state.runbook_text,
+                )
+            }
+        }
+        .map_err(|e| vec![Diagnostic::error(codes::JOURNAL, e.to_string()).with_help(e.help())])?;
+        journal_writer = Some(Arc::new(writer.stop_run_with(stop_tx.clone())));
+    }
+    let mut sinks: Vec<Arc<dyn Reporter>> = Vec::new();
+    if let Some(writer) = &journal_writer {
+        sinks.push(writer.clone());
+    }
+    sinks.push(reporter);
+    let reporter: Arc<dyn Reporter> = Arc::new(Redacting {
+        redactor: redactor.clone(),
+        inner: Arc::new(event::Reporters(sinks)),
+    });
+    let mut interrupts = merge(interrupts, stop_rx);
+
     let prompt = Arc::new(tokio::sync::Mutex::new(()));
     let host = Arc::new_cyclic(|this| RunHost {
         this: this.clone(),
@@ -652,22 +773,104 @@ pub async fn execute(
         host,
     });
     let mut run = Run::new(shared.clone(), &request);
-    reporter.event(&Event::RunStarted {
-        run_id: run_id.clone(),
-        runbook: runbook.name.clone(),
-        steps: runbook.steps.len(),
-        dry_run: false,
-    });
     let started = Instant::now();
+    match &request.mode {
+        Mode::Run => reporter.event(&Event::RunStarted {
+            run_id: run_id.clone(),
+            runbook: runbook.name.clone(),
+            steps: runbook.steps.len(),
+            dry_run: false,
+        }),
+        Mode::Resume(journal) => {
+            let rerun = run.restore(journal);
+            // A step that was in flight may or may not have taken effect.
+            for &i in &rerun {
+                let step = &runbook.steps[i];
+                if step.idempotent || request.yes {
+                    continue;
+                }
+                let (id, question) = (
+                    step.id.clone(),
+                    format!(
+                        "step `{}` was running when the run stopped; it may already have taken effect. Run it again?",
+                        step.id
+                    ),
+                );
+                if !run
+                    .ask(false, move |o| o.confirm(&id, &question, "run the step again"))
+                    .await
+                {
+                    run.stop_with(Stop::Cancel {
+                        reason: format!(
+                            "step `{}` was in flight and was not run again; check it, then resume again",
+                            step.id
+                        ),
+                        rollback: false,
+                    });
+                }
+            }
+            reporter.event(&Event::RunResumed {
+                run_id: run_id.clone(),
+                rerun: rerun.iter().map(|&i| runbook.steps[i].id.clone()).collect(),
+            });
+        }
+        Mode::Rollback(journal) => {
+            run.restore(journal);
+            if !journal
+                .events
+                .iter()
+                .any(|e| matches!(e.event, Event::RollbackRequested { .. }))
+            {
+                reporter.event(&Event::RollbackRequested {
+                    reason: "requested by the operator".into(),
+                });
+            }
+            run.stop = Some(Stop::Requested);
+        }
+    }
     run.main(&mut interrupts).await;
     let status = run.finish(&mut interrupts).await;
-    let summary = run.summary(status, started.elapsed());
+    let summary = redactor.summary(&run.summary(status, started.elapsed()));
     reporter.event(&Event::RunFinished {
         status,
         duration_ms: millis(started.elapsed()),
         summary: summary.clone(),
     });
+    if let Some(failure) = journal_writer.as_ref().and_then(|w| w.failure()) {
+        return Err(vec![Diagnostic::error(
+            codes::JOURNAL,
+            format!("the journal could not be written: {failure}"),
+        )]);
+    }
     Ok(summary)
+}
+
+/// Signals and journal failures both stop the run the same way.
+fn merge(
+    mut signals: mpsc::UnboundedReceiver<&'static str>,
+    mut stops: mpsc::UnboundedReceiver<&'static str>,
+) -> mpsc::UnboundedReceiver<&'static str> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                Some(s) = signals.recv() => s,
+                Some(s) = stops.recv() => s,
+                else => break,
+            };
+            if tx.send(next).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The state of one run.
@@ -727,6 +930,146 @@ impl Run {
             skip_reason: HashMap::new(),
             shared,
         }
+    }
+
+    /// Puts the run back where its journal left it. Returns the main steps
+    /// that were in flight (or cancelled) and will start again.
+    fn restore(&mut self, journal: &Journal) -> Vec<usize> {
+        let compiled = self.shared.compiled.clone();
+        let runbook = &compiled.runbook;
+        let main: HashMap<&str, usize> = runbook
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let fin: HashMap<&str, usize> = runbook
+            .finally
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let mut in_flight = BTreeSet::new();
+        let restored = |status, outputs: Json, duration_ms: u64, which| Outcome {
+            which,
+            status,
+            outputs,
+            error: None,
+            gate: false,
+            attempts: 1,
+            duration: Duration::from_millis(duration_ms),
+        };
+        for timed in &journal.events {
+            match &timed.event {
+                Event::StepStarted { step, .. } => {
+                    if let Some(&i) = main.get(step.as_str()) {
+                        in_flight.insert(i);
+                    }
+                }
+                Event::StepSucceeded {
+                    step,
+                    outputs,
+                    duration_ms,
+                } => {
+                    if let Some(&i) = main.get(step.as_str()) {
+                        in_flight.remove(&i);
+                        self.set_status(i, StepStatus::Succeeded, Some(outputs.clone()));
+                        self.completed.push(i);
+                        self.outcomes.insert(
+                            Which::Main(i),
+                            restored(StepStatus::Succeeded, outputs.clone(), *duration_ms, Which::Main(i)),
+                        );
+                    } else if let Some(&k) = fin.get(step.as_str()) {
+                        self.finally_status[k] = StepStatus::Succeeded;
+                        self.shared
+                            .ctx
+                            .set_step(step, StepStatus::Succeeded, Some(to_value(outputs)));
+                    }
+                }
+                Event::StepSkipped { step, reason } => {
+                    if let Some(&i) = main.get(step.as_str()) {
+                        self.set_status(i, StepStatus::Skipped, None);
+                        self.skip_reason.insert(i, reason.clone());
+                    } else if let Some(&k) = fin.get(step.as_str()) {
+                        self.finally_status[k] = StepStatus::Skipped;
+                    }
+                }
+                Event::StepFailed {
+                    step,
+                    error,
+                    on_failure,
+                    duration_ms,
+                } => {
+                    if let Some(&i) = main.get(step.as_str()) {
+                        in_flight.remove(&i);
+                        self.set_status(i, StepStatus::Failed, None);
+                        let mut outcome = restored(StepStatus::Failed, Json::Null, *duration_ms, Which::Main(i));
+                        outcome.error = Some(error.clone());
+                        self.outcomes.insert(Which::Main(i), outcome);
+                        let reason = format!("step `{step}` failed: {error}");
+                        match on_failure.as_str() {
+                            "roll back" => {
+                                self.stop = self.stop.take().or(Some(Stop::Failure { reason, rollback: true }))
+                            }
+                            "abort" => {
+                                self.stop = self.stop.take().or(Some(Stop::Failure {
+                                    reason,
+                                    rollback: false,
+                                }))
+                            }
+                            _ => {}
+                        }
+                    } else if let Some(&k) = fin.get(step.as_str()) {
+                        self.finally_status[k] = StepStatus::Failed;
+                    }
+                }
+                Event::StepCancelled { step, .. } => {
+                    if let Some(&i) = main.get(step.as_str()) {
+                        in_flight.insert(i);
+                    }
+                }
+                Event::RollbackStarted { .. } if self.stop.is_none() => {
+                    self.stop = Some(Stop::Failure {
+                        reason: "the rollback was interrupted; it goes on".into(),
+                        rollback: true,
+                    });
+                }
+                Event::RollbackSucceeded { step, .. } => {
+                    if let Some(&i) = main.get(step.as_str()) {
+                        self.set_status(i, StepStatus::RolledBack, None);
+                        self.rolled_back.push(step.clone());
+                    }
+                }
+                Event::RollbackFailed { step, .. } => {
+                    if let Some(&i) = main.get(step.as_str()) {
+                        self.set_status(i, StepStatus::RollbackFailed, None);
+                        self.rollback_failed = true;
+                    }
+                }
+                Event::RollbackRequested { .. } => self.stop = Some(Stop::Requested),
+                _ => {}
+            }
+        }
+        for &i in &in_flight {
+            self.set_status(i, StepStatus::Pending, None);
+        }
+        // What is left to run: pending steps whose needs have all finished.
+        let finished = |status: StepStatus| {
+            !matches!(
+                status,
+                StepStatus::Pending | StepStatus::Running | StepStatus::Cancelled
+            )
+        };
+        for i in 0..self.status.len() {
+            self.waiting[i] = compiled.graph.needs[i]
+                .iter()
+                .filter(|e| !finished(self.status[e.from]))
+                .count();
+        }
+        self.ready = (0..self.status.len())
+            .filter(|&i| self.status[i] == StepStatus::Pending && self.waiting[i] == 0)
+            .collect();
+        in_flight.into_iter().collect()
     }
 
     fn step(&self, i: usize) -> &checked::Step {
@@ -938,7 +1281,7 @@ impl Run {
             step: self.step(i).id.clone(),
             duration_ms: millis(duration),
             error: error.clone(),
-            on_failure: on_failure.describe(),
+            on_failure: on_failure.describe().to_string(),
         });
         let reason = format!("step `{}` failed: {error}", self.step(i).id);
         match on_failure {
@@ -1025,6 +1368,7 @@ impl Run {
     fn stop_reason(&self) -> Option<String> {
         self.stop.as_ref().map(|s| match s {
             Stop::Failure { reason, .. } | Stop::Cancel { reason, .. } => reason.clone(),
+            Stop::Requested => "rolled back on request".to_string(),
         })
     }
 
@@ -1037,6 +1381,7 @@ impl Run {
         }
         let wants_rollback = match &self.stop {
             Some(Stop::Failure { rollback, .. } | Stop::Cancel { rollback, .. }) => *rollback && !self.no_rollback,
+            Some(Stop::Requested) => true,
             None => false,
         };
         if wants_rollback {
@@ -1047,6 +1392,7 @@ impl Run {
             RunStatus::RollbackFailed
         } else {
             match &self.stop {
+                Some(Stop::Requested) => RunStatus::RolledBack,
                 Some(Stop::Cancel { .. }) => RunStatus::Cancelled,
                 Some(Stop::Failure { .. }) if wants_rollback => RunStatus::Failed,
                 Some(Stop::Failure { .. }) => RunStatus::FailedWithoutRollback,
@@ -1143,6 +1489,11 @@ impl Run {
         for k in 0..count {
             let step = &self.shared.compiled.runbook.finally[k];
             let id = step.id.clone();
+            if matches!(self.finally_status[k], StepStatus::Succeeded | StepStatus::Skipped)
+                && !matches!(self.stop, Some(Stop::Requested))
+            {
+                continue;
+            }
             if let Some(when) = &step.when {
                 let ctx = self.shared.ctx.value(None);
                 match template::eval(&when.text, &ctx) {
@@ -1166,7 +1517,7 @@ impl Run {
                                 when.text,
                                 e.detail().unwrap_or("error")
                             ),
-                            on_failure: "continue",
+                            on_failure: "continue".into(),
                         });
                         continue;
                     }
@@ -1190,7 +1541,7 @@ impl Run {
                     step: id,
                     duration_ms: millis(outcome.duration),
                     error: outcome.error.clone().unwrap_or_else(|| "failed".into()),
-                    on_failure: "continue",
+                    on_failure: "continue".into(),
                 });
             }
             self.outcomes.insert(outcome.which, outcome);

@@ -146,6 +146,8 @@ pub fn decode(name: &str, bytes: &[u8]) -> Result<SourceFile, Box<(SourceFile, D
 /// Parses YAML text into a node tree.
 pub fn parse_yaml(source: &SourceFile) -> Result<Node, Diagnostic> {
     let mut options = serde_saphyr::Options::default();
+    // YAML 1.2 booleans: a step or output named `y`, `n`, `on` or `no` stays a name.
+    options.strict_booleans = true;
     if let Some(budget) = options.budget.as_mut() {
         budget.max_nodes = budget.max_nodes.max(5_000_000);
         budget.max_events = budget.max_events.max(20_000_000);
@@ -158,8 +160,16 @@ fn yaml_error(source: &SourceFile, error: &serde_saphyr::Error) -> Diagnostic {
     let message = clean_yaml_message(&text);
     let mut diagnostic = Diagnostic::error(CODE_YAML, format!("invalid YAML: {message}"));
     if let Some(location) = error.location().filter(|l| l.line() > 0) {
-        let offset = byte_offset(&source.text, location.line() as usize, location.column() as usize);
-        diagnostic = diagnostic.with_label(Span::new(offset, 1), message.clone());
+        let offset = location
+            .span()
+            .byte_offset()
+            .map(|o| o as usize)
+            .filter(|&o| o <= source.text.len())
+            .unwrap_or_else(|| byte_offset(&source.text, location.line() as usize, location.column() as usize));
+        // Keep the label inside the text (an error at the very end points at the last byte).
+        let offset = offset.min(source.text.len().saturating_sub(1));
+        let len = usize::from(offset < source.text.len());
+        diagnostic = diagnostic.with_label(Span::new(offset, len), message.clone());
     }
     let help = if message.contains("tab") {
         "indent with spaces; YAML does not allow tabs for indentation"
@@ -316,6 +326,14 @@ mod tests {
             duplicate.message
         );
         assert_eq!(duplicate.labels[0].span.offset, 5);
+    }
+
+    #[test]
+    fn only_true_and_false_are_booleans() {
+        let node = parse("y: yes\nn: off\nt: true\n").unwrap();
+        assert_eq!(node.pointer("/y").and_then(Node::as_str), Some("yes"));
+        assert_eq!(node.pointer("/n").and_then(Node::as_str), Some("off"));
+        assert_eq!(node.pointer("/t").map(|n| &n.value), Some(&Value::Bool(true)));
     }
 
     #[test]

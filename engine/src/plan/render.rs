@@ -82,6 +82,7 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             let _ = writeln!(out, "{} {max}", p.bold("max parallel:"));
         }
     }
+    let by_id: std::collections::HashMap<&str, &PlannedStep> = plan.steps.iter().map(|s| (s.id.as_str(), s)).collect();
     for (w, wave) in plan.waves.iter().enumerate() {
         let parallel = if wave.len() > 1 {
             format!(" ({} steps in parallel)", wave.len())
@@ -90,7 +91,7 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         };
         let _ = writeln!(out, "\n{}", p.bold(&format!("wave {}{parallel}", w + 1)));
         for id in wave {
-            if let Some(step) = plan.steps.iter().find(|s| &s.id == id) {
+            if let Some(step) = by_id.get(id.as_str()) {
                 step_text(&mut out, step, &p);
             }
         }

@@ -1,0 +1,423 @@
+//! The write-ahead journal of a run: one JSON line per state change,
+//! flushed to disk (fsync) before the engine acts on it, so that a run
+//! killed at any point can be resumed or rolled back later.
+//!
+//! A run lives in `STATE_DIR/runs/RUN_ID/`: `journal.jsonl` (a header line,
+//! then events) and `runbook.yaml` (the runbook as it was when the run
+//! started). A torn last line (a crash in the middle of a write) is
+//! detected and ignored; any other damage is an error that changes nothing.
+
+pub mod lock;
+pub mod redact;
+
+use crate::execute::{Event, Reporter, RunStatus, RunSummary};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// The journal format this version writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// The environment variable that overrides the default state directory.
+pub const STATE_DIR_ENV: &str = "RUNBOOK_STATE_DIR";
+
+/// What a run is doing: a normal run, or a rollback asked for later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    Run,
+    Rollback,
+}
+
+/// The first line of a journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Header {
+    pub format: u32,
+    pub run_id: String,
+    pub runbook: String,
+    /// The runbook file, absolute.
+    pub runbook_path: PathBuf,
+    /// SHA-256 of the runbook's text when the run started.
+    pub runbook_sha256: String,
+    /// Inputs as resolved (secrets are never here).
+    pub inputs: serde_json::Map<String, Json>,
+    pub started_at: String,
+    pub pid: u32,
+    pub host: String,
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    Header(Header),
+    Event { seq: u64, at: String, event: Event },
+}
+
+/// An event as read back, with its time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimedEvent {
+    pub seq: u64,
+    pub at: String,
+    pub event: Event,
+}
+
+/// A whole journal, read back.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    pub dir: PathBuf,
+    pub header: Header,
+    pub events: Vec<TimedEvent>,
+    /// The last line was cut short by a crash and was ignored.
+    pub torn_tail: bool,
+}
+
+impl Journal {
+    /// The final status, if the run finished.
+    pub fn finished(&self) -> Option<&RunSummary> {
+        self.events.iter().rev().find_map(|e| match &e.event {
+            Event::RunFinished { summary, .. } => Some(summary),
+            _ => None,
+        })
+    }
+
+    pub fn status(&self) -> String {
+        match self.finished() {
+            Some(summary) => summary.status.as_str().to_string(),
+            None if pid_alive(self.header.pid) => RunStatus::Running.as_str().to_string(),
+            None => "interrupted".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("no run `{run}` in {}", dir.display())]
+    NotFound { run: String, dir: PathBuf },
+    #[error(
+        "the journal of run `{run}` was written by a newer runbook (format {found}; this runbook reads format {FORMAT})"
+    )]
+    NewerFormat { run: String, found: u32 },
+    #[error("the journal of run `{run}` is damaged at line {line}: {reason}; nothing was changed")]
+    Corrupt { run: String, line: usize, reason: String },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl JournalError {
+    fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// What to do about it.
+    pub fn help(&self) -> String {
+        match self {
+            JournalError::NotFound { .. } => {
+                "`runbook runs` lists the runs; pass `--state-dir` if they are kept elsewhere".into()
+            }
+            JournalError::NewerFormat { .. } => "use the runbook version that started the run, or a newer one".into(),
+            JournalError::Corrupt { .. } => {
+                "inspect journal.jsonl by hand; runbook does not guess what happened".into()
+            }
+            JournalError::Io { .. } => {
+                "check that the state directory exists and is writable (`--state-dir`, RUNBOOK_STATE_DIR)".into()
+            }
+        }
+    }
+}
+
+/// SHA-256 of a runbook's text, as hex.
+pub fn sha256(text: &[u8]) -> String {
+    let digest = Sha256::digest(text);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The directory of one run.
+pub fn run_dir(state_dir: &Path, run_id: &str) -> PathBuf {
+    state_dir.join("runs").join(run_id)
+}
+
+/// The time now, as `2026-11-22T01:02:03.456Z`.
+pub fn now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let base = crate::execute::format_timestamp(now.as_secs());
+    format!("{}.{:03}Z", base.trim_end_matches('Z'), now.subsec_millis())
+}
+
+fn pid_alive(pid: u32) -> bool {
+    i32::try_from(pid).is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Appends events to a run's journal, each flushed to disk before the
+/// engine goes on. A journal that cannot be written stops the run (through
+/// the interrupt channel), since a run that cannot be recorded must not go on.
+pub struct JournalWriter {
+    path: PathBuf,
+    file: Mutex<File>,
+    seq: AtomicU64,
+    failed: Mutex<Option<String>>,
+    stop: Option<UnboundedSender<&'static str>>,
+    crash_after: Option<u64>,
+}
+
+impl JournalWriter {
+    /// Creates a run's directory and journal, and writes the header.
+    pub fn create(dir: &Path, header: &Header, runbook_text: &[u8]) -> Result<Self, JournalError> {
+        std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create the run directory", dir, e))?;
+        let copy = dir.join("runbook.yaml");
+        std::fs::write(&copy, runbook_text).map_err(|e| JournalError::io("write", &copy, e))?;
+        let path = dir.join("journal.jsonl");
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| JournalError::io("create", &path, e))?;
+        let writer = Self::from_file(path, file, 0);
+        writer.write_line(&Record::Header(header.clone()), true)?;
+        sync_dir(dir).map_err(|e| JournalError::io("sync", dir, e))?;
+        if let Some(parent) = dir.parent() {
+            let _ = sync_dir(parent);
+        }
+        Ok(writer)
+    }
+
+    /// Opens an existing journal to append to it (resume, rollback). A torn
+    /// last line is cut off first, so that new lines start clean.
+    pub fn append_to(journal: &Journal) -> Result<Self, JournalError> {
+        let path = journal.dir.join("journal.jsonl");
+        if journal.torn_tail {
+            let text = std::fs::read(&path).map_err(|e| JournalError::io("read", &path, e))?;
+            let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| JournalError::io("open", &path, e))?;
+            file.set_len(keep as u64)
+                .map_err(|e| JournalError::io("repair", &path, e))?;
+            file.sync_all().map_err(|e| JournalError::io("sync", &path, e))?;
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| JournalError::io("open", &path, e))?;
+        let last = journal.events.last().map_or(0, |e| e.seq);
+        Ok(Self::from_file(path, file, last))
+    }
+
+    fn from_file(path: PathBuf, file: File, seq: u64) -> Self {
+        Self {
+            path,
+            file: Mutex::new(file),
+            seq: AtomicU64::new(seq),
+            failed: Mutex::new(None),
+            stop: None,
+            crash_after: std::env::var("RUNBOOK_TEST_CRASH_AFTER_EVENTS")
+                .ok()
+                .and_then(|n| n.parse().ok()),
+        }
+    }
+
+    /// Where to send a stop when the journal cannot be written.
+    pub fn stop_run_with(mut self, stop: UnboundedSender<&'static str>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The first write error, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn write_line(&self, record: &Record, sync: bool) -> Result<(), JournalError> {
+        let mut line = serde_json::to_string(record)
+            .map_err(|e| JournalError::io("encode an event for", &self.path, io::Error::other(e)))?;
+        line.push('\n');
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| JournalError::io("lock", &self.path, io::Error::other("poisoned")))?;
+        file.write_all(line.as_bytes())
+            .map_err(|e| JournalError::io("write", &self.path, e))?;
+        if sync {
+            file.sync_data().map_err(|e| JournalError::io("sync", &self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Appends one event; state changes are flushed to disk before returning.
+    pub fn append(&self, event: &Event) -> Result<(), JournalError> {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        // Live output and log lines are not state changes: they ride along
+        // with the next flush (the step's captured output is in its result).
+        let sync = !matches!(event, Event::StepOutput { .. } | Event::Log { .. });
+        self.write_line(
+            &Record::Event {
+                seq,
+                at: now(),
+                event: event.clone(),
+            },
+            sync,
+        )?;
+        if self.crash_after == Some(seq) {
+            // Test hook: die here, as a crash right after this write would.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+        }
+        Ok(())
+    }
+}
+
+impl Reporter for JournalWriter {
+    fn event(&self, event: &Event) {
+        if matches!(event, Event::StepOutput { .. }) {
+            return;
+        }
+        if let Err(e) = self.append(event)
+            && let Ok(mut failed) = self.failed.lock()
+            && failed.is_none()
+        {
+            *failed = Some(e.to_string());
+            eprintln!("error: the journal cannot be written ({e}); stopping the run");
+            if let Some(stop) = &self.stop {
+                let _ = stop.send("journal failure");
+            }
+        }
+    }
+}
+
+/// Reads a run's journal.
+pub fn read(state_dir: &Path, run_id: &str) -> Result<Journal, JournalError> {
+    let dir = run_dir(state_dir, run_id);
+    let path = dir.join("journal.jsonl");
+    let file = File::open(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => JournalError::NotFound {
+            run: run_id.to_string(),
+            dir: state_dir.join("runs"),
+        },
+        _ => JournalError::io("read", &path, e),
+    })?;
+    let mut reader = BufReader::new(file);
+    let mut lines = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| JournalError::io("read", &path, e))?;
+        if n == 0 {
+            break;
+        }
+        lines.push(line);
+    }
+    let corrupt = |line: usize, reason: String| JournalError::Corrupt {
+        run: run_id.to_string(),
+        line,
+        reason,
+    };
+    let mut header = None;
+    let mut events = Vec::new();
+    let mut torn_tail = false;
+    let count = lines.len();
+    for (i, raw) in lines.into_iter().enumerate() {
+        let complete = raw.ends_with(b"\n");
+        let parsed = std::str::from_utf8(&raw).map_err(|e| e.to_string()).and_then(|text| {
+            // Check the format version before the shape, so a newer journal says so.
+            let value: Json = serde_json::from_str(text.trim_end()).map_err(|e| e.to_string())?;
+            if let Some(format) = value.get("format").and_then(Json::as_u64)
+                && format > u64::from(FORMAT)
+            {
+                return Ok(Err(format as u32));
+            }
+            serde_json::from_value::<Record>(value)
+                .map(Ok)
+                .map_err(|e| e.to_string())
+        });
+        match parsed {
+            Ok(Err(found)) => {
+                return Err(JournalError::NewerFormat {
+                    run: run_id.to_string(),
+                    found,
+                });
+            }
+            Ok(Ok(Record::Header(h))) if i == 0 => header = Some(h),
+            Ok(Ok(Record::Header(_))) => return Err(corrupt(i + 1, "a second header".into())),
+            Ok(Ok(Record::Event { seq, at, event })) if header.is_some() => events.push(TimedEvent { seq, at, event }),
+            Ok(Ok(Record::Event { .. })) => return Err(corrupt(i + 1, "an event before the header".into())),
+            Err(_) if i + 1 == count && !complete && i > 0 => torn_tail = true,
+            Err(reason) => return Err(corrupt(i + 1, reason)),
+        }
+    }
+    let header = header.ok_or_else(|| corrupt(1, "the journal is empty".into()))?;
+    Ok(Journal {
+        dir,
+        header,
+        events,
+        torn_tail,
+    })
+}
+
+/// A run, as `runbook runs` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunListing {
+    pub run_id: String,
+    pub runbook: String,
+    pub started_at: String,
+    pub duration_ms: Option<u64>,
+    pub status: String,
+}
+
+/// Every run in a state directory, newest first. Unreadable runs are listed
+/// with their error as status rather than hidden.
+pub fn list(state_dir: &Path) -> Result<Vec<RunListing>, JournalError> {
+    let runs = state_dir.join("runs");
+    let entries = match std::fs::read_dir(&runs) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(JournalError::io("read", &runs, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let run_id = entry.file_name().to_string_lossy().into_owned();
+        match read(state_dir, &run_id) {
+            Ok(journal) => out.push(RunListing {
+                run_id,
+                runbook: journal.header.runbook.clone(),
+                started_at: journal.header.started_at.clone(),
+                duration_ms: journal.finished().map(|s| s.duration_ms),
+                status: journal.status(),
+            }),
+            Err(e) => out.push(RunListing {
+                run_id,
+                runbook: "?".into(),
+                started_at: String::new(),
+                duration_ms: None,
+                status: format!("unreadable: {e}"),
+            }),
+        }
+    }
+    out.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.run_id.cmp(&a.run_id)));
+    Ok(out)
+}
