@@ -507,6 +507,7 @@ fn init_logs(verbose: u8) {
     };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
         .try_init();
 }

@@ -6,7 +6,9 @@
 //! - `noop_log/1000` and `noop_assert/1000`: 1,000 steps that start no process.
 //!
 //! Per-step overhead = (shell_true − spawn_true_directly) / 1,000; the target
-//! is under 0.5 ms. A no-op step should cost under 50 µs.
+//! is under 0.5 ms. A no-op step should cost under 50 µs. The `_journaled`
+//! variants add the write-ahead journal with fsync (a state directory in a
+//! temporary folder): the journal's cost per step is their difference.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use runbook_engine::execute::{Event, Reporter, RunRequest, RunStatus, Unattended, execute};
@@ -37,6 +39,30 @@ fn compile(text: &str, registry: &Registry) -> Arc<runbook_engine::Compiled> {
 }
 
 fn run(runtime: &tokio::runtime::Runtime, compiled: &Arc<runbook_engine::Compiled>, registry: &Arc<Registry>) {
+    run_with(runtime, compiled, registry, None);
+}
+
+/// With a state directory: every state change is journaled and fsynced.
+fn run_journaled(
+    runtime: &tokio::runtime::Runtime,
+    compiled: &Arc<runbook_engine::Compiled>,
+    registry: &Arc<Registry>,
+    dir: &std::path::Path,
+) {
+    let state = runbook_engine::execute::StateRequest {
+        state_dir: dir.to_path_buf(),
+        runbook_path: dir.join("bench.yaml"),
+        runbook_text: Arc::from(&b"bench"[..]),
+    };
+    run_with(runtime, compiled, registry, Some(state));
+}
+
+fn run_with(
+    runtime: &tokio::runtime::Runtime,
+    compiled: &Arc<runbook_engine::Compiled>,
+    registry: &Arc<Registry>,
+    state: Option<runbook_engine::execute::StateRequest>,
+) {
     let env = |_: &str| None;
     let request = RunRequest {
         inputs: Vec::new(),
@@ -47,8 +73,8 @@ fn run(runtime: &tokio::runtime::Runtime, compiled: &Arc<runbook_engine::Compile
         no_rollback: false,
         timeout: None,
         kill_grace: Duration::from_secs(1),
-        run_id: Some("bench".into()),
-        state: None,
+        run_id: Some(runbook_engine::execute::new_run_id()),
+        state,
         mode: runbook_engine::execute::Mode::Run,
     };
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -82,9 +108,10 @@ fn per_step(c: &mut Criterion) {
         &registry,
     );
     let assert = compile(
-        &runbook("    uses: assert\n    with: { that: \"run.id == 'bench'\" }\n"),
+        &runbook("    uses: assert\n    with: { that: \"run.id != ''\" }\n"),
         &registry,
     );
+    let state = tempfile::tempdir().unwrap();
 
     let mut group = c.benchmark_group("per_step");
     group.sample_size(10).measurement_time(Duration::from_secs(10));
@@ -99,6 +126,12 @@ fn per_step(c: &mut Criterion) {
     group.bench_function("shell_true/1000", |b| b.iter(|| run(&runtime, &shell, &registry)));
     group.bench_function("noop_log/1000", |b| b.iter(|| run(&runtime, &log, &registry)));
     group.bench_function("noop_assert/1000", |b| b.iter(|| run(&runtime, &assert, &registry)));
+    group.bench_function("shell_true_journaled/1000", |b| {
+        b.iter(|| run_journaled(&runtime, &shell, &registry, state.path()))
+    });
+    group.bench_function("noop_log_journaled/1000", |b| {
+        b.iter(|| run_journaled(&runtime, &log, &registry, state.path()))
+    });
     group.finish();
 }
 

@@ -210,3 +210,16 @@ impl Reporter for Reporters {
         }
     }
 }
+
+/// Reports events as `tracing` logs (`-v`: what happens, `-vv`: every event in full).
+pub struct Trace;
+
+impl Reporter for Trace {
+    fn event(&self, event: &Event) {
+        let Ok(value) = serde_json::to_value(event) else { return };
+        let kind = value.get("event").and_then(Json::as_str).unwrap_or("event");
+        let step = value.get("step").and_then(Json::as_str).unwrap_or("");
+        tracing::info!(target: "runbook", event = kind, step, "{kind} {step}");
+        tracing::debug!(target: "runbook", "{value}");
+    }
+}

@@ -743,6 +743,7 @@ pub async fn execute(
         sinks.push(writer.clone());
     }
     sinks.push(reporter);
+    sinks.push(Arc::new(event::Trace));
     let reporter: Arc<dyn Reporter> = Arc::new(Redacting {
         redactor: redactor.clone(),
         inner: Arc::new(event::Reporters(sinks)),
@@ -786,7 +787,9 @@ pub async fn execute(
             // A step that was in flight may or may not have taken effect.
             for &i in &rerun {
                 let step = &runbook.steps[i];
-                if step.idempotent || request.yes {
+                // Running a read-only step again is how it is re-checked.
+                let read_only = registry.get(&step.kind).is_some_and(|k| k.read_only());
+                if step.idempotent || request.yes || read_only {
                     continue;
                 }
                 let (id, question) = (
