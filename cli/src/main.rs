@@ -417,7 +417,7 @@ fn check(terminal: &Terminal, registry: &Registry, files: &[PathBuf]) -> i32 {
             continue;
         };
         let name = path.display().to_string();
-        let (source, loaded) = runbook_engine::load_bytes(&name, &bytes, registry);
+        let (source, loaded) = runbook_engine::load_path(path, &bytes, registry);
         match loaded {
             Ok(loaded) => {
                 terminal.diagnostics(&source, &loaded.warnings);
@@ -460,7 +460,7 @@ fn plan(
         return exit::INVALID;
     };
     let name = path.display().to_string();
-    let (source, loaded) = runbook_engine::load_bytes(&name, &bytes, registry);
+    let (source, loaded) = runbook_engine::load_path(path, &bytes, registry);
     let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(diagnostics) => {
@@ -601,7 +601,7 @@ fn execute_runbook(
     mode: Mode,
 ) -> i32 {
     let name = path.display().to_string();
-    let (source, loaded) = runbook_engine::load_bytes(&name, &bytes, &registry);
+    let (source, loaded) = runbook_engine::load_path(path, &bytes, &registry);
     let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(diagnostics) => {

@@ -89,3 +89,192 @@ pub fn load_bytes(name: &str, bytes: &[u8], registry: &Registry) -> (SourceFile,
         }
     }
 }
+
+/// The step kind that runs another runbook file.
+pub const RUNBOOK_KIND: &str = "runbook";
+
+pub mod codes {
+    pub const SUB_RUNBOOK: &str = "runbook::compile::sub_runbook";
+    pub const RUNBOOK_CYCLE: &str = "runbook::compile::runbook_cycle";
+}
+
+/// Loads a runbook file and, recursively, the runbooks its `runbook` steps
+/// run, so that their errors and cycles between files are found before
+/// anything runs. `bytes` is the file's content (already read).
+pub fn load_path(
+    path: &std::path::Path,
+    bytes: &[u8],
+    registry: &Registry,
+) -> (SourceFile, Result<Loaded, Vec<Diagnostic>>) {
+    let mut stack = Vec::new();
+    load_path_within(path, bytes, registry, &mut stack)
+}
+
+fn load_path_within(
+    path: &std::path::Path,
+    bytes: &[u8],
+    registry: &Registry,
+    stack: &mut Vec<std::path::PathBuf>,
+) -> (SourceFile, Result<Loaded, Vec<Diagnostic>>) {
+    use validate::checked::Param;
+    let (source, loaded) = load_bytes(&path.display().to_string(), bytes, registry);
+    let Ok(mut loaded) = loaded else {
+        return (source, loaded);
+    };
+    loaded.compiled.origin = Some(compile::Origin {
+        path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        text: bytes.into(),
+    });
+    let here = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    stack.push(here);
+    let base = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let mut errors = Vec::new();
+    let steps: Vec<validate::checked::Step> = loaded
+        .compiled
+        .runbook
+        .steps
+        .iter()
+        .chain(&loaded.compiled.runbook.finally)
+        .filter(|s| s.kind == RUNBOOK_KIND)
+        .cloned()
+        .collect();
+    for step in steps {
+        let file = match step.with.get("file") {
+            Some(Param::Value(serde_json::Value::String(file))) => file.clone(),
+            Some(_) => {
+                errors.push(
+                    Diagnostic::error(codes::SUB_RUNBOOK, format!("the `file` of step `{}` must be a plain path", step.id))
+                        .with_label(step.kind_span, "runs another runbook")
+                        .with_help("a runbook that runs another must name it without templates, so it can be checked before the run"),
+                );
+                continue;
+            }
+            None => continue,
+        };
+        let child_path = base.join(&file);
+        let child_bytes = match std::fs::read(&child_path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                errors.push(
+                    Diagnostic::error(
+                        codes::SUB_RUNBOOK,
+                        format!("step `{}` runs `{file}`, which cannot be read: {e}", step.id),
+                    )
+                    .with_label(step.kind_span, format!("looked for {}", child_path.display()))
+                    .with_help("paths are relative to the folder of the runbook that names them"),
+                );
+                continue;
+            }
+        };
+        let canonical = std::fs::canonicalize(&child_path).unwrap_or_else(|_| child_path.clone());
+        if let Some(at) = stack.iter().position(|p| p == &canonical) {
+            let chain: Vec<String> = stack[at..]
+                .iter()
+                .chain(std::iter::once(&canonical))
+                .map(|p| {
+                    format!(
+                        "`{}`",
+                        p.file_name()
+                            .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+                    )
+                })
+                .collect();
+            errors.push(
+                Diagnostic::error(
+                    codes::RUNBOOK_CYCLE,
+                    format!("runbook files run each other in a cycle: {}", chain.join(" → ")),
+                )
+                .with_label(step.kind_span, format!("step `{}` runs `{file}`", step.id))
+                .with_help("a runbook cannot run itself, directly or through others"),
+            );
+            continue;
+        }
+        let (_, child) = load_path_within(&child_path, &child_bytes, registry, stack);
+        match child {
+            Ok(child) => {
+                errors.extend(check_child_inputs(&step, &file, &child.compiled));
+                loaded
+                    .compiled
+                    .children
+                    .insert(step.id.clone(), std::sync::Arc::new(child.compiled));
+            }
+            Err(diagnostics) => {
+                let count = diagnostics.iter().filter(|d| d.is_error()).count();
+                let first: Vec<String> = diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .take(3)
+                    .map(|d| d.message.clone())
+                    .collect();
+                errors.push(
+                    Diagnostic::error(
+                        codes::SUB_RUNBOOK,
+                        format!(
+                            "step `{}` runs `{file}`, which has {count} error(s): {}",
+                            step.id,
+                            first.join("; ")
+                        ),
+                    )
+                    .with_label(step.kind_span, "runs another runbook")
+                    .with_help(format!("run `runbook check {}` for the details", child_path.display())),
+                );
+            }
+        }
+    }
+    stack.pop();
+    if errors.is_empty() {
+        (source, Ok(loaded))
+    } else {
+        (source, Err(errors))
+    }
+}
+
+/// The inputs a `runbook` step gives must be inputs of the runbook it runs,
+/// and every required input of that runbook must be given.
+fn check_child_inputs(step: &validate::checked::Step, file: &str, child: &Compiled) -> Vec<Diagnostic> {
+    use validate::checked::Param;
+    let given: Vec<&str> = match step.with.get("inputs") {
+        Some(Param::Map(entries)) => entries.iter().map(|(k, _)| k.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    let declared: Vec<&str> = child.runbook.inputs.iter().map(|i| i.name.as_str()).collect();
+    let mut out = Vec::new();
+    for name in &given {
+        if !declared.contains(name) {
+            let help = diagnostic::suggestion(name, declared.iter().copied()).unwrap_or_else(|| {
+                format!(
+                    "`{file}` takes {}",
+                    if declared.is_empty() {
+                        "no inputs".to_string()
+                    } else {
+                        parse::raw::list(&declared)
+                    }
+                )
+            });
+            out.push(
+                Diagnostic::error(
+                    codes::SUB_RUNBOOK,
+                    format!("step `{}` gives `{file}` an input `{name}` it does not take", step.id),
+                )
+                .with_label(step.kind_span, "runs another runbook")
+                .with_help(help),
+            );
+        }
+    }
+    for input in &child.runbook.inputs {
+        if input.required && input.default.is_none() && input.env.is_none() && !given.contains(&input.name.as_str()) {
+            out.push(
+                Diagnostic::error(
+                    codes::SUB_RUNBOOK,
+                    format!(
+                        "step `{}` runs `{file}` without its required input `{}`",
+                        step.id, input.name
+                    ),
+                )
+                .with_label(step.kind_span, "runs another runbook")
+                .with_help(format!("add `{}: ...` under `with.inputs`", input.name)),
+            );
+        }
+    }
+    out
+}

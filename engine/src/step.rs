@@ -150,6 +150,15 @@ pub trait Host: Send + Sync {
 
     /// A message for the run's log (the `log` kind): `info`, `warn` or `error`.
     fn log(&self, step: &str, level: &str, message: &str);
+
+    /// Runs the runbook that step `step` uses (the `runbook` kind), with
+    /// these inputs, as a journaled child run whose rollback joins the
+    /// parent's. The result has the child's `run_id`, `status` and each
+    /// step's `outputs`.
+    fn run_runbook(&self, step: &str, inputs: Json, cancel: CancellationToken) -> StepFuture<'_> {
+        let _ = (step, inputs, cancel);
+        Box::pin(async { Err(StepError::new("this host cannot run other runbooks")) })
+    }
 }
 
 /// Everything one attempt of a step gets.

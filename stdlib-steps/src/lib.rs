@@ -27,6 +27,7 @@ mod confirm;
 mod http;
 mod human_duration;
 mod log;
+mod runbook;
 mod shell;
 mod sleep;
 mod wait;
@@ -37,6 +38,7 @@ pub use confirm::{Confirm, ConfirmParams};
 pub use http::{ExpectStatus, Http, HttpParams, Method, QueryValue};
 pub use human_duration::HumanDuration;
 pub use log::{Level, Log, LogParams};
+pub use runbook::{Runbook, RunbookParams};
 pub use shell::{Shell, ShellParams};
 pub use sleep::{Sleep, SleepParams};
 pub use wait::{StepBody, Wait, WaitParams};
@@ -58,6 +60,7 @@ pub fn register(registry: &mut Registry) {
     registry.register(Sleep);
     registry.register(Confirm);
     registry.register(Log);
+    registry.register(Runbook);
 }
 
 /// The JSON Schema of a parameter struct, as one self-contained document

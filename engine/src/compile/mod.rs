@@ -20,6 +20,18 @@ pub mod codes {
 pub struct Compiled {
     pub runbook: checked::Runbook,
     pub graph: StepGraph,
+    /// The runbooks that `runbook` steps run, by step id (filled in when
+    /// loading from a file, see [`crate::load_file`]).
+    pub children: std::collections::BTreeMap<String, std::sync::Arc<Compiled>>,
+    /// The file this runbook was read from and its text, when known.
+    pub origin: Option<Origin>,
+}
+
+/// Where a compiled runbook came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub path: std::path::PathBuf,
+    pub text: std::sync::Arc<[u8]>,
 }
 
 /// A dependency of a step and where it was written (`None` for the implicit "step above").
@@ -179,7 +191,12 @@ fn compile_checking(runbook: checked::Runbook, check_references: bool) -> Result
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(diagnostics);
     }
-    Ok(Compiled { runbook, graph })
+    Ok(Compiled {
+        runbook,
+        graph,
+        children: std::collections::BTreeMap::new(),
+        origin: None,
+    })
 }
 
 /// One diagnostic per cycle, naming every step of it in order.

@@ -314,6 +314,10 @@ struct Shared {
 /// The engine's side of [`Host`] for running steps.
 struct RunHost {
     this: Weak<RunHost>,
+    compiled: Arc<Compiled>,
+    state_dir: Option<PathBuf>,
+    /// The terminal and logs, without the journal: child runs report here.
+    display: Arc<dyn Reporter>,
     registry: Arc<Registry>,
     ctx: RunContext,
     reporter: Arc<dyn Reporter>,
@@ -393,6 +397,238 @@ impl Host for RunHost {
             level: level.to_string(),
             message: message.to_string(),
         });
+    }
+    fn run_runbook(&self, step: &str, inputs: Json, cancel: CancellationToken) -> StepFuture<'_> {
+        let step = step.to_string();
+        Box::pin(async move {
+            let child = self.compiled.children.get(&step).cloned().ok_or_else(|| {
+                StepError::new(format!(
+                    "step `{step}` has no runbook to run (it was not loaded from a file)"
+                ))
+            })?;
+            let child_id = child_run_id(&self.run_id, &step);
+            let mode = match &self.state_dir {
+                Some(dir) => match crate::journal::read(dir, &child_id) {
+                    Ok(journal) => match journal.finished() {
+                        // Already ran to the end (a resumed parent): its outputs stand.
+                        Some(summary) if summary.status == RunStatus::Succeeded => return Ok(child_result(summary)),
+                        Some(summary) => {
+                            return Err(StepError::new(format!(
+                                "the runbook already ran as run {child_id} and ended {}",
+                                summary.status.as_str()
+                            )));
+                        }
+                        None => Mode::Resume(Box::new(journal)),
+                    },
+                    Err(crate::journal::JournalError::NotFound { .. }) => Mode::Run,
+                    Err(e) => return Err(StepError::new(e.to_string())),
+                },
+                None => Mode::Run,
+            };
+            let inputs = inputs
+                .as_object()
+                .map(|map| {
+                    map.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let summary = self.execute_child(&step, child, inputs, mode, cancel).await?;
+            if summary.status == RunStatus::Succeeded {
+                Ok(child_result(&summary))
+            } else {
+                Err(StepError::new(format!(
+                    "the runbook `{}` {} (run {}){}",
+                    summary.runbook,
+                    summary.status.as_str().replace('_', " "),
+                    summary.run_id,
+                    summary.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                ))
+                .with_result(child_result(&summary)))
+            }
+        })
+    }
+}
+
+/// The id of the run a `runbook` step starts: stable, so a resumed parent finds it.
+fn child_run_id(parent: &str, step: &str) -> String {
+    format!("{parent}.{step}")
+}
+
+fn child_result(summary: &RunSummary) -> Json {
+    let outputs: serde_json::Map<String, Json> = summary
+        .steps
+        .iter()
+        .filter(|s| !s.outputs.is_null())
+        .map(|s| (s.id.clone(), s.outputs.clone()))
+        .collect();
+    serde_json::json!({ "run_id": summary.run_id, "status": summary.status.as_str(), "outputs": outputs })
+}
+
+impl RunHost {
+    /// Runs a child runbook (or rolls it back) with this run's operator and display.
+    fn execute_child<'a>(
+        &'a self,
+        step: &'a str,
+        child: Arc<Compiled>,
+        inputs: Vec<(String, String)>,
+        mode: Mode,
+        cancel: CancellationToken,
+    ) -> Pin<Box<dyn Future<Output = Result<RunSummary, StepError>> + Send + 'a>> {
+        Box::pin(self.execute_child_inner(step, child, inputs, mode, cancel))
+    }
+
+    async fn execute_child_inner(
+        &self,
+        step: &str,
+        child: Arc<Compiled>,
+        inputs: Vec<(String, String)>,
+        mode: Mode,
+        cancel: CancellationToken,
+    ) -> Result<RunSummary, StepError> {
+        let child_id = child_run_id(&self.run_id, step);
+        let origin = child.origin.clone();
+        let env = |name: &str| std::env::var(name).ok();
+        let request = RunRequest {
+            inputs,
+            env: &env,
+            base_dir: origin
+                .as_ref()
+                .and_then(|o| o.path.parent().map(std::path::Path::to_path_buf))
+                .unwrap_or_default(),
+            step_mode: false,
+            yes: self.yes,
+            no_rollback: false,
+            timeout: None,
+            kill_grace: self.kill_grace,
+            run_id: Some(child_id),
+            state: match (&self.state_dir, origin) {
+                (Some(dir), Some(origin)) => Some(StateRequest {
+                    state_dir: dir.clone(),
+                    runbook_path: origin.path,
+                    runbook_text: origin.text,
+                }),
+                _ => None,
+            },
+            mode,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let watcher = tokio::spawn(async move {
+            cancel.cancelled().await;
+            let _ = tx.send("the parent run stopped");
+        });
+        let operator: Arc<dyn Operator> = Arc::new(NestedOperator(self.operator.clone()));
+        let reporter: Arc<dyn Reporter> = Arc::new(ChildReporter {
+            step: step.to_string(),
+            inner: self.display.clone(),
+        });
+        let result = execute(child, self.registry.clone(), request, operator, reporter, rx).await;
+        watcher.abort();
+        result.map_err(|diagnostics| {
+            StepError::new(
+                diagnostics
+                    .iter()
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })
+    }
+
+    /// Rolls back the child run of a `runbook` step, from its journal.
+    /// (Boxed: runs nest, so their futures are recursive.)
+    fn rollback_child<'a>(&'a self, step: &'a str) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let dir = self
+                .state_dir
+                .as_ref()
+                .ok_or("the child run has no journal to roll back from")?;
+            let journal = crate::journal::read(dir, &child_run_id(&self.run_id, step)).map_err(|e| e.to_string())?;
+            let child = self
+                .compiled
+                .children
+                .get(step)
+                .cloned()
+                .ok_or("the child runbook is not loaded")?;
+            let summary = self
+                .execute_child(
+                    step,
+                    child,
+                    Vec::new(),
+                    Mode::Rollback(Box::new(journal)),
+                    CancellationToken::new(),
+                )
+                .await
+                .map_err(|e| e.message)?;
+            match summary.status {
+                RunStatus::RolledBack => Ok(()),
+                other => Err(format!("the child run ended {}", other.as_str())),
+            }
+        })
+    }
+}
+
+/// A child run asks the same person, but a stop from its parent rolls it back without asking.
+struct NestedOperator(Arc<dyn Operator>);
+
+impl Operator for NestedOperator {
+    fn is_interactive(&self) -> bool {
+        self.0.is_interactive()
+    }
+    fn confirm(&self, step: &str, message: &str, action: &str) -> bool {
+        self.0.confirm(step, message, action)
+    }
+    fn before_step(&self, step: &str, action: &str) -> StepAnswer {
+        self.0.before_step(step, action)
+    }
+    fn gate_failed(&self, step: &str, error: &str) -> GateAnswer {
+        self.0.gate_failed(step, error)
+    }
+    fn interrupted(&self) -> InterruptAnswer {
+        InterruptAnswer::Rollback
+    }
+    fn abandon_rollback(&self) -> bool {
+        false
+    }
+}
+
+/// Shows a child run's events as steps of the parent (`parent_step/child_step`).
+struct ChildReporter {
+    step: String,
+    inner: Arc<dyn Reporter>,
+}
+
+impl Reporter for ChildReporter {
+    fn event(&self, event: &Event) {
+        let event = match event {
+            Event::RunStarted {
+                run_id, runbook, steps, ..
+            } => Event::Log {
+                step: self.step.clone(),
+                level: "info".into(),
+                message: format!("runbook `{runbook}` starts as run {run_id} ({steps} steps)"),
+            },
+            Event::RunFinished { status, .. } => Event::Log {
+                step: self.step.clone(),
+                level: "info".into(),
+                message: format!("runbook finished: {}", status.as_str()),
+            },
+            other => {
+                let Ok(mut value) = serde_json::to_value(other) else {
+                    return;
+                };
+                if let Some(step) = value.get_mut("step")
+                    && let Some(name) = step.as_str()
+                {
+                    *step = Json::String(format!("{}/{name}", self.step));
+                }
+                match serde_json::from_value(value) {
+                    Ok(event) => event,
+                    Err(_) => return,
+                }
+            }
+        };
+        self.inner.event(&event);
     }
 }
 
@@ -738,6 +974,10 @@ pub async fn execute(
         .map_err(|e| vec![Diagnostic::error(codes::JOURNAL, e.to_string()).with_help(e.help())])?;
         journal_writer = Some(Arc::new(writer.stop_run_with(stop_tx.clone())));
     }
+    let display: Arc<dyn Reporter> = Arc::new(Redacting {
+        redactor: redactor.clone(),
+        inner: Arc::new(event::Reporters(vec![reporter.clone(), Arc::new(event::Trace)])),
+    });
     let mut sinks: Vec<Arc<dyn Reporter>> = Vec::new();
     if let Some(writer) = &journal_writer {
         sinks.push(writer.clone());
@@ -753,6 +993,9 @@ pub async fn execute(
     let prompt = Arc::new(tokio::sync::Mutex::new(()));
     let host = Arc::new_cyclic(|this| RunHost {
         this: this.clone(),
+        compiled: compiled.clone(),
+        state_dir: request.state.as_ref().map(|s| s.state_dir.clone()),
+        display: display.clone(),
         registry: registry.clone(),
         ctx: ctx.clone(),
         reporter: reporter.clone(),
@@ -1031,7 +1274,7 @@ impl Run {
                         in_flight.insert(i);
                     }
                 }
-                Event::RollbackStarted { .. } if self.stop.is_none() => {
+                Event::RollbackStarted { step, .. } if self.stop.is_none() && main.contains_key(step.as_str()) => {
                     self.stop = Some(Stop::Failure {
                         reason: "the rollback was interrupted; it goes on".into(),
                         rollback: true,
@@ -1412,7 +1655,9 @@ impl Run {
         let order: Vec<usize> = self.completed.iter().rev().copied().collect();
         let mut abandoned = false;
         for i in order {
-            if self.step(i).rollback.is_none() || self.status[i] != StepStatus::Succeeded {
+            // A `runbook` step without a rollback of its own is undone by rolling back its child run.
+            let child = self.step(i).rollback.is_none() && self.step(i).kind == crate::RUNBOOK_KIND;
+            if (self.step(i).rollback.is_none() && !child) || self.status[i] != StepStatus::Succeeded {
                 continue;
             }
             let id = self.step(i).id.clone();
@@ -1437,14 +1682,39 @@ impl Run {
                 .as_ref()
                 .and_then(|b| render_params(&b.with, &self.shared.ctx.value(None), &self.shared.registry, &b.kind).ok())
                 .unwrap_or(Json::Null);
+            let action = if child {
+                format!("roll back the run {}", child_run_id(&self.shared.run_id, &id))
+            } else {
+                self.shared.describe(&body, &params)
+            };
             self.shared.reporter.event(&Event::RollbackStarted {
                 step: id.clone(),
-                action: self.shared.describe(&body, &params),
+                action,
             });
             let cancel = CancellationToken::new();
             let shared = self.shared.clone();
             let token = cancel.clone();
-            let mut task = tokio::spawn(async move { shared.run_action(Which::Rollback(i), token, false).await });
+            let child_id = id.clone();
+            let mut task = tokio::spawn(async move {
+                if !child {
+                    return shared.run_action(Which::Rollback(i), token, false).await;
+                }
+                let started = Instant::now();
+                let result = shared.host.rollback_child(&child_id).await;
+                Outcome {
+                    which: Which::Rollback(i),
+                    status: if result.is_ok() {
+                        StepStatus::Succeeded
+                    } else {
+                        StepStatus::Failed
+                    },
+                    outputs: Json::Null,
+                    error: result.err(),
+                    gate: false,
+                    attempts: 1,
+                    duration: started.elapsed(),
+                }
+            });
             let outcome = loop {
                 tokio::select! {
                     joined = &mut task => break joined.ok(),

@@ -34,7 +34,7 @@ pub mod codes {
 }
 
 /// Looks up an environment variable.
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub type EnvLookup<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
 
 /// What the planner is told besides the runbook.
 #[derive(Default)]
@@ -152,6 +152,9 @@ pub struct PlannedStep {
     pub rollback: Option<PlannedAction>,
     pub idempotent: bool,
     pub read_only: bool,
+    /// For a `runbook` step: the plan of the runbook it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<Box<Plan>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -298,6 +301,8 @@ pub fn plan(
     let ctx = Value::from(context);
 
     let planner = Planner {
+        compiled,
+        env: request.env,
         registry,
         ctx: &ctx,
         assumed: &assumed,
@@ -480,6 +485,8 @@ fn parse_assumptions(
 }
 
 struct Planner<'a> {
+    compiled: &'a Compiled,
+    env: Option<EnvLookup<'a>>,
     registry: &'a Registry,
     ctx: &'a Value,
     assumed: &'a HashMap<String, Json>,
@@ -494,6 +501,50 @@ fn runtime_only(path: &str, assumed: &HashMap<String, Json>) -> bool {
 }
 
 impl Planner<'_> {
+    /// A `runbook` step's child runbook, planned with the inputs known now.
+    fn child_plan(&self, step: &checked::Step, warnings: &mut Vec<Diagnostic>) -> Option<Box<Plan>> {
+        let child = self.compiled.children.get(&step.id)?;
+        let params = Renderer {
+            ctx: self.ctx,
+            assumed: self.assumed,
+            registry: self.registry,
+        }
+        .params(&step.with, &step.kind, &mut Vec::new());
+        let inputs = params
+            .get("inputs")
+            .and_then(Json::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let request = PlanRequest {
+            inputs,
+            assume: Vec::new(),
+            env: self.env,
+            file_exists: None,
+        };
+        match plan(child, self.registry, &request) {
+            Ok((plan, _)) => Some(Box::new(plan)),
+            Err(errors) => {
+                let reasons: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+                warnings.push(
+                    Diagnostic::warning(
+                        codes::RENDER,
+                        format!(
+                            "cannot plan the runbook of step `{}` now: {}",
+                            step.id,
+                            reasons.join("; ")
+                        ),
+                    )
+                    .with_label(step.kind_span, "runs another runbook"),
+                );
+                None
+            }
+        }
+    }
+
     fn step(
         &self,
         step: &checked::Step,
@@ -536,6 +587,7 @@ impl Planner<'_> {
                 .map(|b| self.action(&b.kind, b.name.clone(), &b.with, warnings)),
             idempotent: step.idempotent,
             read_only: kind.is_some_and(|k| k.read_only()),
+            runbook: self.child_plan(step, warnings),
         }
     }
 

@@ -172,6 +172,23 @@ fn step_text(out: &mut String, step: &PlannedStep, p: &Paint) {
         );
     }
     let _ = writeln!(out, "{indent}{} {}", p.dim("does:"), step.action.action);
+    if let Some(child) = &step.runbook {
+        let _ = writeln!(
+            out,
+            "{indent}{} {} ({} steps in {} waves; its rollbacks join this run's)",
+            p.dim("runs:"),
+            child.runbook,
+            child.summary.steps,
+            child.summary.waves
+        );
+        for inner in &child.steps {
+            let _ = writeln!(
+                out,
+                "{indent}  · {} [{}]: {}",
+                inner.id, inner.action.kind, inner.action.action
+            );
+        }
+    }
     params_text(out, &step.action.params, indent, p);
     for verify in &step.verify {
         let _ = writeln!(out, "{indent}{} {verify}", p.dim("verify:"));
