@@ -1,46 +1,14 @@
 //! End-to-end tests: the real `runbook` binary on real files, its output
 //! snapshot-tested so that the wording of every diagnostic and plan is reviewed.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use support::{Outcome, runbook_in};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// What a run of the binary did.
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    fn transcript(&self) -> String {
-        format!(
-            "exit: {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs `runbook ARGS` in `dir` without colours, at a fixed width.
-fn runbook_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_runbook"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "100");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let output = command.output().expect("the runbook binary runs");
-    Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
 }
 
 fn runbook(args: &[&str]) -> Outcome {
@@ -53,7 +21,7 @@ fn check_fixtures() {
         let name = path.file_name().unwrap().to_str().unwrap();
         let outcome = runbook_in(path.parent().unwrap(), &["check", name], &[]);
         let expected = if name == "valid.yaml" { 0 } else { 2 };
-        assert_eq!(outcome.code, expected, "{}", outcome.transcript());
+        assert_eq!(outcome.code, Some(expected), "{}", outcome.transcript());
         if expected == 2 {
             assert!(outcome.stdout.is_empty(), "nothing on stdout for a failed check");
         }
@@ -68,7 +36,7 @@ fn check_reports_every_error_of_a_file_in_one_pass() {
         &["check", "many_errors.yaml"],
         &[],
     );
-    assert_eq!(outcome.code, 2);
+    assert_eq!(outcome.code, Some(2));
     let errors = outcome.stderr.matches("  × ").count();
     assert!(
         errors >= 10,
@@ -84,7 +52,7 @@ fn check_several_files_reports_each() {
         &["check", "valid.yaml", "needs_typo.yaml", "missing.yaml"],
         &[],
     );
-    assert_eq!(outcome.code, 2);
+    assert_eq!(outcome.code, Some(2));
     assert!(outcome.stdout.contains("ok: valid.yaml"), "{}", outcome.transcript());
     assert!(
         outcome.stderr.contains("unknown step `resolv_pop`"),
@@ -107,7 +75,7 @@ fn non_utf8_file_is_refused_with_its_place() {
     )
     .unwrap();
     let outcome = runbook_in(dir.path(), &["check", "latin1.yaml"], &[]);
-    assert_eq!(outcome.code, 2);
+    assert_eq!(outcome.code, Some(2));
     insta::assert_snapshot!(outcome.transcript());
 }
 
@@ -124,7 +92,7 @@ fn ten_megabyte_file_is_checked_and_planned() {
     }
     std::fs::write(dir.path().join("big.yaml"), &text).unwrap();
     let outcome = runbook_in(dir.path(), &["check", "big.yaml"], &[]);
-    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
     assert!(
         outcome
             .stdout
@@ -133,7 +101,7 @@ fn ten_megabyte_file_is_checked_and_planned() {
         outcome.stdout
     );
     let outcome = runbook_in(dir.path(), &["plan", "big.yaml", "--format", "json"], &[]);
-    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
     let plan: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
     assert_eq!(plan["summary"]["steps"], i);
 }
@@ -154,7 +122,7 @@ fn garbage_and_binary_input_do_not_panic() {
         std::fs::write(dir.path().join(name), bytes).unwrap();
         for command in ["check", "plan"] {
             let outcome = runbook_in(dir.path(), &[command, name], &[]);
-            assert_eq!(outcome.code, 2, "{name}: {}", outcome.transcript());
+            assert_eq!(outcome.code, Some(2), "{name}: {}", outcome.transcript());
             assert!(!outcome.stderr.contains("panicked"), "{name}: {}", outcome.transcript());
             assert!(outcome.stderr.contains("error"), "{name}: {}", outcome.transcript());
         }
@@ -193,10 +161,10 @@ fn example_runbooks_pass_check_and_their_plans_are_reviewed() {
             "{name} starts with the schema modeline"
         );
         let check = runbook_in(&dir, &["check", &name], &[]);
-        assert_eq!(check.code, 0, "{name}: {}", check.transcript());
+        assert_eq!(check.code, Some(0), "{name}: {}", check.transcript());
         for format in ["text", "json", "mermaid", "dot"] {
             let plan = runbook_in(&dir, &["plan", &name, "--format", format], &[]);
-            assert_eq!(plan.code, 0, "{name}: {}", plan.transcript());
+            assert_eq!(plan.code, Some(0), "{name}: {}", plan.transcript());
             if format == "json" {
                 let _: serde_json::Value = serde_json::from_str(&plan.stdout).expect("valid JSON");
             }
@@ -211,7 +179,7 @@ fn example_runbooks_pass_check_and_their_plans_are_reviewed() {
 #[test]
 fn checked_in_schema_matches_the_code() {
     let outcome = runbook(&["schema"]);
-    assert_eq!(outcome.code, 0);
+    assert_eq!(outcome.code, Some(0));
     let checked_in = std::fs::read_to_string(root().join("schemas/runbook-v1.schema.json")).unwrap_or_default();
     assert!(
         checked_in == outcome.stdout,
@@ -241,7 +209,7 @@ fn example_runbooks_are_valid_against_the_schema() {
 #[test]
 fn completions_are_generated() {
     let outcome = runbook(&["completions", "bash"]);
-    assert_eq!(outcome.code, 0);
+    assert_eq!(outcome.code, Some(0));
     assert!(outcome.stdout.contains("runbook"));
 }
 
@@ -262,7 +230,7 @@ fn plan_of_the_contract_example() {
         ],
         &[("VOIKE_API_KEY", "k-123-secret")],
     );
-    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
     assert!(!outcome.stdout.contains("k-123-secret"));
     insta::assert_snapshot!(outcome.transcript());
 }
@@ -281,7 +249,7 @@ fn assume_turns_a_run_time_guard_into_a_known_one() {
     let guard_of = |extra: &[&str]| {
         let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
         let outcome = runbook_in(&dir, &args, &[]);
-        assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+        assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
         let plan: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
         plan["steps"][1]["guard"].clone()
     };
@@ -315,7 +283,7 @@ fn assume_turns_a_run_time_guard_into_a_known_one() {
 fn plan_input_problems_are_clear() {
     let dir = fixture("");
     let missing = runbook_in(&dir, &["plan", "contract_example.yaml"], &[]);
-    assert_eq!(missing.code, 2);
+    assert_eq!(missing.code, Some(2));
     let bad = runbook_in(
         &dir,
         &[
@@ -330,7 +298,7 @@ fn plan_input_problems_are_clear() {
         ],
         &[],
     );
-    assert_eq!(bad.code, 2);
+    assert_eq!(bad.code, Some(2));
     let bad_assumption = runbook_in(
         &dir,
         &[
@@ -343,9 +311,9 @@ fn plan_input_problems_are_clear() {
         ],
         &[],
     );
-    assert_eq!(bad_assumption.code, 2);
+    assert_eq!(bad_assumption.code, Some(2));
     let malformed = runbook_in(&dir, &["plan", "contract_example.yaml", "--input", "api_url"], &[]);
-    assert_eq!(malformed.code, 2);
+    assert_eq!(malformed.code, Some(2));
     insta::assert_snapshot!(format!(
         "{}\n{}\n{}\n{}",
         missing.transcript(),
@@ -360,7 +328,7 @@ fn plan_formats_for_tools() {
     let dir = fixture("plan");
     for format in ["mermaid", "dot", "json"] {
         let outcome = runbook_in(&dir, &["plan", "diamond.yaml", "--format", format], &[]);
-        assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+        assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
         insta::assert_snapshot!(format!("diamond_{format}"), outcome.stdout);
     }
 }

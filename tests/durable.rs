@@ -1,85 +1,18 @@
 //! End-to-end tests of durable runs: the journal, resume after a crash at
 //! every point, later rollback, locks, secrets masking, runs/show, reports.
 
-use std::path::{Path, PathBuf};
+#[path = "support/mod.rs"]
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::Sandbox;
 
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+trait Journals {
+    fn journal_events(&self, run: &str) -> usize;
 }
 
-impl Outcome {
-    fn transcript(&self) -> String {
-        format!(
-            "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new(runbook: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("runbook.yaml"), runbook).unwrap();
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.file(name)).unwrap_or_default()
-    }
-
-    fn state(&self) -> PathBuf {
-        self.file(".runbook")
-    }
-
-    fn runbook(&self, args: &[&str], env: &[(&str, &str)]) -> Outcome {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_runbook"));
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env("NO_COLOR", "1")
-            .env("SANDBOX", self.path())
-            .env_remove("RUNBOOK_STATE_DIR")
-            .stdin(Stdio::null());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let output = command.output().unwrap();
-        Outcome {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    /// The ids of the runs kept in the sandbox.
-    fn run_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = std::fs::read_dir(self.state().join("runs"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        ids.sort();
-        ids
-    }
-
+impl Journals for Sandbox {
     fn journal_events(&self, run: &str) -> usize {
         std::fs::read_to_string(self.state().join("runs").join(run).join("journal.jsonl"))
             .unwrap()

@@ -1,73 +1,14 @@
 //! End-to-end tests of `runbook run`: the real binary, real processes, a
 //! real HTTP server on 127.0.0.1, signals, and a pseudo-terminal for prompts.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    fn transcript(&self) -> String {
-        format!(
-            "exit: {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// A temporary folder with a runbook in it.
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new(runbook: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("runbook.yaml"), runbook).unwrap();
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.file(name)).unwrap_or_default()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_runbook"));
-        command
-            .arg("run")
-            .arg("runbook.yaml")
-            .args(args)
-            .current_dir(self.path())
-            .env("NO_COLOR", "1")
-            .env("SANDBOX", self.path())
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Outcome {
-        let output = self.command(args).output().unwrap();
-        Outcome {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-}
+use support::Sandbox;
 
 #[test]
 fn a_sequence_runs_in_order_and_outputs_flow_to_later_steps() {
@@ -89,7 +30,7 @@ steps:
 "#,
     );
     let outcome = sandbox.run(&[]);
-    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
     assert_eq!(sandbox.read("order"), "one\ntwo-snap-42\nthree\n");
     assert!(outcome.stderr.contains("run succeeded"), "{}", outcome.stderr);
 }
@@ -117,7 +58,7 @@ steps:
 "#,
     );
     let outcome = sandbox.run(&[]);
-    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
     let time = |name: &str| sandbox.read(name).trim().parse::<f64>().unwrap();
     let (left, right) = (
         (time("left.start"), time("left.end")),
@@ -152,7 +93,7 @@ steps:
 "#,
     );
     let outcome = sandbox.run(&[]);
-    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
     assert!(!sandbox.file("failover").exists());
     assert!(sandbox.file("after").exists());
     assert!(
@@ -163,7 +104,7 @@ steps:
         outcome.stderr
     );
     let outcome = sandbox.run(&["--input", "healthy=false"]);
-    assert_eq!(outcome.code, 0);
+    assert_eq!(outcome.code, Some(0));
     assert!(sandbox.file("failover").exists());
 }
 
@@ -205,7 +146,7 @@ finally:
 "#,
     );
     let outcome = sandbox.run(&[]);
-    assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(1), "{}", outcome.transcript());
     assert_eq!(
         sandbox.read("rollbacks"),
         "undo-slow\nundo-fast\nfinally-failed\n",
@@ -236,7 +177,7 @@ steps:
 "#,
     );
     let outcome = sandbox.run(&[]);
-    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
     assert_eq!(sandbox.read("count").trim(), "3");
     assert_eq!(outcome.stderr.matches("↻ flaky").count(), 2, "{}", outcome.stderr);
 }
@@ -271,7 +212,7 @@ steps:
     );
     let started = Instant::now();
     let outcome = sandbox.run(&["--grace", "1s"]);
-    assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(1), "{}", outcome.transcript());
     assert!(
         started.elapsed() < Duration::from_secs(8),
         "took {:?}",
@@ -317,7 +258,7 @@ finally:
     let outcome = sandbox.run(&[]);
     assert_eq!(
         outcome.code,
-        1,
+        Some(1),
         "a failed step is reported even when the run goes on: {}",
         outcome.transcript()
     );
@@ -345,7 +286,7 @@ steps:
     );
     let hostile = "world; touch $SANDBOX/pwned; echo `touch $SANDBOX/pwned2` $(touch $SANDBOX/pwned3) 'quote";
     let outcome = sandbox.run(&["--input", &format!("name={hostile}")]);
-    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
     for name in ["pwned", "pwned2", "pwned3"] {
         assert!(!sandbox.file(name).exists(), "the input injected a command");
     }
@@ -370,7 +311,7 @@ steps:
 fn without_a_terminal_a_run_that_needs_confirmation_refuses_to_start() {
     let sandbox = Sandbox::new(CONFIRMING);
     let outcome = sandbox.run(&[]);
-    assert_eq!(outcome.code, 2, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(2), "{}", outcome.transcript());
     assert!(!sandbox.file("prepared").exists(), "no step ran");
     assert!(
         outcome.stderr.contains("needs confirmation before step `destroy`"),
@@ -379,7 +320,7 @@ fn without_a_terminal_a_run_that_needs_confirmation_refuses_to_start() {
     );
     assert!(outcome.stderr.contains("--yes"), "{}", outcome.stderr);
     let step_mode = sandbox.run(&["--step"]);
-    assert_eq!(step_mode.code, 2, "{}", step_mode.transcript());
+    assert_eq!(step_mode.code, Some(2), "{}", step_mode.transcript());
     assert!(
         step_mode.stderr.contains("`prepare`, `destroy`"),
         "{}",
@@ -391,7 +332,7 @@ fn without_a_terminal_a_run_that_needs_confirmation_refuses_to_start() {
 fn yes_answers_every_confirmation() {
     let sandbox = Sandbox::new(CONFIRMING);
     let outcome = sandbox.run(&["--yes"]);
-    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
     assert!(sandbox.file("destroyed").exists());
 }
 
@@ -412,7 +353,7 @@ steps:
 "#,
     );
     let outcome = sandbox.run(&[]);
-    assert_eq!(outcome.code, 2, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(2), "{}", outcome.transcript());
     assert!(
         outcome.stderr.contains("missing required input `target`"),
         "{}",
@@ -439,7 +380,7 @@ steps:
 "#,
     );
     let outcome = sandbox.run(&["--output", "json"]);
-    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
     let events: Vec<serde_json::Value> = outcome
         .stdout
         .lines()
@@ -473,7 +414,7 @@ steps:
 "#,
     );
     let mut child = sandbox
-        .command(&["--grace", "1s"])
+        .run_command(&["--grace", "1s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -577,7 +518,7 @@ steps:
 "#,
     );
     let outcome = sandbox.run(&["--input", &format!("api={url}")]);
-    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
     let seen = server.join().unwrap();
     assert_eq!(seen.len(), 2);
     assert!(
@@ -619,7 +560,7 @@ steps:
 "#,
     );
     let outcome = sandbox.run(&["--input", &format!("api={url}"), "--input", &format!("dead={dead}")]);
-    assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+    assert_eq!(outcome.code, Some(1), "{}", outcome.transcript());
     assert!(outcome.stderr.contains("500"), "{}", outcome.stderr);
     assert!(
         outcome.stderr.to_lowercase().contains("timed out"),
@@ -642,7 +583,7 @@ mod interactive {
     use expectrl::{Eof, Expect};
 
     fn spawn(sandbox: &Sandbox, args: &[&str]) -> Session {
-        let mut command = sandbox.command(args);
+        let mut command = sandbox.run_command(args);
         command.stdin(Stdio::inherit());
         let mut session = Session::spawn(command).expect("the binary starts in a pseudo-terminal");
         session.set_expect_timeout(Some(Duration::from_secs(20)));

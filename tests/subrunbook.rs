@@ -1,23 +1,13 @@
 //! End-to-end tests of the `runbook` step kind: a runbook that runs another.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 fn runbook(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("SANDBOX", dir)
-        .env_remove("RUNBOOK_STATE_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let outcome = support::runbook_in(dir, args, &[]);
+    (outcome.code, outcome.stdout, outcome.stderr)
 }
 
 const CHILD: &str = r#"

@@ -287,17 +287,7 @@ fn main() -> ExitCode {
             state,
             report,
         } => {
-            let options = RunOptions {
-                inputs: Vec::new(),
-                yes,
-                step: false,
-                no_rollback: false,
-                timeout: None,
-                grace,
-                output,
-                state_dir: state.resolve(None),
-                report,
-            };
+            let options = RunOptions::for_journal(yes, grace, output, &state, report);
             from_journal(&terminal, registry, &run_id, options, force, false)
         }
         Command::Rollback {
@@ -308,17 +298,7 @@ fn main() -> ExitCode {
             state,
             report,
         } => {
-            let options = RunOptions {
-                inputs: Vec::new(),
-                yes,
-                step: false,
-                no_rollback: false,
-                timeout: None,
-                grace,
-                output,
-                state_dir: state.resolve(None),
-                report,
-            };
+            let options = RunOptions::for_journal(yes, grace, output, &state, report);
             from_journal(&terminal, registry, &run_id, options, true, true)
         }
         Command::Runs { file, format, state } => runs(&terminal, &state.resolve(file.as_deref()), format),
@@ -522,6 +502,23 @@ struct RunOptions {
     output: OutputFormat,
     state_dir: PathBuf,
     report: ReportArgs,
+}
+
+impl RunOptions {
+    /// `resume` and `rollback`: the inputs come from the journal.
+    fn for_journal(yes: bool, grace: Duration, output: OutputFormat, state: &StateArgs, report: ReportArgs) -> Self {
+        Self {
+            inputs: Vec::new(),
+            yes,
+            step: false,
+            no_rollback: false,
+            timeout: None,
+            grace,
+            output,
+            state_dir: state.resolve(None),
+            report,
+        }
+    }
 }
 
 fn run(terminal: &Terminal, registry: Arc<Registry>, path: &Path, options: RunOptions) -> i32 {

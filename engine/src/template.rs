@@ -138,6 +138,11 @@ fn sorted(names: std::collections::HashSet<String>) -> Vec<String> {
     names
 }
 
+/// Why a template or expression failed, in minijinja's words.
+pub fn reason(error: &minijinja::Error) -> String {
+    error.detail().map_or_else(|| error.kind().to_string(), str::to_string)
+}
+
 /// Renders a template with a context.
 pub fn render(text: &str, context: &Value) -> Result<String, minijinja::Error> {
     if !is_template(text) {

@@ -227,7 +227,7 @@ fn render(param: &Param, ctx: &Value, registry: &Registry, pointer: &str, shell:
 fn render_error(text: &str, error: &minijinja::Error) -> String {
     format!(
         "cannot render `{text}`: {}",
-        error.detail().unwrap_or(&error.kind().to_string())
+        template::reason(error)
     )
 }
 

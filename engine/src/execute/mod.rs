@@ -356,7 +356,7 @@ impl Host for RunHost {
         let value = template::eval(expression, &self.ctx.value(Some(result))).map_err(|e| {
             format!(
                 "cannot evaluate `{expression}`: {}",
-                e.detail().unwrap_or(&e.kind().to_string())
+                template::reason(&e)
             )
         })?;
         serde_json::to_value(&value).map_err(|e| e.to_string())
@@ -806,7 +806,7 @@ impl Shared {
                         format!(
                             "cannot evaluate `{}`: {}",
                             gate.text,
-                            e.detail().unwrap_or(&e.kind().to_string())
+                            template::reason(&e)
                         ),
                         true,
                     ));
@@ -824,7 +824,7 @@ impl Shared {
                 }
                 Err(e) => {
                     return Err((
-                        format!("cannot evaluate `{}`: {}", until.text, e.detail().unwrap_or("error")),
+                        format!("cannot evaluate `{}`: {}", until.text, template::reason(&e)),
                         false,
                     ));
                 }
@@ -841,7 +841,7 @@ impl Shared {
                         format!(
                             "cannot compute output `{name}` = `{}`: {}",
                             expression.text,
-                            e.detail().unwrap_or(&e.kind().to_string())
+                            template::reason(&e)
                         ),
                         false,
                     ));
@@ -1378,7 +1378,7 @@ impl Run {
                     return Admission::Fail(format!(
                         "cannot evaluate the guard `{}`: {}",
                         when.text,
-                        e.detail().unwrap_or("error")
+                        template::reason(&e)
                     ));
                 }
             }
@@ -1788,7 +1788,7 @@ impl Run {
                             error: format!(
                                 "cannot evaluate the guard `{}`: {}",
                                 when.text,
-                                e.detail().unwrap_or("error")
+                                template::reason(&e)
                             ),
                             on_failure: "continue".into(),
                         });

@@ -667,7 +667,7 @@ impl Planner<'_> {
             },
             Err(e) => Guard::AtRunTime {
                 expression: when.text.clone(),
-                depends_on: vec![format!("(cannot evaluate now: {})", e.detail().unwrap_or("error"))],
+                depends_on: vec![format!("(cannot evaluate now: {})", template::reason(&e))],
             },
         }
     }
@@ -693,7 +693,7 @@ fn render_warning(text: &Text, error: &minijinja::Error) -> Diagnostic {
         format!(
             "cannot render `{}` now: {}",
             text.text,
-            error.detail().unwrap_or("error")
+            template::reason(error)
         ),
     )
     .with_label(text.span, "shown as written")

@@ -1,0 +1,117 @@
+//! What the end-to-end tests share: running the real `runbook` binary in a
+//! folder, and a temporary folder with a runbook in it.
+
+// Each test file uses a different part of this module.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// What a run of the binary did.
+pub struct Outcome {
+    /// The exit status; `None` when a signal killed the process.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    fn from_output(output: &Output) -> Self {
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn transcript(&self) -> String {
+        let code = self
+            .code
+            .map_or_else(|| "killed by a signal".to_string(), |c| c.to_string());
+        format!("exit: {code}\n--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// `runbook ARGS` in `dir`: no colours, a fixed width, no terminal, the
+/// folder as `$SANDBOX`, and no state directory from the environment.
+pub fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_runbook"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .env("SANDBOX", dir)
+        .env_remove("RUNBOOK_STATE_DIR")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `runbook ARGS` in `dir` with extra environment variables.
+pub fn runbook_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let mut command = command(dir, args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Outcome::from_output(&command.output().expect("the runbook binary runs"))
+}
+
+/// A temporary folder with a runbook in it, `runbook.yaml`.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new(runbook: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("runbook.yaml"), runbook).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap_or_default()
+    }
+
+    /// The default state directory, beside the runbook.
+    pub fn state(&self) -> PathBuf {
+        self.file(".runbook")
+    }
+
+    /// `runbook ARGS` in the sandbox.
+    pub fn runbook(&self, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+        runbook_in(self.path(), args, env)
+    }
+
+    /// `runbook run runbook.yaml ARGS`, not started yet.
+    pub fn run_command(&self, args: &[&str]) -> Command {
+        let mut all = vec!["run", "runbook.yaml"];
+        all.extend_from_slice(args);
+        command(self.path(), &all)
+    }
+
+    /// `runbook run runbook.yaml ARGS`.
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        Outcome::from_output(&self.run_command(args).output().expect("the runbook binary runs"))
+    }
+
+    /// The ids of the runs kept in the sandbox, oldest first.
+    pub fn run_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.state().join("runs"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+}
