@@ -664,3 +664,67 @@ steps:
         assert!(!sandbox.file("undone").exists());
     }
 }
+
+#[test]
+fn retry_until_repeats_a_successful_step_until_its_result_is_right() {
+    let sandbox = Sandbox::new(
+        r#"
+runbook: 1
+name: until
+steps:
+  - id: poll
+    uses: shell
+    with: { run: "n=$(cat $SANDBOX/count 2>/dev/null || echo 0); n=$((n+1)); echo $n > $SANDBOX/count; echo $n" }
+    retry: { attempts: 5, backoff: fixed, delay: 20ms, until: "result.stdout == '3'" }
+    outputs: { seen: result.stdout }
+  - id: after
+    uses: shell
+    with: { run: "echo {{ steps.poll.outputs.seen }} > $SANDBOX/seen" }
+"#,
+    );
+    let outcome = sandbox.run(&[]);
+    assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
+    assert_eq!(sandbox.read("seen").trim(), "3");
+    assert!(
+        outcome
+            .stderr
+            .contains("`result.stdout == '3'` is not true yet (result.stdout = \"1\")"),
+        "{}",
+        outcome.stderr
+    );
+}
+
+#[test]
+fn a_failing_rollback_is_loud_and_the_others_still_run() {
+    let sandbox = Sandbox::new(
+        r#"
+runbook: 1
+name: rollback-fails
+steps:
+  - id: first
+    uses: shell
+    with: { run: "true" }
+    rollback: { uses: shell, with: { run: "echo undo-first >> $SANDBOX/undo" } }
+  - id: second
+    uses: shell
+    with: { run: "true" }
+    rollback: { uses: shell, with: { run: "echo cannot undo >&2; exit 4" } }
+  - id: third
+    uses: shell
+    with: { run: "exit 1" }
+"#,
+    );
+    let outcome = sandbox.run(&[]);
+    assert_eq!(outcome.code, Some(3), "a person is needed: {}", outcome.transcript());
+    assert_eq!(sandbox.read("undo"), "undo-first\n", "the other rollback still ran");
+    assert!(
+        outcome.stderr.contains("rollback of second FAILED"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.stderr.contains("ROLLBACK FAILED: a person must look at this"),
+        "{}",
+        outcome.stderr
+    );
+}
