@@ -1,6 +1,7 @@
 //! The built-in step kinds (`shell`, `http`, `wait`, `assert`, `sleep`,
-//! `confirm`, `log`): their static descriptions, which the engine uses to
-//! check and plan a runbook without running anything.
+//! `confirm`, `log`, `runbook`, the `file.*` kinds for snapshots and atomic
+//! changes, and the `json.*` kinds): their static descriptions, which the
+//! engine uses to check and plan a runbook without running anything.
 //!
 //! Each kind lives in its own module with its parameter struct. The struct is
 //! the contract for `with`: its doc comments become the JSON Schema that
@@ -24,19 +25,38 @@
 
 mod assert;
 mod confirm;
+mod file_prune;
+mod file_restore;
+mod file_snapshot;
+mod file_verify;
+mod file_work;
+mod file_write;
 mod http;
 mod human_duration;
+mod json_input;
+mod json_query;
+mod json_validate;
 mod log;
+mod manifest;
 mod runbook;
 mod shell;
 mod sleep;
+mod stored_snapshot;
+mod tree;
 mod wait;
 mod words;
 
 pub use assert::{Assert, AssertParams, Conditions};
 pub use confirm::{Confirm, ConfirmParams};
+pub use file_prune::{FilePrune, FilePruneParams};
+pub use file_restore::{FileRestore, FileRestoreParams};
+pub use file_snapshot::{FileSnapshot, FileSnapshotParams, SnapshotFormat};
+pub use file_verify::{FileVerify, FileVerifyParams};
+pub use file_write::{FileWrite, FileWriteParams};
 pub use http::{ExpectStatus, Http, HttpParams, Method, QueryValue};
 pub use human_duration::HumanDuration;
+pub use json_query::{JsonQuery, JsonQueryParams};
+pub use json_validate::{JsonValidate, JsonValidateParams};
 pub use log::{Level, Log, LogParams};
 pub use runbook::{Runbook, RunbookParams};
 pub use shell::{Shell, ShellParams};
@@ -61,6 +81,13 @@ pub fn register(registry: &mut Registry) {
     registry.register(Confirm);
     registry.register(Log);
     registry.register(Runbook);
+    registry.register(FileSnapshot);
+    registry.register(FileVerify);
+    registry.register(FileRestore);
+    registry.register(FileWrite);
+    registry.register(FilePrune);
+    registry.register(JsonValidate);
+    registry.register(JsonQuery);
 }
 
 /// The JSON Schema of a parameter struct, as one self-contained document

@@ -254,7 +254,26 @@ async fn parameters_that_do_not_read_fail_the_step_clearly() {
 #[test]
 fn registers_every_built_in_kind() {
     let names: Vec<_> = registry().names().collect();
-    assert_eq!(names, ["shell", "http", "wait", "assert", "sleep", "confirm", "log"]);
+    assert_eq!(
+        names,
+        [
+            "shell",
+            "http",
+            "wait",
+            "assert",
+            "sleep",
+            "confirm",
+            "log",
+            "runbook",
+            "file.snapshot",
+            "file.verify",
+            "file.restore",
+            "file.write",
+            "file.prune",
+            "json.validate",
+            "json.query",
+        ]
+    );
     for kind in registry().kinds() {
         assert!(kind.summary().ends_with('.'), "{}: {}", kind.name(), kind.summary());
     }
@@ -346,6 +365,15 @@ fn odd_params_never_panic() {
         json!({"that": "", "duration": "", "level": 7}),
         json!({"message": "\n\n", "level": "loud", "duration": "99999999999999999999y"}),
         json!({"message": "é".repeat(300), "run": "\u{0}\u{202e}"}),
+        json!({"paths": "x", "into": 5, "name": [], "format": {}}),
+        json!({"paths": [null, 1, "", "/", "a/..", "{{ x }}"], "into": "", "name": "..", "format": "tar.gz"}),
+        json!({"snapshot": [], "from": {}, "to": "", "aside": null, "verify": "x"}),
+        json!({"snapshot": "", "from": "", "to": "/", "aside": "/", "verify": false}),
+        json!({"path": "/", "content": 5, "mode": 644, "backup": 1}),
+        json!({"dir": 1, "older_than": "x", "pattern": ["/"], "keep_latest": "many"}),
+        json!({"dir": "", "older_than": "99999999999999999999y", "pattern": "/*?", "keep_latest": -1}),
+        json!({"file": 1, "value": null, "schema": "x", "schema_file": [], "query": "[[", "required": 3}),
+        json!({"value": {"a": [1]}, "schema": {"type": 5, "$ref": "http://x"}, "query": "{{ q }}"}),
     ];
     let registry = registry();
     for kind in registry.kinds() {

@@ -1,0 +1,733 @@
+//! The `file.snapshot` step kind: copies files and directories into a new
+//! timestamped snapshot, a folder (or a `.tar.gz` of it) with a
+//! `MANIFEST.sha256` that `file.verify` and `file.restore` check against.
+//!
+//! A snapshot appears whole or not at all: it is built under a hidden
+//! `.partial-…` name beside its final place, made durable, and then renamed.
+//! Each file is read once, hashed as it is copied, so the manifest describes
+//! exactly the bytes the snapshot holds even if the live file changes
+//! meanwhile.
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use runbook_engine::step::{ParamProblem, StepContext, StepError, StepFuture, StepKind};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::{self, File, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::file_work::{Scratch, base_name, blocking, digest_stream, hex, io_error, stream_error, sync_dir};
+use crate::is_template;
+use crate::manifest::{MANIFEST, Manifest};
+use crate::tree::{DirModes, Found, Node, walk};
+use crate::words::{code, field, scalars, series};
+
+/// Copies files and directories into a new snapshot with a SHA-256 manifest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileSnapshot;
+
+/// Parameters of a `file.snapshot` step. The snapshot is a new folder
+/// `INTO/NAME-YYYYMMDDTHHMMSSZ-XXXX` (or that name with `.tar.gz`), holding
+/// each path under its own name and a `MANIFEST.sha256` in `sha256sum`
+/// format. Check it with `file.verify`; put a path back with `file.restore`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSnapshotParams {
+    /// The files and directories to copy. Each is stored under its own name
+    /// (`/srv/ledger/data` as `data`), so no two may share a name. Symbolic
+    /// links are followed: the snapshot holds what they point to.
+    #[schemars(length(min = 1))]
+    pub paths: Vec<String>,
+
+    /// The directory that keeps the snapshots; it is made if missing.
+    #[schemars(length(min = 1))]
+    pub into: String,
+
+    /// How the snapshot's name starts.
+    #[serde(default = "default_name")]
+    #[schemars(length(min = 1))]
+    pub name: String,
+
+    /// `dir`: a folder; `tar.gz`: one compressed archive of that folder.
+    #[serde(default)]
+    pub format: SnapshotFormat,
+}
+
+fn default_name() -> String {
+    "snapshot".to_string()
+}
+
+/// How a snapshot is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(inline)]
+pub enum SnapshotFormat {
+    #[default]
+    #[serde(rename = "dir")]
+    Dir,
+    #[serde(rename = "tar.gz")]
+    TarGz,
+}
+
+impl StepKind for FileSnapshot {
+    fn name(&self) -> &'static str {
+        "file.snapshot"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Copy files and directories into a new timestamped snapshot with a SHA-256 manifest."
+    }
+
+    fn params_schema(&self) -> Json {
+        crate::schema_of::<FileSnapshotParams>()
+    }
+
+    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
+        let mut problems = Vec::new();
+        if let Some(name) = params.get("name").and_then(Json::as_str)
+            && !is_template(name)
+            && let Some(why) = bad_name(name)
+        {
+            problems.push(
+                ParamProblem::new("/name", format!("`{name}` cannot start a snapshot's name: {why}"))
+                    .with_help("use plain words such as `ledger` or `nightly`"),
+            );
+        }
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let paths = params
+            .get("paths")
+            .and_then(Json::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for (i, path) in paths.iter().enumerate() {
+            let Some(path) = path.as_str().filter(|p| !is_template(p)) else {
+                continue;
+            };
+            let pointer = format!("/paths/{i}");
+            match base_name(Path::new(path)) {
+                Err(why) => problems.push(
+                    ParamProblem::new(pointer, format!("cannot snapshot: {why}"))
+                        .with_help("name a file or a directory, such as `/srv/ledger/data`"),
+                ),
+                Ok(MANIFEST) => problems.push(ParamProblem::new(
+                    pointer,
+                    format!("cannot snapshot `{path}`: the snapshot's manifest has that name"),
+                )),
+                Ok(name) => {
+                    if let Some(first) = seen.insert(name.to_string(), path.to_string()) {
+                        problems.push(
+                            ParamProblem::new(
+                                pointer,
+                                format!("`{first}` and `{path}` would both be stored as `{name}`"),
+                            )
+                            .with_help("take a snapshot of each in a step of its own"),
+                        );
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    fn describe(&self, params: &Json) -> String {
+        let paths: Vec<String> = scalars(params, "paths").iter().map(|p| code(p)).collect();
+        let paths = match paths.len() {
+            0 => "nothing (no paths given)".to_string(),
+            n if n > 4 => format!("{} and {} more", paths[..3].join(", "), n - 3),
+            _ => series(&paths, "and"),
+        };
+        let name = field(params, "name").unwrap_or_else(default_name);
+        let Some(into) = field(params, "into") else {
+            return format!("copy {paths} into a new snapshot (no `into` given)");
+        };
+        let folder = format!("{}/{name}-<time>-<id>", into.trim_end_matches('/'));
+        match field(params, "format").as_deref() {
+            Some("tar.gz") => format!(
+                "copy {paths} into a new archive {} with a SHA-256 manifest",
+                code(&format!("{folder}.tar.gz"))
+            ),
+            _ => format!(
+                "copy {paths} into a new folder {} with a SHA-256 manifest",
+                code(&folder)
+            ),
+        }
+    }
+
+    /// Result: `{"path": "<the snapshot>", "manifest": "<its manifest>",
+    /// "digest": "<SHA-256 of the manifest>", "files": n, "bytes": n}`.
+    /// For a `tar.gz`, `manifest` is the manifest's name inside the archive.
+    /// `bytes` counts the files' contents.
+    fn run(&self, cx: StepContext) -> StepFuture<'_> {
+        Box::pin(async move {
+            let params: FileSnapshotParams = crate::read_params("file.snapshot", &cx.params)?;
+            blocking(&cx.cancel, move |cancel| take(&params, cancel)).await
+        })
+    }
+}
+
+/// Why `name` cannot start a snapshot's name, if it cannot.
+fn bad_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.contains('/') {
+        Some("it holds a `/`")
+    } else if name.starts_with('.') {
+        Some("names starting with `.` are kept for snapshots being made")
+    } else {
+        None
+    }
+}
+
+/// A path to copy and the name it is stored under.
+struct Source {
+    path: PathBuf,
+    name: String,
+}
+
+/// What a snapshot being written has taken in so far.
+#[derive(Default)]
+struct Tally {
+    manifest: Manifest,
+    bytes: u64,
+}
+
+fn take(params: &FileSnapshotParams, cancel: &CancellationToken) -> Result<Json, StepError> {
+    if let Some(why) = bad_name(&params.name) {
+        return Err(StepError::new(format!(
+            "`{}` cannot start a snapshot's name: {why}",
+            params.name
+        )));
+    }
+    let into = PathBuf::from(&params.into);
+    let sources = sources(&params.paths, &into)?;
+    fs::create_dir_all(&into).map_err(|e| io_error("create", &into, &e))?;
+    let folder = format!(
+        "{}-{}-{}",
+        params.name,
+        crate::file_work::stamp(),
+        crate::file_work::unique()
+    );
+    let (path, manifest_name, tally, manifest_text) = match params.format {
+        SnapshotFormat::Dir => {
+            let (tally, text) = write_folder(&sources, &into, &folder, cancel)?;
+            let path = into.join(&folder);
+            (path.clone(), path.join(MANIFEST).display().to_string(), tally, text)
+        }
+        SnapshotFormat::TarGz => {
+            let (tally, text) = write_archive(&sources, &into, &folder, cancel)?;
+            let path = into.join(format!("{folder}.tar.gz"));
+            (path, format!("{folder}/{MANIFEST}"), tally, text)
+        }
+    };
+    Ok(json!({
+        "path": path.display().to_string(),
+        "manifest": manifest_name,
+        "digest": crate::file_work::sha256(manifest_text.as_bytes()),
+        "files": tally.manifest.len(),
+        "bytes": tally.bytes,
+    }))
+}
+
+/// The paths to copy, each checked: it exists, it has a name no other path
+/// has, and it does not hold the place snapshots are kept.
+fn sources(paths: &[String], into: &Path) -> Result<Vec<Source>, StepError> {
+    let mut sources: Vec<Source> = Vec::new();
+    for path in paths {
+        let path = PathBuf::from(path);
+        let name = base_name(&path).map_err(|why| StepError::new(format!("cannot snapshot: {why}")))?;
+        if name == MANIFEST {
+            return Err(StepError::new(format!(
+                "cannot snapshot `{}`: the snapshot's manifest has that name",
+                path.display()
+            )));
+        }
+        fs::metadata(&path).map_err(|e| io_error("snapshot", &path, &e))?;
+        if let Some(other) = sources.iter().find(|s| s.name == name) {
+            return Err(StepError::new(format!(
+                "`{}` and `{}` would both be stored as `{name}`; take a snapshot of each in a step of its own",
+                other.path.display(),
+                path.display()
+            )));
+        }
+        // A snapshot kept inside what it copies would copy itself.
+        if let (Ok(source), Ok(keep)) = (path.canonicalize(), deepest_existing(into).canonicalize())
+            && keep.starts_with(&source)
+        {
+            return Err(StepError::new(format!(
+                "cannot keep snapshots in `{}`: it is inside `{}`, which the snapshot copies",
+                into.display(),
+                path.display()
+            )));
+        }
+        let name = name.to_string();
+        sources.push(Source { path, name });
+    }
+    Ok(sources)
+}
+
+/// `path` or its nearest ancestor that exists.
+fn deepest_existing(path: &Path) -> &Path {
+    path.ancestors()
+        .find(|p| !p.as_os_str().is_empty() && p.exists())
+        .unwrap_or(Path::new("."))
+}
+
+fn write_folder(
+    sources: &[Source],
+    into: &Path,
+    folder: &str,
+    cancel: &CancellationToken,
+) -> Result<(Tally, String), StepError> {
+    let partial = Scratch::new(into.join(format!(".partial-{folder}")));
+    let root = partial.path().to_path_buf();
+    fs::create_dir(&root).map_err(|e| io_error("create", &root, &e))?;
+    let mut tally = Tally::default();
+    let mut dirs = DirModes::default();
+    for source in sources {
+        walk(&source.path, &source.name, cancel, &mut |found| {
+            let target = root.join(found.rel);
+            match found.node {
+                Node::Dir => {
+                    fs::create_dir(&target).map_err(|e| io_error("create", &target, &e))?;
+                    if let Some(meta) = found.meta {
+                        dirs.push(target, meta.permissions());
+                    }
+                }
+                Node::File => {
+                    let mut from = File::open(found.path).map_err(|e| io_error("read", found.path, &e))?;
+                    let mut to = File::create_new(&target).map_err(|e| io_error("create", &target, &e))?;
+                    let (digest, bytes) = digest_stream(&mut from, cancel, |chunk| to.write_all(chunk))
+                        .map_err(|e| stream_error("copy", found.path, &e))?;
+                    let mode = found.meta.map_or(0o644, |m| m.permissions().mode() & 0o7777);
+                    to.set_permissions(Permissions::from_mode(mode))
+                        .and_then(|()| to.sync_all())
+                        .map_err(|e| io_error("write", &target, &e))?;
+                    tally.manifest.insert(found.rel.to_string(), digest);
+                    tally.bytes += bytes;
+                }
+                Node::Other(what) => return Err(not_copyable(found, what)),
+            }
+            Ok(())
+        })?;
+    }
+    dirs.apply()?;
+    let text = tally.manifest.render();
+    let manifest = root.join(MANIFEST);
+    File::create_new(&manifest)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+        .map_err(|e| io_error("write", &manifest, &e))?;
+    sync_dir(&root)?;
+    let done = into.join(folder);
+    put_in_place(partial, &done, into)?;
+    Ok((tally, text))
+}
+
+fn write_archive(
+    sources: &[Source],
+    into: &Path,
+    folder: &str,
+    cancel: &CancellationToken,
+) -> Result<(Tally, String), StepError> {
+    let partial = Scratch::new(into.join(format!(".partial-{folder}.tar.gz")));
+    let archive = partial.path().to_path_buf();
+    let write_error = |e: &io::Error| io_error("write", &archive, e);
+    let file = File::create_new(&archive).map_err(|e| write_error(&e))?;
+    let mut builder = tar::Builder::new(GzEncoder::new(file, Compression::default()));
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut root = header(tar::EntryType::Directory, 0o755, now, 0);
+    builder
+        .append_data(&mut root, format!("{folder}/"), io::empty())
+        .map_err(|e| write_error(&e))?;
+    let mut tally = Tally::default();
+    for source in sources {
+        walk(&source.path, &source.name, cancel, &mut |found| {
+            let member = format!("{folder}/{}", found.rel);
+            let (mode, mtime) = found.meta.map_or((0o644, now), |m| {
+                (m.permissions().mode() & 0o7777, u64::try_from(m.mtime()).unwrap_or(0))
+            });
+            match found.node {
+                Node::Dir => {
+                    let mut header = header(tar::EntryType::Directory, mode, mtime, 0);
+                    builder
+                        .append_data(&mut header, format!("{member}/"), io::empty())
+                        .map_err(|e| write_error(&e))?;
+                }
+                Node::File => {
+                    let size = found.meta.map_or(0, |m| m.len());
+                    let file = File::open(found.path).map_err(|e| io_error("read", found.path, &e))?;
+                    let mut reader = Hashing::new(file.take(size), cancel);
+                    let mut header = header(tar::EntryType::Regular, mode, mtime, size);
+                    builder.append_data(&mut header, &member, &mut reader).map_err(|e| {
+                        if cancel.is_cancelled() {
+                            crate::cancelled()
+                        } else {
+                            io_error("copy", found.path, &e)
+                        }
+                    })?;
+                    if reader.bytes != size {
+                        return Err(StepError::new(format!(
+                            "`{}` shrank while it was being copied; take the snapshot again",
+                            found.path.display()
+                        )));
+                    }
+                    tally
+                        .manifest
+                        .insert(found.rel.to_string(), hex(&reader.hasher.finalize()));
+                    tally.bytes += size;
+                }
+                Node::Other(what) => return Err(not_copyable(found, what)),
+            }
+            Ok(())
+        })?;
+    }
+    let text = tally.manifest.render();
+    let mut header = header(tar::EntryType::Regular, 0o644, now, text.len() as u64);
+    builder
+        .append_data(&mut header, format!("{folder}/{MANIFEST}"), text.as_bytes())
+        .map_err(|e| write_error(&e))?;
+    builder
+        .into_inner()
+        .and_then(GzEncoder::finish)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| write_error(&e))?;
+    let done = into.join(format!("{folder}.tar.gz"));
+    put_in_place(partial, &done, into)?;
+    Ok((tally, text))
+}
+
+/// Renames a finished snapshot from its partial name to `done`.
+fn put_in_place(partial: Scratch, done: &Path, into: &Path) -> Result<(), StepError> {
+    // `rename` would replace an empty folder of the same name; the random
+    // part of the name makes that all but impossible, but never silently.
+    if done.symlink_metadata().is_ok() {
+        return Err(StepError::new(format!("`{}` already exists", done.display())));
+    }
+    fs::rename(partial.path(), done).map_err(|e| io_error("put in place", done, &e))?;
+    partial.keep();
+    sync_dir(into)
+}
+
+fn not_copyable(found: &Found<'_>, what: &str) -> StepError {
+    StepError::new(format!(
+        "cannot snapshot `{}`: it is {what}; a snapshot holds files and directories",
+        found.path.display()
+    ))
+}
+
+fn header(kind: tar::EntryType, mode: u32, mtime: u64, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_mtime(mtime);
+    header.set_size(size);
+    header
+}
+
+/// A reader that hashes what passes through it and stops when cancelled.
+struct Hashing<'a, R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+    cancel: &'a CancellationToken,
+}
+
+impl<'a, R> Hashing<'a, R> {
+    fn new(inner: R, cancel: &'a CancellationToken) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+            cancel,
+        }
+    }
+}
+
+impl<R: Read> Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::other("cancelled"));
+        }
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file_work::testing::live;
+    use crate::tests::{FakeHost, assert_rejected, assert_valid, describe_all, run};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    #[test]
+    fn good_params_pass() {
+        assert_valid::<FileSnapshotParams>(
+            "file.snapshot",
+            json!({"paths": ["/srv/ledger/data", "/srv/ledger/config.yaml"], "into": "/backups"}),
+        );
+        assert_valid::<FileSnapshotParams>(
+            "file.snapshot",
+            json!({"paths": ["{{ inputs.a }}", "{{ inputs.b }}"], "into": "/b", "name": "ledger", "format": "tar.gz"}),
+        );
+    }
+
+    #[test]
+    fn bad_params_are_rejected() {
+        assert_rejected(
+            "file.snapshot",
+            json!({"paths": ["/a"]}),
+            "",
+            "missing parameter `into`",
+        );
+        assert_rejected(
+            "file.snapshot",
+            json!({"paths": [], "into": "/b"}),
+            "/paths",
+            "needs at least 1 item",
+        );
+        let problem = assert_rejected(
+            "file.snapshot",
+            json!({"paths": ["/a/data", "/b/data"], "into": "/b"}),
+            "/paths/1",
+            "`/a/data` and `/b/data` would both be stored as `data`",
+        );
+        assert_eq!(
+            problem.help.as_deref(),
+            Some("take a snapshot of each in a step of its own")
+        );
+        assert_rejected(
+            "file.snapshot",
+            json!({"paths": ["/"], "into": "/b"}),
+            "/paths/0",
+            "cannot snapshot: `/` has no file name",
+        );
+        assert_rejected(
+            "file.snapshot",
+            json!({"paths": ["/x/MANIFEST.sha256"], "into": "/b"}),
+            "/paths/0",
+            "the snapshot's manifest has that name",
+        );
+        assert_rejected(
+            "file.snapshot",
+            json!({"paths": ["/a"], "into": "/b", "name": "a/b"}),
+            "/name",
+            "`a/b` cannot start a snapshot's name: it holds a `/`",
+        );
+        assert_rejected(
+            "file.snapshot",
+            json!({"paths": ["/a"], "into": "/b", "format": "zip"}),
+            "/format",
+            "must be one of `dir` or `tar.gz`",
+        );
+    }
+
+    #[test]
+    fn describe() {
+        insta::assert_snapshot!(describe_all(
+            "file.snapshot",
+            &[
+                json!({"paths": ["/srv/ledger/data", "/srv/ledger/config.yaml"], "into": "/backups/", "name": "ledger"}),
+                json!({"paths": ["/srv/a", "/srv/b", "/srv/c", "/srv/d", "/srv/e"], "into": "/backups", "format": "tar.gz"}),
+                json!({"paths": "<inputs.paths>", "into": "<vars.backup_dir>"}),
+                json!({}),
+            ],
+        ));
+    }
+
+    /// The manifest of a snapshot folder, read back.
+    fn manifest_of(folder: &Path) -> String {
+        fs::read_to_string(folder.join(MANIFEST)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn copies_into_a_new_folder_with_a_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, config) = live(dir.path());
+        fs::set_permissions(&config, Permissions::from_mode(0o600)).unwrap();
+        let into = dir.path().join("backups");
+        let host = Arc::new(FakeHost::new());
+        let result = run(
+            "file.snapshot",
+            &host,
+            json!({"paths": [data, config], "into": into, "name": "ledger"}),
+        )
+        .await
+        .unwrap();
+        let path = PathBuf::from(result["path"].as_str().unwrap());
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(path.parent(), Some(into.as_path()));
+        // ledger-20261122T010203Z-a1b2
+        assert!(
+            name.starts_with("ledger-") && name.len() == "ledger-20261122T010203Z-a1b2".len(),
+            "{name}"
+        );
+        assert_eq!(result["manifest"], path.join(MANIFEST).display().to_string());
+        assert_eq!((&result["files"], &result["bytes"]), (&json!(3), &json!(9 + 9 + 13)));
+        let manifest = manifest_of(&path);
+        assert_eq!(result["digest"], crate::file_work::sha256(manifest.as_bytes()));
+        let sha = |text: &str| crate::file_work::sha256(text.as_bytes());
+        assert_eq!(
+            manifest,
+            format!(
+                "{}  config.yaml\n{}  data/blocks/0001\n{}  data/ledger.db\n",
+                sha("mode: normal\n"),
+                sha("block one"),
+                sha("ledger v1")
+            )
+        );
+        assert_eq!(fs::read_to_string(path.join("data/blocks/0001")).unwrap(), "block one");
+        let mode = fs::metadata(path.join("config.yaml")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // Nothing else is left in `into`: no partial folder.
+        let names: Vec<_> = fs::read_dir(&into).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [path.file_name().unwrap()]);
+    }
+
+    #[tokio::test]
+    async fn writes_a_tar_gz_of_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, config) = live(dir.path());
+        let into = dir.path().join("backups");
+        let host = Arc::new(FakeHost::new());
+        let result = run(
+            "file.snapshot",
+            &host,
+            json!({"paths": [data, config], "into": into, "format": "tar.gz"}),
+        )
+        .await
+        .unwrap();
+        let path = PathBuf::from(result["path"].as_str().unwrap());
+        let file_name = path.file_name().unwrap().to_str().unwrap();
+        let folder = file_name.strip_suffix(".tar.gz").unwrap();
+        assert!(folder.starts_with("snapshot-"), "{folder}");
+        assert_eq!(result["manifest"], format!("{folder}/{MANIFEST}"));
+        assert_eq!(result["files"], 3);
+        // `tar` reads it: one folder holding the paths and the manifest.
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(File::open(&path).unwrap()));
+        let mut members = Vec::new();
+        let mut manifest = String::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let member = entry.path().unwrap().display().to_string();
+            if member.ends_with(MANIFEST) {
+                entry.read_to_string(&mut manifest).unwrap();
+            }
+            members.push(member);
+        }
+        assert_eq!(
+            members,
+            [
+                format!("{folder}/"),
+                format!("{folder}/data/"),
+                format!("{folder}/data/blocks/"),
+                format!("{folder}/data/blocks/0001"),
+                format!("{folder}/data/ledger.db"),
+                format!("{folder}/config.yaml"),
+                format!("{folder}/{MANIFEST}"),
+            ]
+        );
+        assert_eq!(result["digest"], crate::file_work::sha256(manifest.as_bytes()));
+        assert_eq!(manifest.lines().count(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_missing_path_is_named_and_nothing_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, _) = live(dir.path());
+        let missing = dir.path().join("live/nope.db");
+        let into = dir.path().join("backups");
+        let host = Arc::new(FakeHost::new());
+        let error = run("file.snapshot", &host, json!({"paths": [data, missing], "into": into}))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.message,
+            format!("cannot snapshot `{}`: no such file or directory", missing.display())
+        );
+        assert!(!into.exists());
+    }
+
+    #[tokio::test]
+    async fn refuses_what_it_cannot_copy_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, _) = live(dir.path());
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), data.join("dangling")).unwrap();
+        let into = dir.path().join("backups");
+        let host = Arc::new(FakeHost::new());
+        for format in ["dir", "tar.gz"] {
+            let error = run(
+                "file.snapshot",
+                &host,
+                json!({"paths": [&data], "into": into, "format": format}),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(
+                error.message,
+                format!(
+                    "cannot snapshot `{}`: it is a symbolic link to nothing; a snapshot holds files and directories",
+                    data.join("dangling").display()
+                )
+            );
+            assert_eq!(fs::read_dir(&into).unwrap().count(), 0, "a partial snapshot is left");
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_to_keep_snapshots_inside_what_it_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, _) = live(dir.path());
+        let host = Arc::new(FakeHost::new());
+        let into = data.join("backups/new");
+        let error = run("file.snapshot", &host, json!({"paths": [&data], "into": into}))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.message,
+            format!(
+                "cannot keep snapshots in `{}`: it is inside `{}`, which the snapshot copies",
+                into.display(),
+                data.display()
+            )
+        );
+        assert!(!data.join("backups").exists());
+    }
+
+    #[tokio::test]
+    async fn two_snapshots_in_one_second_differ() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, config) = live(dir.path());
+        let into = dir.path().join("backups");
+        let host = Arc::new(FakeHost::new());
+        let params = json!({"paths": [config], "into": into});
+        let first = run("file.snapshot", &host, params.clone()).await.unwrap();
+        let second = run("file.snapshot", &host, params).await.unwrap();
+        assert_ne!(first["path"], second["path"]);
+        assert_eq!(first["digest"], second["digest"]);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_snapshot_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, _) = live(dir.path());
+        let into = dir.path().join("backups");
+        let host = Arc::new(FakeHost::new());
+        let cx = host.step_context(json!({"paths": [data], "into": into}));
+        cx.cancel.cancel();
+        let error = crate::tests::run_with("file.snapshot", cx).await.unwrap_err();
+        assert_eq!(error.message, "cancelled");
+        assert_eq!(fs::read_dir(&into).unwrap().count(), 0);
+    }
+}
