@@ -728,3 +728,31 @@ steps:
         outcome.stderr
     );
 }
+
+#[test]
+fn a_confirmation_on_a_step_the_inputs_skip_does_not_stop_an_unattended_run() {
+    let sandbox = Sandbox::new(
+        r#"
+runbook: 1
+name: branches
+inputs:
+  action: { type: enum, values: [snapshot, restore], default: snapshot }
+steps:
+  - id: snapshot
+    when: inputs.action == 'snapshot'
+    uses: shell
+    with: { run: "touch $SANDBOX/snapshot" }
+  - id: restore
+    when: inputs.action == 'restore'
+    confirm: "Restore?"
+    uses: shell
+    with: { run: "touch $SANDBOX/restore" }
+"#,
+    );
+    let outcome = sandbox.run(&[]);
+    assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
+    assert!(sandbox.file("snapshot").exists());
+    let refused = sandbox.run(&["--input", "action=restore"]);
+    assert_eq!(refused.code, Some(2), "{}", refused.transcript());
+    assert!(!sandbox.file("restore").exists());
+}

@@ -57,8 +57,9 @@ pub struct ShellParams {
     #[schemars(with = "Vec<String>", length(min = 1))]
     pub argv: Option<Vec<String>>,
 
-    /// Environment variables set for the command, name to value.
-    #[serde(default)]
+    /// Environment variables set for the command, name to value; numbers and booleans are written as text.
+    #[serde(default, deserialize_with = "env_values")]
+    #[schemars(with = "IndexMap<String, String>")]
     pub env: IndexMap<String, String>,
 
     /// The directory the command runs in; by default the current directory.
@@ -79,6 +80,22 @@ pub struct ShellParams {
 
 fn default_ok_codes() -> Vec<u8> {
     vec![0]
+}
+
+/// Reads `env` values, accepting numbers and booleans as their text.
+fn env_values<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<IndexMap<String, String>, D::Error> {
+    let raw = IndexMap::<String, Json>::deserialize(deserializer)?;
+    raw.into_iter()
+        .map(|(name, value)| match value {
+            Json::String(text) => Ok((name, text)),
+            Json::Number(n) => Ok((name, n.to_string())),
+            Json::Bool(b) => Ok((name, b.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "the environment variable `{name}` must be text, a number or a boolean, not {}",
+                runbook_engine::step::json_kind(&other)
+            ))),
+        })
+        .collect()
 }
 
 impl StepKind for Shell {

@@ -209,6 +209,7 @@ fn prepare(compiled: &Compiled, request: &RunRequest<'_>, interactive: bool) -> 
             .iter()
             .chain(&runbook.finally)
             .filter(|s| request.step_mode || s.confirm.is_some() || s.kind == "confirm")
+            .filter(|s| !known_skipped(s, &inputs))
             .map(|s| s.id.as_str())
             .collect();
         if !asking.is_empty() {
@@ -232,6 +233,17 @@ fn prepare(compiled: &Compiled, request: &RunRequest<'_>, interactive: bool) -> 
         return Err(errors);
     }
     Ok((inputs, secrets))
+}
+
+/// Whether a step's guard reads only inputs and is false for these: such a
+/// step will be skipped, so its confirmation will never be asked.
+fn known_skipped(step: &checked::Step, inputs: &serde_json::Map<String, Json>) -> bool {
+    let Some(when) = &step.when else { return false };
+    if when.refs.is_empty() || !when.refs.iter().all(|r| r.path.starts_with("inputs.")) {
+        return false;
+    }
+    let ctx = context::map_value([("inputs", to_value(inputs))]);
+    template::eval(&when.text, &ctx).is_ok_and(|v| !v.is_true())
 }
 
 /// Which action of the runbook a task runs.

@@ -478,7 +478,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Formats a duration the way users write it: `1m30s`, `500ms`.
 pub fn format_duration(duration: Duration) -> String {
-    humantime::format_duration(duration).to_string().replace(' ', "")
+    humantime::format_duration(duration)
+        .to_string()
+        .split(' ')
+        .map(|part| part.replace("days", "d").replace("day", "d"))
+        .collect()
 }
 
 /// Enums written as one of a fixed set of names.
@@ -947,5 +951,6 @@ mod tests {
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("soon").is_err());
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format_duration(Duration::from_secs(14 * 86_400)), "14d");
     }
 }
