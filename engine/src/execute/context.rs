@@ -225,10 +225,7 @@ fn render(param: &Param, ctx: &Value, registry: &Registry, pointer: &str, shell:
 }
 
 fn render_error(text: &str, error: &minijinja::Error) -> String {
-    format!(
-        "cannot render `{text}`: {}",
-        template::reason(error)
-    )
+    format!("cannot render `{text}`: {}", template::reason(error))
 }
 
 /// Whether a value counts as true in a gate or guard (Jinja's truthiness).

@@ -365,12 +365,8 @@ impl Host for RunHost {
     }
 
     fn eval(&self, expression: &str, result: &Json) -> Result<Json, String> {
-        let value = template::eval(expression, &self.ctx.value(Some(result))).map_err(|e| {
-            format!(
-                "cannot evaluate `{expression}`: {}",
-                template::reason(&e)
-            )
-        })?;
+        let value = template::eval(expression, &self.ctx.value(Some(result)))
+            .map_err(|e| format!("cannot evaluate `{expression}`: {}", template::reason(&e)))?;
         serde_json::to_value(&value).map_err(|e| e.to_string())
     }
 
@@ -815,11 +811,7 @@ impl Shared {
                 }
                 Err(e) => {
                     return Err((
-                        format!(
-                            "cannot evaluate `{}`: {}",
-                            gate.text,
-                            template::reason(&e)
-                        ),
+                        format!("cannot evaluate `{}`: {}", gate.text, template::reason(&e)),
                         true,
                     ));
                 }
@@ -1797,11 +1789,7 @@ impl Run {
                         self.shared.reporter.event(&Event::StepFailed {
                             step: id,
                             duration_ms: 0,
-                            error: format!(
-                                "cannot evaluate the guard `{}`: {}",
-                                when.text,
-                                template::reason(&e)
-                            ),
+                            error: format!("cannot evaluate the guard `{}`: {}", when.text, template::reason(&e)),
                             on_failure: "continue".into(),
                         });
                         continue;

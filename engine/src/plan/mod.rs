@@ -690,11 +690,7 @@ fn short_value(value: &Value) -> String {
 fn render_warning(text: &Text, error: &minijinja::Error) -> Diagnostic {
     Diagnostic::warning(
         codes::RENDER,
-        format!(
-            "cannot render `{}` now: {}",
-            text.text,
-            template::reason(error)
-        ),
+        format!("cannot render `{}` now: {}", text.text, template::reason(error)),
     )
     .with_label(text.span, "shown as written")
 }
