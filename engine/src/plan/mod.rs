@@ -695,6 +695,12 @@ fn render_warning(text: &Text, error: &minijinja::Error) -> Diagnostic {
     .with_label(text.span, "shown as written")
 }
 
+/// Whether a template branches (`{% if %}`, `x if c else y`) on a value known only at run time.
+fn decides_at_run_time(text: &Text, assumed: &HashMap<String, Json>) -> bool {
+    let branches = text.text.contains("{%") || text.text.contains(" if ");
+    branches && text.refs.iter().any(|r| runtime_only(&r.path, assumed))
+}
+
 /// Renders parameter trees with what is known now.
 struct Renderer<'a> {
     ctx: &'a Value,
@@ -721,6 +727,9 @@ impl Renderer<'_> {
         match param {
             Param::Value(v) => v.clone(),
             Param::Expression(t) => Json::String(t.text.clone()),
+            // A choice made on a value known only at run time cannot be shown
+            // rendered: the placeholder would pick a branch. Show it as written.
+            Param::Template(t) if decides_at_run_time(t, self.assumed) => Json::String(t.text.clone()),
             Param::Template(t) => match render(&t.text) {
                 Ok(s) => Json::String(s),
                 Err(e) => {
