@@ -247,7 +247,7 @@ fn known_skipped(step: &checked::Step, inputs: &serde_json::Map<String, Json>) -
 }
 
 /// Which action of the runbook a task runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Which {
     Main(usize),
     Finally(usize),
@@ -1443,7 +1443,7 @@ impl Run {
                         self.release(i);
                     }
                     Admission::Fail(reason) => {
-                        self.fail(i, reason, false, Duration::ZERO);
+                        self.fail(i, reason, Duration::ZERO);
                         self.release(i);
                     }
                     Admission::Decline(reason) => {
@@ -1524,7 +1524,7 @@ impl Run {
         });
     }
 
-    fn fail(&mut self, i: usize, error: String, _gate: bool, duration: Duration) {
+    fn fail(&mut self, i: usize, error: String, duration: Duration) {
         let on_failure = self.step(i).on_failure;
         self.set_status(i, StepStatus::Failed, None);
         self.shared.reporter.event(&Event::StepFailed {
@@ -1587,12 +1587,12 @@ impl Run {
                             return;
                         }
                         GateAnswer::Rollback => {
-                            self.fail(i, error, true, duration);
+                            self.fail(i, error, duration);
                             let reason = format!("step `{}` failed verification", self.step(i).id);
                             self.stop_with(Stop::Failure { reason, rollback: true });
                         }
                         GateAnswer::Abort => {
-                            self.fail(i, error, true, duration);
+                            self.fail(i, error, duration);
                             let reason = format!(
                                 "step `{}` failed verification; stopped without rollback",
                                 self.step(i).id
@@ -1605,7 +1605,7 @@ impl Run {
                         }
                     }
                 } else {
-                    self.fail(i, error, outcome.gate, duration);
+                    self.fail(i, error, duration);
                     if self.step(i).on_failure == OnFailure::Continue {
                         self.release(i);
                     }
@@ -1876,14 +1876,4 @@ enum Admission {
     Blocked(String),
     Fail(String),
     Decline(String),
-}
-
-impl std::hash::Hash for Which {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        match self {
-            Which::Main(i) => (0u8, *i).hash(state),
-            Which::Finally(i) => (1u8, *i).hash(state),
-            Which::Rollback(i) => (2u8, *i).hash(state),
-        }
-    }
 }
