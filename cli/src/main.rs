@@ -381,6 +381,33 @@ fn read(terminal: &Terminal, path: &Path) -> Option<Vec<u8>> {
     }
 }
 
+/// Loads a runbook, showing its warnings, or its errors and what did not happen.
+fn load(
+    terminal: &Terminal,
+    registry: &Registry,
+    path: &Path,
+    bytes: &[u8],
+    consequence: &str,
+) -> Option<(SourceFile, runbook_engine::Loaded)> {
+    let (source, loaded) = runbook_engine::load_path(path, bytes, registry);
+    match loaded {
+        Ok(loaded) => {
+            terminal.diagnostics(&source, &loaded.warnings);
+            Some((source, loaded))
+        }
+        Err(diagnostics) => {
+            terminal.diagnostics(&source, &diagnostics);
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            terminal.error(&format!(
+                "{}: {}; {consequence}",
+                path.display(),
+                plural(errors, "error")
+            ));
+            None
+        }
+    }
+}
+
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
@@ -440,17 +467,9 @@ fn plan(
         return exit::INVALID;
     };
     let name = path.display().to_string();
-    let (source, loaded) = runbook_engine::load_path(path, &bytes, registry);
-    let loaded = match loaded {
-        Ok(loaded) => loaded,
-        Err(diagnostics) => {
-            terminal.diagnostics(&source, &diagnostics);
-            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-            terminal.error(&format!("{name}: {}; no plan", plural(errors, "error")));
-            return exit::INVALID;
-        }
+    let Some((source, loaded)) = load(terminal, registry, path, &bytes, "no plan") else {
+        return exit::INVALID;
     };
-    terminal.diagnostics(&source, &loaded.warnings);
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let env = |name: &str| std::env::var(name).ok();
     let file_exists = |file: &str| base.join(file).is_file();
@@ -598,17 +617,9 @@ fn execute_runbook(
     mode: Mode,
 ) -> i32 {
     let name = path.display().to_string();
-    let (source, loaded) = runbook_engine::load_path(path, &bytes, &registry);
-    let loaded = match loaded {
-        Ok(loaded) => loaded,
-        Err(diagnostics) => {
-            terminal.diagnostics(&source, &diagnostics);
-            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-            terminal.error(&format!("{name}: {}; nothing was run", plural(errors, "error")));
-            return exit::INVALID;
-        }
+    let Some((source, loaded)) = load(terminal, &registry, path, &bytes, "nothing was run") else {
+        return exit::INVALID;
     };
-    terminal.diagnostics(&source, &loaded.warnings);
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let style = match options.output {
         OutputFormat::Json => Style::Json,
