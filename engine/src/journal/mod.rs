@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// The journal format this version writes and reads.
@@ -179,6 +179,87 @@ pub struct JournalWriter {
     failed: Mutex<Option<String>>,
     stop: Option<UnboundedSender<&'static str>>,
     crash_after: Option<u64>,
+    flusher: Option<Arc<Flusher>>,
+}
+
+/// Group commit for outcome records (a step succeeded, failed, was skipped):
+/// they are flushed by the next record that precedes an action (a step or a
+/// rollback starting, the run finishing) or, at the latest, a millisecond
+/// after they were written, by a thread of their own. So every record is on
+/// disk before the engine acts on it, with one fsync per step instead of two.
+struct Flusher {
+    state: std::sync::Mutex<FlushState>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct FlushState {
+    pending: bool,
+    closed: bool,
+}
+
+impl Flusher {
+    fn start(file: File) -> Arc<Self> {
+        let flusher = Arc::new(Flusher {
+            state: std::sync::Mutex::new(FlushState::default()),
+            wake: std::sync::Condvar::new(),
+        });
+        let shared = flusher.clone();
+        std::thread::spawn(move || shared.run(file));
+        flusher
+    }
+
+    fn run(&self, file: File) {
+        loop {
+            let Ok(mut state) = self.state.lock() else { return };
+            while !state.pending && !state.closed {
+                state = match self.wake.wait(state) {
+                    Ok(state) => state,
+                    Err(_) => return,
+                };
+            }
+            let closed = state.closed;
+            drop(state);
+            if !closed {
+                // Let records written together share one flush.
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            if let Ok(mut state) = self.state.lock() {
+                state.pending = false;
+            }
+            let _ = file.sync_data();
+            if closed {
+                return;
+            }
+        }
+    }
+
+    fn mark(&self, pending: bool) {
+        if let Ok(mut state) = self.state.lock() {
+            state.pending = pending;
+        }
+        if pending {
+            self.wake.notify_one();
+        }
+    }
+
+    fn close(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.closed = true;
+        }
+        self.wake.notify_one();
+    }
+}
+
+impl Drop for JournalWriter {
+    fn drop(&mut self) {
+        if let Some(flusher) = &self.flusher {
+            flusher.close();
+        }
+        if let Ok(file) = self.file.lock() {
+            let _ = file.sync_data();
+        }
+    }
 }
 
 impl JournalWriter {
@@ -226,7 +307,9 @@ impl JournalWriter {
     }
 
     fn from_file(path: PathBuf, file: File, seq: u64) -> Self {
+        let flusher = file.try_clone().ok().map(Flusher::start);
         Self {
+            flusher,
             path,
             file: Mutex::new(file),
             seq: AtomicU64::new(seq),
@@ -272,9 +355,20 @@ impl JournalWriter {
     /// Appends one event; state changes are flushed to disk before returning.
     pub fn append(&self, event: &Event) -> Result<(), JournalError> {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        // Live output and log lines are not state changes: they ride along
-        // with the next flush (the step's captured output is in its result).
-        let sync = !matches!(event, Event::StepOutput { .. } | Event::Log { .. });
+        // Records that precede an action are flushed at once; outcomes and
+        // log lines are flushed with the next of those, or by the flusher
+        // within a millisecond (see [`Flusher`]).
+        let precedes_action = matches!(
+            event,
+            Event::RunStarted { .. }
+                | Event::StepStarted { .. }
+                | Event::RollbackStarted { .. }
+                | Event::RollbackRequested { .. }
+                | Event::RunResumed { .. }
+                | Event::FinallyStarted { .. }
+                | Event::RunFinished { .. }
+        );
+        let sync = precedes_action || self.flusher.is_none();
         self.write_line(
             &Record::Event {
                 seq,
@@ -283,6 +377,9 @@ impl JournalWriter {
             },
             sync,
         )?;
+        if let Some(flusher) = &self.flusher {
+            flusher.mark(!sync);
+        }
         if self.crash_after == Some(seq) {
             // Test hook: die here, as a crash right after this write would.
             let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
