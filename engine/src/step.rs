@@ -77,6 +77,13 @@ pub trait StepKind: Send + Sync + 'static {
     /// run time appear as placeholders like `<steps.resolve.outputs.pop>`.
     fn describe(&self, params: &Json) -> String;
 
+    /// What the step would do to the world as it is now, for `plan`: it may
+    /// read (list the files a prune would delete) but never change anything.
+    /// Called only when no parameter waits for a run-time value.
+    fn preview(&self, _params: &Json) -> Option<String> {
+        None
+    }
+
     /// JSON pointers of string parameters that are shell commands: values
     /// templated into them are quoted for `sh`, so an input cannot inject
     /// commands (`{{ x | safe }}` opts out).

@@ -115,6 +115,19 @@ impl StepKind for FilePrune {
     /// among the newest). When some entry cannot be deleted the others
     /// still are, and the step fails with `"failed": [{"path": ...,
     /// "error": ...}]` added.
+    /// The entries a prune would delete now (the plan's dry-run listing).
+    fn preview(&self, params: &Json) -> Option<String> {
+        let params: FilePruneParams = serde_json::from_value(params.clone()).ok()?;
+        Some(match select(&params) {
+            Ok((doomed, kept)) if doomed.is_empty() => format!("would delete nothing ({kept} kept)"),
+            Ok((doomed, kept)) => {
+                let names: Vec<&str> = doomed.iter().map(|c| c.name.as_str()).collect();
+                format!("would delete {} ({kept} kept)", names.join(", "))
+            }
+            Err(e) => format!("cannot look now: {}", e.message),
+        })
+    }
+
     fn run(&self, cx: StepContext) -> StepFuture<'_> {
         Box::pin(async move {
             let params: FilePruneParams = crate::read_params("file.prune", &cx.params)?;
@@ -130,7 +143,9 @@ struct Candidate {
     path: PathBuf,
 }
 
-fn prune(params: &FilePruneParams, cancel: &CancellationToken) -> Result<Json, StepError> {
+/// What a prune would delete (oldest last) and how many entries it keeps.
+/// Reads the directory; changes nothing.
+fn select(params: &FilePruneParams) -> Result<(Vec<Candidate>, usize), StepError> {
     let dir = PathBuf::from(&params.dir);
     let meta = fs::metadata(&dir).map_err(|e| io_error("prune", &dir, &e))?;
     if !meta.is_dir() {
@@ -163,13 +178,22 @@ fn prune(params: &FilePruneParams, cancel: &CancellationToken) -> Result<Json, S
     candidates.sort_by(|a, b| b.modified.cmp(&a.modified).then_with(|| b.name.cmp(&a.name)));
     let cutoff = SystemTime::now().checked_sub(params.older_than.0);
     let keep_latest = usize::try_from(params.keep_latest).unwrap_or(usize::MAX);
-    let (mut deleted, mut failed, mut kept) = (Vec::new(), Vec::new(), 0);
-    for (i, candidate) in candidates.iter().enumerate() {
+    let (mut doomed, mut kept) = (Vec::new(), 0);
+    for (i, candidate) in candidates.into_iter().enumerate() {
         let old = cutoff.is_some_and(|cutoff| candidate.modified < cutoff);
         if i < keep_latest || !old {
             kept += 1;
-            continue;
+        } else {
+            doomed.push(candidate);
         }
+    }
+    Ok((doomed, kept))
+}
+
+fn prune(params: &FilePruneParams, cancel: &CancellationToken) -> Result<Json, StepError> {
+    let (doomed, kept) = select(params)?;
+    let (mut deleted, mut failed) = (Vec::new(), Vec::new());
+    for candidate in &doomed {
         if cancel.is_cancelled() {
             return Err(crate::cancelled().with_result(json!({"deleted": deleted, "kept": kept})));
         }

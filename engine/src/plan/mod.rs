@@ -131,6 +131,10 @@ pub struct PlannedAction {
     pub action: String,
     /// Parameters rendered with what is known now.
     pub params: Json,
+    /// What the kind sees it would do to the world as it is now (a dry-run
+    /// listing), when no parameter waits for a run-time value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -626,11 +630,18 @@ impl Planner<'_> {
                 }
             }
         }
+        let waits = serde_json::to_string(&params).is_ok_and(|text| text.contains("<steps.") || text.contains("<run."));
+        let preview = if waits {
+            None
+        } else {
+            self.registry.get(kind_name).and_then(|k| k.preview(&params))
+        };
         PlannedAction {
             kind: kind_name.to_string(),
             name,
             action,
             params,
+            preview,
         }
     }
 

@@ -172,6 +172,9 @@ fn step_text(out: &mut String, step: &PlannedStep, p: &Paint) {
         );
     }
     let _ = writeln!(out, "{indent}{} {}", p.dim("does:"), step.action.action);
+    if let Some(preview) = &step.action.preview {
+        let _ = writeln!(out, "{indent}{} {preview}", p.dim("now:"));
+    }
     if let Some(child) = &step.runbook {
         let _ = writeln!(
             out,
