@@ -957,7 +957,8 @@ fn drill_inputs(scenario: &Scenario) -> Vec<(&'static str, String)> {
     vec![
         ("ledger_url", scenario.service.url().to_owned()),
         ("doh_url", scenario.service.url_for("/dns-query")),
-        ("fault_dir", scenario.arg("faults")),
+        ("chaos_url", scenario.service.url().to_owned()),
+        ("dependency_url", scenario.service.url().to_owned()),
         ("history_file", scenario.arg("drills.jsonl")),
         ("observe_for", "300ms".into()),
         ("poll_interval", "50ms".into()),
@@ -967,7 +968,11 @@ fn drill_inputs(scenario: &Scenario) -> Vec<(&'static str, String)> {
 
 fn run_drill(scenario: &Scenario, extra: &[(&str, &str)]) -> Outcome {
     let inputs = drill_inputs(scenario);
-    let mut all: Vec<(&str, &str)> = inputs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let mut all: Vec<(&str, &str)> = inputs
+        .iter()
+        .filter(|(n, _)| !extra.iter().any(|(e, _)| e == n))
+        .map(|(n, v)| (*n, v.as_str()))
+        .collect();
     all.extend_from_slice(extra);
     scenario.run("chaos-drill.yaml", &all)
 }
@@ -992,55 +997,106 @@ fn count_by_path(scenario: &Scenario) -> std::collections::BTreeMap<String, usiz
     counts
 }
 
+/// The index of the first request `method path`, for checking the order.
+fn first_call(scenario: &Scenario, method: &str, path: &str) -> usize {
+    scenario
+        .calls()
+        .iter()
+        .position(|(m, p)| m == method && p == path)
+        .unwrap_or_else(|| panic!("no {method} {path} in {:?}", scenario.calls()))
+}
+
 #[test]
-fn chaos_drill_takes_a_dependency_down_restores_it_and_records_the_recovery() {
+fn chaos_drill_injects_a_fault_sees_it_removes_it_and_records_the_recovery() {
     let scenario = Scenario::new();
-    let flag = scenario.path("faults/ledger.down");
-    // Watch the fault flag while the drill runs: the fault must be real.
-    let (outcome, flag_seen) = std::thread::scope(|scope| {
-        let drill = scope.spawn(|| run_drill(&scenario, &[("rto_ms", "5000")]));
-        let mut seen = None;
-        while !drill.is_finished() {
-            if let Ok(text) = std::fs::read_to_string(&flag) {
-                seen = Some(text);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        (drill.join().unwrap(), seen)
-    });
+    let outcome = run_drill(&scenario, &[("rto_ms", "5000")]);
     outcome.expect(0);
 
-    let flag_seen = flag_seen.expect("the fault flag existed during the drill");
-    assert!(flag_seen.starts_with("down by chaos drill "), "{flag_seen}");
-    assert!(!flag.exists(), "the dependency is back");
+    // The fault was injected through the API, with the admin secret...
+    let inject = only(
+        scenario
+            .service
+            .requests_to("/chaos/faults")
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .collect(),
+    );
+    assert_eq!(inject.header("x-admin-secret"), Some("test-admin-secret"));
+    assert_eq!(
+        inject.json,
+        Some(json!({ "target": "/health", "kind": "error", "status": 503 }))
+    );
+    // ...really degraded the dependency: /health answered the injected 503...
+    assert_eq!(outcome.status("wait_degraded"), "succeeded");
+    assert_eq!(outcome.output("observe", "health_status"), 503);
+    // ...and was removed by the drill, not by a rollback.
+    let remove = only(scenario.service.requests_to("/chaos/faults/fault-1"));
+    assert_eq!(remove.method, "DELETE");
+    assert_eq!(remove.header("x-admin-secret"), Some("test-admin-secret"));
+    assert_eq!(outcome.status("inject_fault"), "succeeded");
+    assert!(scenario.service.state().faults.is_empty(), "no fault left");
+    assert_eq!(scenario.service.state().faults_injected, 1);
+
+    let (post, delete) = (
+        first_call(&scenario, "POST", "/chaos/faults"),
+        first_call(&scenario, "DELETE", "/chaos/faults/fault-1"),
+    );
+    assert!(
+        first_call(&scenario, "GET", "/chaos/faults") < post,
+        "checked for a fault first"
+    );
+    let health: Vec<usize> = scenario
+        .calls()
+        .iter()
+        .enumerate()
+        .filter(|(_, call)| *call == &("GET".to_owned(), "/health".to_owned()))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(health.iter().any(|&i| i < post), "before: {health:?}");
+    assert!(
+        health.iter().filter(|&&i| post < i && i < delete).count() >= 2,
+        "during (the wait and the observation): {health:?}"
+    );
+    assert!(health.iter().any(|&i| i > delete), "after: {health:?}");
     let counts = count_by_path(&scenario);
-    assert_eq!(counts["GET /health"], 3, "before, during and after: {counts:?}");
     assert_eq!(counts["GET /verify"], 1, "{counts:?}");
     assert_eq!(counts["POST /snrl/resolve"], 1, "{counts:?}");
     assert_eq!(counts["GET /dns-query"], 1, "{counts:?}");
     let resolve = only(scenario.service.requests_to("/snrl/resolve"));
     assert_eq!(resolve.header("x-api-key"), Some("test-api-key"));
+    assert!(
+        !outcome.transcript().contains("test-admin-secret"),
+        "the secret is masked"
+    );
 
     let history = drill_history(&scenario);
     assert_eq!(history.len(), 1);
     let line = &history[0];
     assert_eq!(line["result"], "pass", "{line}");
     assert_eq!(line["status"], "succeeded");
-    assert_eq!(line["dependency"], "ledger");
+    assert_eq!(line["target"], scenario.service.url_for("/health").as_str());
+    assert_eq!(line["fault_id"], "fault-1");
+    assert_eq!(line["fault_status"], 503);
     assert_eq!(line["rto_ms"], 5000);
     let recovery = line["recovery_ms"].as_i64().unwrap();
     assert!((0..=5000).contains(&recovery), "{line}");
-    let (fault, restored) = (
-        line["fault_at_ms"].as_i64().unwrap(),
+    let (degraded, restored, recovered) = (
+        line["degraded_at_ms"].as_i64().unwrap(),
         line["restored_at_ms"].as_i64().unwrap(),
+        line["recovered_at_ms"].as_i64().unwrap(),
     );
     assert!(
-        restored - fault >= 300,
+        restored - degraded >= 300,
         "the fault lasted the observation window: {line}"
     );
-    assert_eq!(line["evidence"]["health_before"], 200);
-    assert_eq!(line["evidence"]["health_during"], 200);
-    assert_eq!(line["evidence"]["checks_before"]["ledger"], "succeeded");
+    assert_eq!(recovered - restored, recovery, "{line}");
+    let evidence = &line["evidence"];
+    assert_eq!(evidence["health_before"], 200);
+    assert_eq!(evidence["health_during"], 503);
+    assert_eq!(evidence["fault_took_effect"], true);
+    assert_eq!(evidence["fault_removed_by"], "restore");
+    assert_eq!(evidence["checks_before"]["ledger"], "succeeded");
+    assert_eq!(evidence["checks_before"]["no_fault"], "succeeded");
 }
 
 #[test]
@@ -1052,7 +1108,16 @@ fn chaos_drill_aborts_without_a_fault_when_a_dependency_is_unhealthy() {
 
     assert_eq!(outcome.status("check_ledger"), "failed");
     assert_eq!(outcome.status("inject_fault"), "not_run");
-    assert!(!scenario.path("faults").exists(), "no fault was injected");
+    assert!(
+        !scenario
+            .service
+            .requests()
+            .iter()
+            .any(|r| r.method != "GET" && r.path.starts_with("/chaos")),
+        "no fault was injected: {:?}",
+        scenario.calls()
+    );
+    assert_eq!(scenario.service.state().faults_injected, 0);
     assert!(
         scenario.service.requests_to("/health").len() <= 1,
         "no observation, no recovery wait"
@@ -1061,38 +1126,103 @@ fn chaos_drill_aborts_without_a_fault_when_a_dependency_is_unhealthy() {
     assert_eq!(history[0]["result"], "aborted", "{}", history[0]);
     assert_eq!(history[0]["evidence"]["checks_before"]["ledger"], "failed");
     assert_eq!(history[0]["recovery_ms"], Value::Null);
+    assert_eq!(history[0]["fault_id"], Value::Null);
 }
 
 #[test]
 fn chaos_drill_refuses_to_start_while_a_fault_is_already_injected() {
     let scenario = Scenario::new();
-    scenario.write("faults/ledger.down", "a real incident\n");
+    let fault = testkit::Fault {
+        id: "fault-7".into(),
+        target: "/verify".into(),
+        effect: testkit::FaultEffect::Error(500),
+        recovery: std::time::Duration::ZERO,
+    };
+    scenario.service.set(|s| s.faults.push(fault.clone()));
     let outcome = run_drill(&scenario, &[]);
     outcome.expect(1);
 
     assert_eq!(outcome.status("check_no_fault"), "failed");
-    assert_eq!(scenario.read("faults/ledger.down"), "a real incident\n", "left alone");
+    assert_eq!(outcome.status("inject_fault"), "not_run");
+    assert_eq!(scenario.service.state().faults, [fault], "left alone");
+    assert_eq!(
+        count_by_path(&scenario).get("GET /chaos/faults"),
+        Some(&1),
+        "{:?}",
+        scenario.calls()
+    );
+    assert!(
+        scenario
+            .service
+            .requests()
+            .iter()
+            .all(|r| r.method == "GET" || !r.path.starts_with("/chaos")),
+        "nothing injected or removed: {:?}",
+        scenario.calls()
+    );
     assert_eq!(drill_history(&scenario)[0]["result"], "aborted");
 }
 
 #[test]
 fn chaos_drill_that_misses_the_recovery_objective_fails_and_says_so() {
     let scenario = Scenario::new();
-    // Every health answer takes 400 ms: recovery cannot be seen sooner.
+    // The dependency is slow to come back: it keeps failing for 800 ms after
+    // the fault is removed.
     scenario
         .service
-        .set(|s| s.health = Health::Slow(std::time::Duration::from_millis(400)));
-    let outcome = run_drill(&scenario, &[("rto_ms", "100")]);
+        .set(|s| s.fault_recovery = std::time::Duration::from_millis(800));
+    let outcome = run_drill(&scenario, &[("rto_ms", "300")]);
     outcome.expect(1);
 
+    assert_eq!(outcome.status("restore_dependency"), "succeeded");
+    assert_eq!(outcome.status("wait_recovered"), "succeeded");
     assert_eq!(outcome.status("check_rto"), "failed");
     assert!(
-        outcome.stderr.contains("over the objective of 100 ms"),
+        outcome.stderr.contains("over the objective of 300 ms"),
         "{}",
         outcome.stderr
     );
-    assert!(!scenario.path("faults/ledger.down").exists(), "the dependency is back");
+    // The fault is gone: removed by the drill; the rollback found it gone.
+    assert_eq!(outcome.status("inject_fault"), "rolled_back");
+    let removals: Vec<String> = scenario
+        .service
+        .requests_to("/chaos/faults/fault-1")
+        .into_iter()
+        .map(|r| r.method)
+        .collect();
+    assert_eq!(removals, ["DELETE", "DELETE"], "the restore, then the rollback");
+    assert!(scenario.service.state().faults.is_empty());
     let line = &drill_history(&scenario)[0];
     assert_eq!(line["result"], "fail", "{line}");
-    assert!(line["recovery_ms"].as_i64().unwrap() >= 400, "{line}");
+    assert_eq!(line["status"], outcome.report["status"]);
+    assert!(line["recovery_ms"].as_i64().unwrap() >= 800, "{line}");
+    assert_eq!(line["evidence"]["fault_removed_by"], "restore");
+    assert_eq!(line["evidence"]["health_during"], 503);
+}
+
+#[test]
+fn chaos_drill_that_fails_midway_removes_the_fault_in_its_rollback() {
+    let scenario = Scenario::new();
+    // The dependency named is not behind the fault-injection API: the fault
+    // never shows there, so the drill fails before the observation.
+    let elsewhere = StandIn::start();
+    let outcome = run_drill(
+        &scenario,
+        &[("dependency_url", elsewhere.url()), ("wait_timeout", "500ms")],
+    );
+    outcome.expect(1);
+
+    assert_eq!(outcome.status("inject_fault"), "rolled_back");
+    assert_eq!(outcome.status("wait_degraded"), "failed");
+    assert_eq!(outcome.status("restore_dependency"), "not_run");
+    assert!(!elsewhere.requests_to("/health").is_empty(), "it was probed");
+    let remove = only(scenario.service.requests_to("/chaos/faults/fault-1"));
+    assert_eq!(remove.method, "DELETE");
+    assert_eq!(remove.header("x-admin-secret"), Some("test-admin-secret"));
+    assert!(scenario.service.state().faults.is_empty(), "no fault left");
+    let line = &drill_history(&scenario)[0];
+    assert_eq!(line["result"], "fail", "{line}");
+    assert_eq!(line["evidence"]["fault_took_effect"], false);
+    assert_eq!(line["evidence"]["fault_removed_by"], "rollback");
+    assert_eq!(line["recovery_ms"], Value::Null);
 }

@@ -6,7 +6,7 @@
 //! with [`StandIn::state`](crate::StandIn::state) and may also preset them.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +88,25 @@ pub struct State {
     /// How many `POST /restart` calls were made. Written by the service.
     /// Default: 0.
     pub restarts: u32,
+
+    // --- fault injection (scenario 6) ------------------------------------------
+    /// The faults injected with `POST /chaos/faults` and not removed yet,
+    /// oldest first. Each applies to every request whose path it matches
+    /// (see [`Fault::applies_to`]), except the `/chaos` API itself. Written
+    /// by the service; a test may preset one. Default: empty.
+    pub faults: Vec<Fault>,
+    /// Faults removed with `DELETE /chaos/faults/{id}` whose recovery window
+    /// is not over: their target keeps failing until [`Recovering::until`].
+    /// Written by the service. Default: empty.
+    pub recovering: Vec<Recovering>,
+    /// How many faults `POST /chaos/faults` injected; the next id is
+    /// `fault-<n + 1>`. Written by the service. Default: 0.
+    pub faults_injected: u32,
+    /// The recovery window of a fault whose `POST /chaos/faults` gives no
+    /// `recovery_ms`: how long its target keeps failing after the fault is
+    /// removed, as a dependency that is slow to come back would. Default:
+    /// zero (the target recovers at once).
+    pub fault_recovery: Duration,
 }
 
 impl Default for State {
@@ -117,6 +136,10 @@ impl Default for State {
             block_age_s: 3,
             queue: 0,
             restarts: 0,
+            faults: Vec::new(),
+            recovering: Vec::new(),
+            faults_injected: 0,
+            fault_recovery: Duration::ZERO,
         }
     }
 }
@@ -210,4 +233,73 @@ pub enum Dns {
     ServFail,
     /// 503 `{"error": "resolver unavailable"}`.
     Unavailable,
+}
+
+/// A fault injected through `POST /chaos/faults`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// `fault-<n>`.
+    pub id: String,
+    /// A path prefix, such as `/health`: see [`Fault::applies_to`].
+    pub target: String,
+    pub effect: FaultEffect,
+    /// How long the target keeps failing after the fault is removed.
+    pub recovery: Duration,
+}
+
+impl Fault {
+    /// Whether the fault applies to a request for `path` (without the
+    /// query): `path` is `target`, or lies under it (`/health` matches
+    /// `/health` and `/health/deep`, not `/healthz`). The `/chaos` API is
+    /// never affected, so that a fault can always be removed.
+    pub fn applies_to(&self, path: &str) -> bool {
+        if path == "/chaos" || path.starts_with("/chaos/") {
+            return false;
+        }
+        let target = self.target.trim_end_matches('/');
+        target.is_empty() || path == target || path.strip_prefix(target).is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+/// What a fault does to the requests it applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultEffect {
+    /// Answer this status with `{"error": "injected fault"}` instead of the
+    /// endpoint.
+    Error(u16),
+    /// Wait this long, then let the endpoint answer as usual.
+    Latency(Duration),
+}
+
+/// A removed fault whose target has not recovered yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovering {
+    pub fault: Fault,
+    /// When the target is healthy again.
+    pub until: Instant,
+}
+
+impl State {
+    /// The effects of the faults, active or still recovering, that apply to
+    /// `path`: the longest latency among them, and the status of the oldest
+    /// error fault. Forgets the recovery windows that are over.
+    pub(crate) fn fault_effects(&mut self, path: &str) -> (Duration, Option<u16>) {
+        let now = Instant::now();
+        self.recovering.retain(|r| r.until > now);
+        let mut latency = Duration::ZERO;
+        let mut status = None;
+        let recovering = self.recovering.iter().map(|r| &r.fault);
+        for fault in self.faults.iter().chain(recovering) {
+            if !fault.applies_to(path) {
+                continue;
+            }
+            match fault.effect {
+                FaultEffect::Error(code) => {
+                    status.get_or_insert(code);
+                }
+                FaultEffect::Latency(delay) => latency = latency.max(delay),
+            }
+        }
+        (latency, status)
+    }
 }

@@ -5,7 +5,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use testkit::{Capsule, Dns, Health, NoPop, StandIn, Transaction, anchor_hash};
+use testkit::{Capsule, Dns, FaultEffect, Health, NoPop, StandIn, Transaction, anchor_hash};
 
 /// A status and the body parsed as JSON.
 #[derive(Debug)]
@@ -509,4 +509,179 @@ fn two_stand_ins_run_at_once_and_stop_when_dropped() {
         "still listening"
     );
     assert_eq!(get(&second, "/health").status, 503, "the other one goes on");
+}
+
+// --- fault injection (scenario 6) --------------------------------------------
+
+const ADMIN: [(&str, &str); 1] = [("x-admin-secret", "test-admin-secret")];
+
+fn faults(service: &StandIn) -> Answer {
+    answer(
+        agent()
+            .get(service.url_for("/chaos/faults"))
+            .header(ADMIN[0].0, ADMIN[0].1)
+            .call(),
+    )
+}
+
+fn remove_fault(service: &StandIn, id: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = agent().delete(service.url_for(&format!("/chaos/faults/{id}")));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    answer(request.call())
+}
+
+#[test]
+fn an_error_fault_fails_its_target_until_it_is_removed() {
+    let service = StandIn::start();
+    let body = json!({ "target": "/health", "kind": "error", "status": 503 }).to_string();
+    let created = post_with(&service, "/chaos/faults", &ADMIN, &body);
+    assert_eq!(created.status, 201, "{}", created.json);
+    assert_eq!(
+        created.json,
+        json!({ "id": "fault-1", "target": "/health", "kind": "error", "status": 503, "recovery_ms": 0 })
+    );
+    let failed = get(&service, "/health");
+    assert_eq!(
+        (failed.status, failed.json.clone()),
+        (503, json!({ "error": "injected fault" }))
+    );
+    assert_eq!(get(&service, "/verify").status, 200, "other paths unaffected");
+    let listed = faults(&service);
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json["faults"], json!([created.json]));
+    assert_eq!(service.state().faults[0].effect, FaultEffect::Error(503));
+
+    let removed = remove_fault(&service, "fault-1", &ADMIN);
+    assert_eq!((removed.status, removed.json), (200, json!({ "removed": "fault-1" })));
+    assert_eq!(get(&service, "/health").status, 200, "recovered at once");
+    assert_eq!(faults(&service).json, json!({ "faults": [] }));
+    assert_eq!(remove_fault(&service, "fault-1", &ADMIN).status, 404, "already gone");
+    assert_eq!(remove_fault(&service, "fault-9", &ADMIN).status, 404);
+
+    // Every call is recorded, with its secret.
+    let posted = only_request(service.requests_to("/chaos/faults"), "POST");
+    assert_eq!(posted.header("x-admin-secret"), Some("test-admin-secret"));
+    assert_eq!(service.requests_to("/chaos/faults/fault-1").len(), 2);
+    assert_eq!(
+        service.requests_to("/health").len(),
+        2,
+        "failed requests are recorded too"
+    );
+}
+
+fn only_request(requests: Vec<testkit::Recorded>, method: &str) -> testkit::Recorded {
+    let mut matching: Vec<_> = requests.into_iter().filter(|r| r.method == method).collect();
+    assert_eq!(matching.len(), 1, "{matching:#?}");
+    matching.remove(0)
+}
+
+#[test]
+fn a_fault_matches_its_path_prefix_but_never_the_chaos_api() {
+    let service = StandIn::start();
+    let body = json!({ "target": "/pop", "kind": "error", "status": 502 }).to_string();
+    assert_eq!(
+        post_with(&service, "/chaos/faults", &ADMIN, &body).json["id"],
+        "fault-1"
+    );
+    assert_eq!(get(&service, "/pop/eu-1/health").status, 502);
+    assert_eq!(get(&service, "/health").status, 200);
+    // A fault on everything leaves the API that removes it alone.
+    let everything = json!({ "target": "/", "kind": "error" }).to_string();
+    let second = post_with(&service, "/chaos/faults", &ADMIN, &everything);
+    assert_eq!(
+        (second.status, &second.json["status"]),
+        (201, &json!(503)),
+        "503 by default"
+    );
+    assert_eq!(get(&service, "/verify").status, 503);
+    assert_eq!(faults(&service).json["faults"].as_array().map(Vec::len), Some(2));
+    assert_eq!(remove_fault(&service, "fault-2", &ADMIN).status, 200);
+    assert_eq!(get(&service, "/verify").status, 200);
+}
+
+#[test]
+fn a_latency_fault_delays_its_target_then_answers_normally() {
+    let service = StandIn::start();
+    let body = json!({ "target": "/status", "kind": "latency", "latency_ms": 400 }).to_string();
+    let created = post_with(&service, "/chaos/faults", &ADMIN, &body);
+    assert_eq!(created.status, 201);
+    assert_eq!(created.json["latency_ms"], 400);
+    let started = Instant::now();
+    let slow = get(&service, "/status");
+    assert_eq!(slow.status, 200);
+    assert_eq!(slow.json["queue"], 0, "the endpoint's own answer");
+    assert!(started.elapsed() >= Duration::from_millis(400), "answered too soon");
+    let started = Instant::now();
+    assert_eq!(get(&service, "/health").status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "other paths are not delayed"
+    );
+    remove_fault(&service, "fault-1", &ADMIN);
+    let started = Instant::now();
+    get(&service, "/status");
+    assert!(started.elapsed() < Duration::from_millis(300));
+}
+
+#[test]
+fn the_chaos_api_needs_the_admin_secret_and_a_valid_fault() {
+    let service = StandIn::start();
+    let body = json!({ "target": "/health", "kind": "error", "status": 503 }).to_string();
+    for headers in [&[][..], &[("x-admin-secret", "nope")][..]] {
+        let refused = post_with(&service, "/chaos/faults", headers, &body);
+        assert_eq!(refused.status, 401);
+        assert!(refused.json["error"].as_str().unwrap().contains("x-admin-secret"));
+        assert_eq!(answer(agent().get(service.url_for("/chaos/faults")).call()).status, 401);
+    }
+    assert!(service.state().faults.is_empty(), "a refused fault is not injected");
+    assert_eq!(get(&service, "/health").status, 200);
+
+    post_with(&service, "/chaos/faults", &ADMIN, &body);
+    assert_eq!(remove_fault(&service, "fault-1", &[]).status, 401);
+    assert_eq!(service.state().faults.len(), 1, "still there");
+    assert_eq!(get(&service, "/health").status, 503);
+
+    for bad in [
+        json!({ "target": "health", "kind": "error" }),
+        json!({ "target": "/health", "kind": "error", "status": 42 }),
+        json!({ "target": "/health", "kind": "latency" }),
+        json!({ "target": "/health", "kind": "flood" }),
+        json!({ "kind": "error" }),
+    ] {
+        let refused = post_with(&service, "/chaos/faults", &ADMIN, &bad.to_string());
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.json);
+    }
+    assert_eq!(service.state().faults.len(), 1);
+}
+
+#[test]
+fn a_removed_fault_keeps_failing_for_its_recovery_window() {
+    let service = StandIn::start();
+    let body = json!({ "target": "/health", "kind": "error", "status": 503, "recovery_ms": 500 });
+    let created = post_with(&service, "/chaos/faults", &ADMIN, &body.to_string());
+    assert_eq!(created.json["recovery_ms"], 500);
+    assert_eq!(remove_fault(&service, "fault-1", &ADMIN).status, 200);
+    let removed_at = Instant::now();
+    assert_eq!(faults(&service).json["faults"], json!([]), "no longer active");
+    assert_eq!(get(&service, "/health").status, 503, "still recovering");
+    assert_eq!(service.state().recovering.len(), 1);
+    while get(&service, "/health").status != 200 {
+        assert!(removed_at.elapsed() < Duration::from_secs(3), "never recovered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(removed_at.elapsed() >= Duration::from_millis(500), "recovered too soon");
+    assert!(service.state().recovering.is_empty(), "forgotten once over");
+
+    // `State::fault_recovery` is the window of a fault that names none.
+    service.set(|state| state.fault_recovery = Duration::from_millis(300));
+    let plain = json!({ "target": "/health", "kind": "error" }).to_string();
+    let second = post_with(&service, "/chaos/faults", &ADMIN, &plain);
+    assert_eq!(
+        (&second.json["id"], &second.json["recovery_ms"]),
+        (&json!("fault-2"), &json!(300))
+    );
+    remove_fault(&service, "fault-2", &ADMIN);
+    assert_eq!(get(&service, "/health").status, 503);
 }

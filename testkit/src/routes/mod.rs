@@ -1,5 +1,6 @@
 //! The stand-in's HTTP surface: one module per seed scenario, behind a
-//! middleware that records every request before anything answers it.
+//! middleware that records every request before anything answers it, and
+//! applies the injected failures and faults.
 //!
 //! Handlers take the raw body and parse it themselves, so that malformed
 //! JSON gets a 400 with a message in the stand-in's own `{"error": ...}`
@@ -8,6 +9,7 @@
 
 mod alerts;
 mod capsules;
+mod chaos;
 mod health;
 mod ledger;
 mod resolver;
@@ -21,7 +23,7 @@ use axum::extract::{Path, Request, State as AxumState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -78,13 +80,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/reconcile", post(alerts::reconcile))
         .route("/status", get(alerts::status))
         .route("/restart", post(alerts::restart))
+        .route("/chaos/faults", get(chaos::list).post(chaos::create))
+        .route("/chaos/faults/{id}", delete(chaos::remove))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async { error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
         .layer(middleware::from_fn_with_state(shared.clone(), record))
         .with_state(shared)
 }
 
-/// Records the request, then answers an injected failure or passes it on.
+/// Records the request, then answers an injected failure or fault, or
+/// passes it on (after the latency of a fault, if one applies).
 async fn record(AxumState(shared): App, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let (bytes, too_large) = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -99,6 +104,15 @@ async fn record(AxumState(shared): App, request: Request, next: Next) -> Respons
     if let Some(status) = injected {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return error(status, "injected failure").into_response();
+    }
+    // Copied out so the lock is not held while a latency fault waits.
+    let (latency, status) = shared.state().fault_effects(parts.uri.path());
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(status) = status {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return error(status, "injected fault").into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
