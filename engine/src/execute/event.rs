@@ -216,6 +216,10 @@ pub struct Trace;
 
 impl Reporter for Trace {
     fn event(&self, event: &Event) {
+        // Most runs log nothing: spend nothing on them.
+        if !tracing::enabled!(target: "runbook", tracing::Level::INFO) {
+            return;
+        }
         let Ok(value) = serde_json::to_value(event) else { return };
         let kind = value.get("event").and_then(Json::as_str).unwrap_or("event");
         let step = value.get("step").and_then(Json::as_str).unwrap_or("");

@@ -1387,14 +1387,20 @@ impl Run {
                 }
             }
         }
-        let params = render_params(
-            &step.with,
-            &self.shared.ctx.value(None),
-            &self.shared.registry,
-            &step.kind,
-        )
-        .unwrap_or(Json::Null);
-        let action = self.shared.describe(&step.kind, &params);
+        let asks = (self.step_mode && !self.shared.yes) || (step.confirm.is_some() && !self.shared.yes);
+        // What the step will do, in words, only when someone will be asked.
+        let action = if asks {
+            let params = render_params(
+                &step.with,
+                &self.shared.ctx.value(None),
+                &self.shared.registry,
+                &step.kind,
+            )
+            .unwrap_or(Json::Null);
+            self.shared.describe(&step.kind, &params)
+        } else {
+            String::new()
+        };
         if self.step_mode && !self.shared.yes {
             let (id, text) = (step.id.clone(), action.clone());
             match self.ask(StepAnswer::No, move |o| o.before_step(&id, &text)).await {

@@ -95,7 +95,11 @@ pub struct Redacting {
 
 impl Reporter for Redacting {
     fn event(&self, event: &Event) {
-        self.inner.event(&self.redactor.event(event));
+        if self.redactor.is_empty() {
+            self.inner.event(event);
+        } else {
+            self.inner.event(&self.redactor.event(event));
+        }
     }
 }
 
