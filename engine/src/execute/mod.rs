@@ -1387,7 +1387,7 @@ impl Run {
                 }
             }
         }
-        let asks = (self.step_mode && !self.shared.yes) || (step.confirm.is_some() && !self.shared.yes);
+        let asks = !self.shared.yes && (self.step_mode || step.confirm.is_some());
         // What the step will do, in words, only when someone will be asked.
         let action = if asks {
             let params = render_params(
