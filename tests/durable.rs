@@ -358,3 +358,61 @@ finally:
     }
     assert!(outputs[0].contains("***"), "{}", outputs[0]);
 }
+
+const STATE_KINDS: &str = r#"
+runbook: 1
+name: state-kinds
+inputs:
+  fail: { type: boolean, default: false }
+steps:
+  - id: snap
+    uses: file.snapshot
+    with: { paths: [data], into: snaps }
+  - id: write
+    uses: file.write
+    with: { path: data/state, content: "v2\n", backup: true }
+  - id: maybe_fail
+    uses: shell
+    with: { run: "test {{ inputs.fail }} = false" }
+"#;
+
+fn state_sandbox() -> Sandbox {
+    let sandbox = Sandbox::new(STATE_KINDS);
+    std::fs::create_dir_all(sandbox.file("data")).unwrap();
+    std::fs::create_dir_all(sandbox.file("snaps")).unwrap();
+    std::fs::write(sandbox.file("data/state"), "v1\n").unwrap();
+    sandbox
+}
+
+#[test]
+fn state_kinds_undo_themselves_when_the_run_rolls_back() {
+    let sandbox = state_sandbox();
+    let outcome = sandbox.run(&["-i", "fail=true"]);
+    assert_eq!(outcome.code, Some(1), "{}", outcome.transcript());
+    assert_eq!(sandbox.read("data/state"), "v1\n", "the previous file is back");
+    assert_eq!(
+        std::fs::read_dir(sandbox.file("snaps")).unwrap().count(),
+        0,
+        "the snapshot was deleted"
+    );
+    let plan = sandbox.runbook(&["plan", "runbook.yaml"], &[]);
+    assert!(
+        plan.stdout
+            .contains("rollback: delete the snapshot it made (automatic)"),
+        "{}",
+        plan.stdout
+    );
+}
+
+#[test]
+fn a_later_rollback_uses_the_undo_kept_in_the_journal() {
+    let sandbox = state_sandbox();
+    assert_eq!(sandbox.run(&[]).code, Some(0));
+    assert_eq!(sandbox.read("data/state"), "v2\n");
+    assert_eq!(std::fs::read_dir(sandbox.file("snaps")).unwrap().count(), 1);
+    let run = sandbox.run_ids().pop().unwrap();
+    let rollback = sandbox.runbook(&["rollback", &run], &[]);
+    assert_eq!(rollback.code, Some(0), "{}", rollback.transcript());
+    assert_eq!(sandbox.read("data/state"), "v1\n");
+    assert_eq!(std::fs::read_dir(sandbox.file("snaps")).unwrap().count(), 0);
+}

@@ -77,6 +77,20 @@ pub trait StepKind: Send + Sync + 'static {
     /// run time appear as placeholders like `<steps.resolve.outputs.pop>`.
     fn describe(&self, params: &Json) -> String;
 
+    /// How this kind undoes a step that succeeded, in words, for `plan`
+    /// (a step without a `rollback` of its own is undone this way).
+    fn undo_summary(&self, _params: &Json) -> Option<String> {
+        None
+    }
+
+    /// The action that undoes a step that succeeded with these parameters
+    /// and this result, when the kind knows one. Runs when the run rolls
+    /// back and the step has no `rollback` of its own; it is journaled with
+    /// the step's success, so a later `runbook rollback` can run it too.
+    fn undo(&self, _params: &Json, _result: &Json) -> Option<Undo> {
+        None
+    }
+
     /// What the step would do to the world as it is now, for `plan`: it may
     /// read (list the files a prune would delete) but never change anything.
     /// Called only when no parameter waits for a run-time value.
@@ -95,6 +109,15 @@ pub trait StepKind: Send + Sync + 'static {
     /// must end soon after `cx.cancel` is cancelled, and must leave no child
     /// process behind when it ends or is dropped.
     fn run(&self, cx: StepContext) -> StepFuture<'_>;
+}
+
+/// An action that undoes a step: a kind and its (rendered) parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Undo {
+    pub kind: String,
+    pub params: Json,
+    /// What it does, in words.
+    pub description: String,
 }
 
 /// The result of one attempt: the step's `result` (JSON), or why it failed.

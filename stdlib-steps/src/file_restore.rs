@@ -169,6 +169,26 @@ impl StepKind for FileRestore {
     /// went>", "files": n}`; `aside` is null when `to` did not exist. When
     /// the snapshot does not match its manifest, the step fails with
     /// `file.verify`'s result and nothing is changed.
+    fn undo_summary(&self, _params: &Json) -> Option<String> {
+        Some("put the state it moved aside back (or delete what it put where nothing was)".to_string())
+    }
+
+    fn undo(&self, _params: &Json, result: &Json) -> Option<runbook_engine::step::Undo> {
+        let restored = result.get("restored")?.as_str()?;
+        match result.get("aside").and_then(Json::as_str) {
+            Some(aside) => Some(runbook_engine::step::Undo {
+                kind: "file.restore".into(),
+                params: serde_json::json!({ "from": aside, "to": restored }),
+                description: format!(
+                    "put {} back at {}",
+                    crate::words::code(aside),
+                    crate::words::code(restored)
+                ),
+            }),
+            None => Some(crate::file_remove::undo_by_removing(restored, "the restored copy")),
+        }
+    }
+
     fn run(&self, cx: StepContext) -> StepFuture<'_> {
         Box::pin(async move {
             let params: FileRestoreParams = crate::read_params("file.restore", &cx.params)?;

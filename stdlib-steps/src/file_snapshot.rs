@@ -58,6 +58,10 @@ pub struct FileSnapshotParams {
     /// `dir`: a folder; `tar.gz`: one compressed archive of that folder.
     #[serde(default)]
     pub format: SnapshotFormat,
+
+    /// Keep the snapshot when the run rolls back (evidence, a restore point); by default a rollback deletes it.
+    #[serde(default)]
+    pub keep: bool,
 }
 
 fn default_name() -> String {
@@ -163,6 +167,18 @@ impl StepKind for FileSnapshot {
     /// "digest": "<SHA-256 of the manifest>", "files": n, "bytes": n}`.
     /// For a `tar.gz`, `manifest` is the manifest's name inside the archive.
     /// `bytes` counts the files' contents.
+    fn undo_summary(&self, params: &Json) -> Option<String> {
+        (params.get("keep").and_then(Json::as_bool) != Some(true)).then(|| "delete the snapshot it made".to_string())
+    }
+
+    fn undo(&self, params: &Json, result: &Json) -> Option<runbook_engine::step::Undo> {
+        if params.get("keep").and_then(Json::as_bool) == Some(true) {
+            return None;
+        }
+        let path = result.get("path")?.as_str()?;
+        Some(crate::file_remove::undo_by_removing(path, "the snapshot"))
+    }
+
     fn run(&self, cx: StepContext) -> StepFuture<'_> {
         Box::pin(async move {
             let params: FileSnapshotParams = crate::read_params("file.snapshot", &cx.params)?;

@@ -99,6 +99,21 @@ impl StepKind for FileWrite {
     /// Result: `{"path": "...", "bytes": n, "sha256": "<of the new
     /// contents>", "previous": "<the backup>"}`; `previous` is null without
     /// `backup` or when there was no file before.
+    fn undo_summary(&self, params: &Json) -> Option<String> {
+        (params.get("backup").and_then(Json::as_bool) == Some(true)).then(|| "put the previous file back".to_string())
+    }
+
+    /// Only with a backup: without one, the previous contents are gone.
+    fn undo(&self, _params: &Json, result: &Json) -> Option<runbook_engine::step::Undo> {
+        let path = result.get("path")?.as_str()?;
+        let previous = result.get("previous")?.as_str()?;
+        Some(runbook_engine::step::Undo {
+            kind: "file.restore".into(),
+            params: json!({ "from": previous, "to": path }),
+            description: format!("put the previous {} back", code(path)),
+        })
+    }
+
     fn run(&self, cx: StepContext) -> StepFuture<'_> {
         Box::pin(async move {
             let params: FileWriteParams = crate::read_params("file.write", &cx.params)?;

@@ -26,6 +26,7 @@
 mod assert;
 mod confirm;
 mod file_prune;
+mod file_remove;
 mod file_restore;
 mod file_snapshot;
 mod file_verify;
@@ -49,6 +50,7 @@ mod words;
 pub use assert::{Assert, AssertParams, Conditions};
 pub use confirm::{Confirm, ConfirmParams};
 pub use file_prune::{FilePrune, FilePruneParams};
+pub use file_remove::{FileRemove, FileRemoveParams};
 pub use file_restore::{FileRestore, FileRestoreParams};
 pub use file_snapshot::{FileSnapshot, FileSnapshotParams, SnapshotFormat};
 pub use file_verify::{FileVerify, FileVerifyParams};
@@ -86,6 +88,7 @@ pub fn register(registry: &mut Registry) {
     registry.register(FileRestore);
     registry.register(FileWrite);
     registry.register(FilePrune);
+    registry.register(FileRemove);
     registry.register(JsonValidate);
     registry.register(JsonQuery);
 }

@@ -270,6 +270,7 @@ fn registers_every_built_in_kind() {
             "file.restore",
             "file.write",
             "file.prune",
+            "file.remove",
             "json.validate",
             "json.query",
         ]

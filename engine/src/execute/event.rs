@@ -118,6 +118,10 @@ pub enum Event {
         step: String,
         duration_ms: u64,
         outputs: Json,
+        /// How the kind undoes this step (when it knows, and the step has no
+        /// `rollback` of its own): journaled so a later rollback can run it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        undo: Option<crate::step::Undo>,
     },
     StepFailed {
         step: String,

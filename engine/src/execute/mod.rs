@@ -306,6 +306,8 @@ struct Outcome {
     error: Option<String>,
     /// The failure was a `verify` gate (offered to the operator when interactive).
     gate: bool,
+    /// How the kind undoes the step, for a step without a `rollback` of its own.
+    undo: Option<crate::step::Undo>,
     attempts: u32,
     duration: Duration,
 }
@@ -679,6 +681,7 @@ impl Shared {
                 outputs: Json::Null,
                 error: Some("no such action".into()),
                 gate: false,
+                undo: None,
                 attempts: 0,
                 duration: Duration::ZERO,
             };
@@ -690,9 +693,12 @@ impl Shared {
             outputs: Json::Null,
             error: None,
             gate: false,
+            undo: None,
             attempts: 0,
             duration: Duration::ZERO,
         };
+        // A step without a `rollback` of its own may be undone by its kind.
+        let undoable = matches!(which, Which::Main(i) if runbook.steps[i].rollback.is_none());
         for attempt in 1..=attempts {
             outcome.attempts = attempt;
             let ctx = self.ctx.value(None);
@@ -711,14 +717,20 @@ impl Shared {
                     action: self.describe(action.kind, &params),
                 });
             }
+            let undo_params = undoable.then(|| params.clone());
             let result = self.attempt(&action, attempt, params, &cancel).await;
             if cancel.is_cancelled() {
                 outcome.status = StepStatus::Cancelled;
                 outcome.error = Some("cancelled".into());
                 break;
             }
+            let undo = match (&result, &undo_params) {
+                (Ok(result), Some(params)) => self.registry.get(action.kind).and_then(|k| k.undo(params, result)),
+                _ => None,
+            };
             match result.and_then(|result| self.check(&action, &result)) {
                 Ok(outputs) => {
+                    outcome.undo = undo;
                     outcome.status = StepStatus::Succeeded;
                     outcome.outputs = outputs;
                     outcome.error = None;
@@ -797,6 +809,26 @@ impl Shared {
                 Err(("cancelled".into(), false))
             }
         }
+    }
+
+    /// Runs the action a kind gave to undo a step (parameters already concrete).
+    async fn run_undo(&self, step: &str, undo: crate::step::Undo, cancel: CancellationToken) -> Result<(), String> {
+        let kind = self
+            .registry
+            .get(&undo.kind)
+            .cloned()
+            .ok_or_else(|| format!("unknown step kind `{}`", undo.kind))?;
+        let cx = StepContext {
+            run_id: self.run_id.clone(),
+            step_id: step.to_string(),
+            attempt: 1,
+            idempotency_key: format!("{}:{step}:undo", self.run_id),
+            params: undo.params,
+            cancel,
+            kill_grace: self.kill_grace,
+            host: self.host.clone(),
+        };
+        kind.run(cx).await.map(|_| ()).map_err(|e| e.message)
     }
 
     /// Verify gates, `retry.until` and outputs over a result.
@@ -1206,6 +1238,7 @@ impl Run {
             outputs,
             error: None,
             gate: false,
+            undo: None,
             attempts: 1,
             duration: Duration::from_millis(duration_ms),
         };
@@ -1220,15 +1253,16 @@ impl Run {
                     step,
                     outputs,
                     duration_ms,
+                    undo,
                 } => {
                     if let Some(&i) = main.get(step.as_str()) {
                         in_flight.remove(&i);
                         self.set_status(i, StepStatus::Succeeded, Some(outputs.clone()));
                         self.completed.push(i);
-                        self.outcomes.insert(
-                            Which::Main(i),
-                            restored(StepStatus::Succeeded, outputs.clone(), *duration_ms, Which::Main(i)),
-                        );
+                        let mut outcome =
+                            restored(StepStatus::Succeeded, outputs.clone(), *duration_ms, Which::Main(i));
+                        outcome.undo = undo.clone();
+                        self.outcomes.insert(Which::Main(i), outcome);
                     } else if let Some(&k) = fin.get(step.as_str()) {
                         self.finally_status[k] = StepStatus::Succeeded;
                         self.shared
@@ -1561,6 +1595,7 @@ impl Run {
                     step: self.step(i).id.clone(),
                     duration_ms: millis(duration),
                     outputs: outcome.outputs.clone(),
+                    undo: outcome.undo.clone(),
                 });
                 self.release(i);
             }
@@ -1665,9 +1700,15 @@ impl Run {
         let order: Vec<usize> = self.completed.iter().rev().copied().collect();
         let mut abandoned = false;
         for i in order {
-            // A `runbook` step without a rollback of its own is undone by rolling back its child run.
+            // A `runbook` step without a rollback of its own is undone by rolling back its child run;
+            // other steps without one by the action their kind gave when they succeeded.
             let child = self.step(i).rollback.is_none() && self.step(i).kind == crate::RUNBOOK_KIND;
-            if (self.step(i).rollback.is_none() && !child) || self.status[i] != StepStatus::Succeeded {
+            let undo = match self.step(i).rollback {
+                None if !child => self.outcomes.get(&Which::Main(i)).and_then(|o| o.undo.clone()),
+                _ => None,
+            };
+            if (self.step(i).rollback.is_none() && !child && undo.is_none()) || self.status[i] != StepStatus::Succeeded
+            {
                 continue;
             }
             let id = self.step(i).id.clone();
@@ -1692,10 +1733,10 @@ impl Run {
                 .as_ref()
                 .and_then(|b| render_params(&b.with, &self.shared.ctx.value(None), &self.shared.registry, &b.kind).ok())
                 .unwrap_or(Json::Null);
-            let action = if child {
-                format!("roll back the run {}", child_run_id(&self.shared.run_id, &id))
-            } else {
-                self.shared.describe(&body, &params)
+            let action = match (&undo, child) {
+                (Some(undo), _) => undo.description.clone(),
+                (None, true) => format!("roll back the run {}", child_run_id(&self.shared.run_id, &id)),
+                (None, false) => self.shared.describe(&body, &params),
             };
             self.shared.reporter.event(&Event::RollbackStarted {
                 step: id.clone(),
@@ -1706,10 +1747,27 @@ impl Run {
             let token = cancel.clone();
             let child_id = id.clone();
             let mut task = tokio::spawn(async move {
+                let started = Instant::now();
+                if let Some(undo) = undo {
+                    let result = shared.run_undo(&child_id, undo, token).await;
+                    return Outcome {
+                        which: Which::Rollback(i),
+                        status: if result.is_ok() {
+                            StepStatus::Succeeded
+                        } else {
+                            StepStatus::Failed
+                        },
+                        outputs: Json::Null,
+                        error: result.err(),
+                        gate: false,
+                        undo: None,
+                        attempts: 1,
+                        duration: started.elapsed(),
+                    };
+                }
                 if !child {
                     return shared.run_action(Which::Rollback(i), token, false).await;
                 }
-                let started = Instant::now();
                 let result = shared.host.rollback_child(&child_id).await;
                 Outcome {
                     which: Which::Rollback(i),
@@ -1721,6 +1779,7 @@ impl Run {
                     outputs: Json::Null,
                     error: result.err(),
                     gate: false,
+                    undo: None,
                     attempts: 1,
                     duration: started.elapsed(),
                 }
@@ -1814,6 +1873,7 @@ impl Run {
                     step: id,
                     duration_ms: millis(outcome.duration),
                     outputs: outcome.outputs.clone(),
+                    undo: None,
                 });
             } else {
                 self.shared.reporter.event(&Event::StepFailed {

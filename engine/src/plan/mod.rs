@@ -557,6 +557,7 @@ impl Planner<'_> {
         warnings: &mut Vec<Diagnostic>,
     ) -> PlannedStep {
         let action = self.action(&step.kind, step.name.clone(), &step.with, warnings);
+        let undo = kind_undo(self.registry, &step.kind, &action.params);
         let guard = match &step.when {
             None => Guard::Always,
             Some(when) => self.guard(when),
@@ -585,10 +586,17 @@ impl Planner<'_> {
                 until: r.until.as_ref().map(|u| u.text.clone()),
             }),
             on_failure: step.on_failure,
-            rollback: step
-                .rollback
-                .as_ref()
-                .map(|b| self.action(&b.kind, b.name.clone(), &b.with, warnings)),
+            rollback: match &step.rollback {
+                Some(body) => Some(self.action(&body.kind, body.name.clone(), &body.with, warnings)),
+                // Without a rollback of its own, the kind may know how to undo the step.
+                None => undo.map(|summary| PlannedAction {
+                    kind: step.kind.clone(),
+                    name: None,
+                    action: format!("{summary} (automatic)"),
+                    params: Json::Null,
+                    preview: None,
+                }),
+            },
             idempotent: step.idempotent,
             read_only: kind.is_some_and(|k| k.read_only()),
             runbook: self.child_plan(step, warnings),
@@ -710,6 +718,11 @@ fn render_warning(text: &Text, error: &minijinja::Error) -> Diagnostic {
 fn decides_at_run_time(text: &Text, assumed: &HashMap<String, Json>) -> bool {
     let branches = text.text.contains("{%") || text.text.contains(" if ");
     branches && text.refs.iter().any(|r| runtime_only(&r.path, assumed))
+}
+
+/// How the kind would undo a step with these parameters, in words.
+fn kind_undo(registry: &Registry, kind: &str, params: &Json) -> Option<String> {
+    registry.get(kind).and_then(|k| k.undo_summary(params))
 }
 
 /// Renders parameter trees with what is known now.

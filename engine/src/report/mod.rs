@@ -351,6 +351,7 @@ impl<'a> Outcome<'a> {
                     step,
                     duration_ms,
                     outputs,
+                    ..
                 } => {
                     let row = row(&mut rows, step, in_finally);
                     row.status = StepStatus::Succeeded;
@@ -1271,6 +1272,7 @@ mod tests {
             step: step.into(),
             duration_ms,
             outputs,
+            undo: None,
         }
     }
 
