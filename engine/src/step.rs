@@ -335,7 +335,11 @@ fn describe_schema_error(
         K::Type { kind } => ParamProblem::new(
             pointer,
             format!("{field} must be {}, found {}", type_words(kind), json_kind(instance)),
-        ),
+        )
+        .with_help(format!(
+            "write {} here; the format reference lists each kind's parameters",
+            type_words(kind)
+        )),
         K::Enum { options } => {
             let names: Vec<String> = options
                 .as_array()
@@ -475,7 +479,11 @@ mod tests {
             "{messages:#?}"
         );
         assert!(
-            messages.contains(&("/times", "`times` must be an integer, found a string", None)),
+            messages.contains(&(
+                "/times",
+                "`times` must be an integer, found a string",
+                Some("write an integer here; the format reference lists each kind's parameters")
+            )),
             "{messages:#?}"
         );
         assert!(

@@ -379,8 +379,28 @@ impl Collector {
                 CODE_WRONG_TYPE,
                 format!("`{key}` must be {expected}, found {}", node.kind_name()),
             )
-            .with_label(node.span, format!("expected {expected}")),
+            .with_label(node.span, format!("expected {expected}"))
+            .with_help(how_to_write(expected, key)),
         );
+    }
+}
+
+/// How to write a value of the expected type, for the help line.
+fn how_to_write(expected: &str, key: &str) -> String {
+    if expected.starts_with("a string") {
+        format!("put the value in quotes, e.g. `{key}: \"...\"`")
+    } else if expected.starts_with("an integer") {
+        format!("write a whole number without quotes, e.g. `{key}: 3`")
+    } else if expected.starts_with("`true`") {
+        format!("write `{key}: true` or `{key}: false`")
+    } else if expected.starts_with("a list") {
+        format!("write a list as `{key}: [a, b]`, or one `- item` per line under `{key}:`")
+    } else if expected.starts_with("a mapping (the runbook)") {
+        "a runbook file is a mapping of keys: `runbook: 1`, `name: ...`, `steps:` and so on".to_string()
+    } else if expected.starts_with("a mapping") {
+        format!("write `name: value` lines indented under `{key}:`")
+    } else {
+        format!("write {expected}")
     }
 }
 
