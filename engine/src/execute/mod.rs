@@ -1748,27 +1748,11 @@ impl Run {
             let child_id = id.clone();
             let mut task = tokio::spawn(async move {
                 let started = Instant::now();
-                if let Some(undo) = undo {
-                    let result = shared.run_undo(&child_id, undo, token).await;
-                    return Outcome {
-                        which: Which::Rollback(i),
-                        status: if result.is_ok() {
-                            StepStatus::Succeeded
-                        } else {
-                            StepStatus::Failed
-                        },
-                        outputs: Json::Null,
-                        error: result.err(),
-                        gate: false,
-                        undo: None,
-                        attempts: 1,
-                        duration: started.elapsed(),
-                    };
-                }
-                if !child {
-                    return shared.run_action(Which::Rollback(i), token, false).await;
-                }
-                let result = shared.host.rollback_child(&child_id).await;
+                let result = match undo {
+                    Some(undo) => shared.run_undo(&child_id, undo, token).await,
+                    None if child => shared.host.rollback_child(&child_id).await,
+                    None => return shared.run_action(Which::Rollback(i), token, false).await,
+                };
                 Outcome {
                     which: Which::Rollback(i),
                     status: if result.is_ok() {
