@@ -676,7 +676,7 @@ fn ledger_alert_stops_for_a_person_when_reconciling_does_not_fix_the_cross_check
         s.reconcile_after = None;
     });
     let outcome = run_alert(&scenario, "verification", &[]);
-    outcome.expect(1);
+    outcome.expect(3);
 
     assert_eq!(
         scenario.service.state().reconcile_calls,
@@ -721,7 +721,7 @@ fn ledger_alert_broken_hash_chain_inspects_health_and_stops_for_a_person() {
         s.health = Health::Error;
     });
     let outcome = run_alert(&scenario, "verification", &[]);
-    outcome.expect(1);
+    outcome.expect(3);
 
     assert_eq!(scenario.calls(), calls(&[("GET", "/verify"), ("GET", "/health")]));
     assert_eq!(scenario.service.state().reconcile_calls, 0);
@@ -1104,7 +1104,7 @@ fn chaos_drill_aborts_without_a_fault_when_a_dependency_is_unhealthy() {
     let scenario = Scenario::new();
     scenario.service.set(|s| s.chain_ok = false);
     let outcome = run_drill(&scenario, &[]);
-    outcome.expect(1);
+    outcome.expect(3);
 
     assert_eq!(outcome.status("check_ledger"), "failed");
     assert_eq!(outcome.status("inject_fault"), "not_run");
@@ -1140,7 +1140,7 @@ fn chaos_drill_refuses_to_start_while_a_fault_is_already_injected() {
     };
     scenario.service.set(|s| s.faults.push(fault.clone()));
     let outcome = run_drill(&scenario, &[]);
-    outcome.expect(1);
+    outcome.expect(3);
 
     assert_eq!(outcome.status("check_no_fault"), "failed");
     assert_eq!(outcome.status("inject_fault"), "not_run");

@@ -163,6 +163,7 @@ impl Console {
             RunStatus::Failed => self.paint("1;31", "failed, rolled back"),
             RunStatus::FailedWithoutRollback => self.paint("1;31", "failed, not rolled back"),
             RunStatus::RolledBack => self.paint("1;36", "rolled back"),
+            RunStatus::Aborted => self.paint("1;31", "ABORTED, not rolled back: a person must take over"),
             RunStatus::Running => "running".into(),
         };
         out.push_str(&format!("run {status} in {}\n", Self::seconds(summary.duration_ms)));

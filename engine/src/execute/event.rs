@@ -19,6 +19,9 @@ pub enum RunStatus {
     FailedWithoutRollback,
     /// A rollback action failed too, or was abandoned: a person must look.
     RollbackFailed,
+    /// A step with `on_failure: abort` failed (or the operator chose abort):
+    /// stopped without rollback, for a person to take over.
+    Aborted,
     /// Stopped by Ctrl-C, SIGTERM or the operator.
     Cancelled,
     /// Rolled back later, on request (`runbook rollback RUN`).
@@ -33,7 +36,7 @@ impl RunStatus {
             RunStatus::Failed | RunStatus::FailedWithoutRollback | RunStatus::Running => {
                 crate::exit::FAILED_ROLLED_BACK
             }
-            RunStatus::RollbackFailed => crate::exit::NEEDS_A_PERSON,
+            RunStatus::RollbackFailed | RunStatus::Aborted => crate::exit::NEEDS_A_PERSON,
             RunStatus::Cancelled => crate::exit::CANCELLED,
         }
     }
@@ -45,6 +48,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::FailedWithoutRollback => "failed_without_rollback",
             RunStatus::RollbackFailed => "rollback_failed",
+            RunStatus::Aborted => "aborted",
             RunStatus::Cancelled => "cancelled",
             RunStatus::RolledBack => "rolled_back",
         }

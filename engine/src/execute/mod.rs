@@ -1686,6 +1686,7 @@ impl Run {
                 Some(Stop::Requested) => RunStatus::RolledBack,
                 Some(Stop::Cancel { .. }) => RunStatus::Cancelled,
                 Some(Stop::Failure { .. }) if wants_rollback => RunStatus::Failed,
+                Some(Stop::Failure { rollback: false, .. }) => RunStatus::Aborted,
                 Some(Stop::Failure { .. }) => RunStatus::FailedWithoutRollback,
                 None if any_failed => RunStatus::FailedWithoutRollback,
                 None => RunStatus::Succeeded,

@@ -466,6 +466,7 @@ impl<'a> Outcome<'a> {
                 RunStatus::Failed => "✗ failed, rolled back",
                 RunStatus::FailedWithoutRollback => "✗ failed, not rolled back",
                 RunStatus::RollbackFailed => "✗ rollback failed: a person must look at this",
+                RunStatus::Aborted => "✗ aborted, not rolled back: a person must take over",
                 RunStatus::Cancelled => "■ cancelled",
                 RunStatus::RolledBack => "↶ rolled back on request",
             },
