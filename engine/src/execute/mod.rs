@@ -312,20 +312,7 @@ struct Outcome {
     duration: Duration,
 }
 
-/// What every task shares.
-struct Shared {
-    compiled: Arc<Compiled>,
-    registry: Arc<Registry>,
-    ctx: RunContext,
-    reporter: Arc<dyn Reporter>,
-    operator: Arc<dyn Operator>,
-    run_id: String,
-    kill_grace: Duration,
-    yes: bool,
-    host: Arc<RunHost>,
-}
-
-/// The engine's side of [`Host`] for running steps.
+/// What every task of a run shares, and the engine's side of [`Host`].
 struct RunHost {
     this: Weak<RunHost>,
     compiled: Arc<Compiled>,
@@ -662,7 +649,7 @@ fn backoff_delay(retry: &Retry, attempt: u32) -> Duration {
     }
 }
 
-impl Shared {
+impl RunHost {
     fn describe(&self, kind: &str, params: &Json) -> String {
         self.registry
             .get(kind)
@@ -786,7 +773,10 @@ impl Shared {
             params,
             cancel: attempt_cancel.clone(),
             kill_grace: self.kill_grace,
-            host: self.host.clone(),
+            host: self
+                .this
+                .upgrade()
+                .ok_or_else(|| ("the run has ended".to_string(), false))?,
         };
         let mut future = kind.run(cx);
         let timeout = action.timeout;
@@ -826,7 +816,7 @@ impl Shared {
             params: undo.params,
             cancel,
             kill_grace: self.kill_grace,
-            host: self.host.clone(),
+            host: self.this.upgrade().ok_or("the run has ended")?,
         };
         kind.run(cx).await.map(|_| ()).map_err(|e| e.message)
     }
@@ -1041,17 +1031,7 @@ pub async fn execute(
         yes: request.yes,
         prompt,
     });
-    let shared = Arc::new(Shared {
-        compiled: compiled.clone(),
-        registry: registry.clone(),
-        ctx: ctx.clone(),
-        reporter: reporter.clone(),
-        operator: operator.clone(),
-        run_id: run_id.clone(),
-        kill_grace: request.kill_grace,
-        yes: request.yes,
-        host,
-    });
+    let shared = host;
     let mut run = Run::new(shared.clone(), &request);
     let started = Instant::now();
     match &request.mode {
@@ -1157,7 +1137,7 @@ fn hostname() -> String {
 
 /// The state of one run.
 struct Run {
-    shared: Arc<Shared>,
+    shared: Arc<RunHost>,
     status: Vec<StepStatus>,
     finally_status: Vec<StepStatus>,
     outcomes: HashMap<Which, Outcome>,
@@ -1179,7 +1159,7 @@ struct Run {
 }
 
 impl Run {
-    fn new(shared: Arc<Shared>, request: &RunRequest<'_>) -> Self {
+    fn new(shared: Arc<RunHost>, request: &RunRequest<'_>) -> Self {
         let runbook = &shared.compiled.runbook;
         let graph = &shared.compiled.graph;
         let waiting: Vec<usize> = graph.needs.iter().map(Vec::len).collect();
@@ -1384,7 +1364,7 @@ impl Run {
         fallback: T,
         question: impl FnOnce(&dyn Operator) -> T + Send + 'static,
     ) -> T {
-        let _guard = self.shared.host.prompt.lock().await;
+        let _guard = self.shared.prompt.lock().await;
         let operator = self.shared.operator.clone();
         tokio::task::spawn_blocking(move || question(operator.as_ref()))
             .await
@@ -1751,7 +1731,7 @@ impl Run {
                 let started = Instant::now();
                 let result = match undo {
                     Some(undo) => shared.run_undo(&child_id, undo, token).await,
-                    None if child => shared.host.rollback_child(&child_id).await,
+                    None if child => shared.rollback_child(&child_id).await,
                     None => return shared.run_action(Which::Rollback(i), token, false).await,
                 };
                 Outcome {
