@@ -98,37 +98,16 @@ enum Command {
     },
     /// Continue a run that died (killed process, lost machine) from its journal.
     Resume {
-        /// The run's id (see `runbook runs`).
-        run: String,
-        /// Re-run steps that were in flight without asking.
-        #[arg(short, long)]
-        yes: bool,
+        #[command(flatten)]
+        journal: JournalRunArgs,
         /// Resume even though the runbook file changed since the run started.
         #[arg(long)]
         force: bool,
-        #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "5s")]
-        grace: Duration,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-        output: OutputFormat,
-        #[command(flatten)]
-        state: StateArgs,
-        #[command(flatten)]
-        report: ReportArgs,
     },
     /// Roll back what a finished or failed run did, from its journal.
     Rollback {
-        /// The run's id (see `runbook runs`).
-        run: String,
-        #[arg(short, long)]
-        yes: bool,
-        #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "5s")]
-        grace: Duration,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-        output: OutputFormat,
         #[command(flatten)]
-        state: StateArgs,
-        #[command(flatten)]
-        report: ReportArgs,
+        journal: JournalRunArgs,
     },
     /// List the runs kept in a state directory.
     Runs {
@@ -158,6 +137,26 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// What `resume` and `rollback` take: a journaled run and how to run it.
+#[derive(clap::Args, Clone)]
+struct JournalRunArgs {
+    /// The run's id (see `runbook runs`).
+    run: String,
+    /// Answer yes to every question (re-run steps that were in flight without asking).
+    #[arg(short, long)]
+    yes: bool,
+    /// How long cancelled steps' processes get between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "5s")]
+    grace: Duration,
+    /// How to report progress: text for people, json for tools (one event per line).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+    #[command(flatten)]
+    state: StateArgs,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 /// Where runs are journaled.
@@ -278,28 +277,27 @@ fn main() -> ExitCode {
             };
             run(&terminal, registry, &file, options)
         }
-        Command::Resume {
-            run: run_id,
-            yes,
-            force,
-            grace,
-            output,
-            state,
-            report,
-        } => {
-            let options = RunOptions::for_journal(yes, grace, output, &state, report);
-            from_journal(&terminal, registry, &run_id, options, force, false)
+        Command::Resume { journal, force } => {
+            let run_id = journal.run.clone();
+            from_journal(
+                &terminal,
+                registry,
+                &run_id,
+                RunOptions::for_journal(journal),
+                force,
+                false,
+            )
         }
-        Command::Rollback {
-            run: run_id,
-            yes,
-            grace,
-            output,
-            state,
-            report,
-        } => {
-            let options = RunOptions::for_journal(yes, grace, output, &state, report);
-            from_journal(&terminal, registry, &run_id, options, true, true)
+        Command::Rollback { journal } => {
+            let run_id = journal.run.clone();
+            from_journal(
+                &terminal,
+                registry,
+                &run_id,
+                RunOptions::for_journal(journal),
+                true,
+                true,
+            )
         }
         Command::Runs { file, format, state } => runs(&terminal, &state.resolve(file.as_deref()), format),
         Command::Show {
@@ -525,17 +523,17 @@ struct RunOptions {
 
 impl RunOptions {
     /// `resume` and `rollback`: the inputs come from the journal.
-    fn for_journal(yes: bool, grace: Duration, output: OutputFormat, state: &StateArgs, report: ReportArgs) -> Self {
+    fn for_journal(args: JournalRunArgs) -> Self {
         Self {
             inputs: Vec::new(),
-            yes,
+            yes: args.yes,
             step: false,
             no_rollback: false,
             timeout: None,
-            grace,
-            output,
-            state_dir: state.resolve(None),
-            report,
+            grace: args.grace,
+            output: args.output,
+            state_dir: args.state.resolve(None),
+            report: args.report,
         }
     }
 }
