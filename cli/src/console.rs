@@ -287,7 +287,11 @@ impl Reporter for Console {
                     format!("resuming run {run_id}; running again: {}", rerun.join(", "))
                 }),
                 Event::RollbackRequested { reason } => Some(format!("{} {reason}", self.paint("36", "rollback:"))),
-                Event::RunFinished { .. } => None,
+                Event::StepCheckpoint { .. } | Event::RunFinished { .. } => None,
+                Event::StepRecovered { step, action } => Some(format!(
+                    "{} {step}: put right after the run died: {action}",
+                    self.paint("36", "↺")
+                )),
             }
         };
         if let Some(text) = text {

@@ -686,6 +686,12 @@ fn execute_runbook(
             Err(diagnostics) => {
                 console.finish();
                 terminal.diagnostics(&source, &diagnostics);
+                if diagnostics
+                    .iter()
+                    .any(|d| d.code == runbook_engine::execute::codes::RECOVER)
+                {
+                    return exit::NEEDS_A_PERSON;
+                }
                 terminal.error(&format!("{name}: the run cannot start; nothing was run"));
                 exit::INVALID
             }

@@ -19,6 +19,7 @@ pub mod report;
 pub mod schema;
 pub mod step;
 pub mod template;
+pub mod testing;
 pub mod validate;
 
 pub use compile::Compiled;

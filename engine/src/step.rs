@@ -105,6 +105,18 @@ pub trait StepKind: Send + Sync + 'static {
         &[]
     }
 
+    /// Puts right an attempt of this kind that was in flight when the run
+    /// died, from the last [`Host::checkpoint`] it journaled: stops what it
+    /// left running, undoes a half-made change, so that the world is as it
+    /// was before the attempt (or as after it, when it had finished). Called
+    /// on resume and on a later rollback, before the step runs again or the
+    /// run is rolled back. `Ok(Some(words))` says what it did, `Ok(None)`
+    /// that nothing was needed; `Err` stops the run for a person.
+    fn recover<'a>(&'a self, checkpoint: &'a Json) -> RecoverFuture<'a> {
+        let _ = checkpoint;
+        Box::pin(async { Ok(None) })
+    }
+
     /// Runs one attempt of the step with rendered parameters. The future
     /// must end soon after `cx.cancel` is cancelled, and must leave no child
     /// process behind when it ends or is dropped.
@@ -119,6 +131,9 @@ pub struct Undo {
     /// What it does, in words.
     pub description: String,
 }
+
+/// What [`StepKind::recover`] did, in words, or why it could not.
+pub type RecoverFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<String>, String>> + Send + 'a>>;
 
 /// The result of one attempt: the step's `result` (JSON), or why it failed.
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Json, StepError>> + Send + 'a>>;
@@ -175,8 +190,21 @@ pub trait Host: Send + Sync {
         message: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
 
-    /// A line of the step's live output.
-    fn output(&self, step: &str, stream: OutputStream, line: &str);
+    /// The step's live output: one line, without its line end. `line_end`
+    /// is false when the text is a piece of a longer line whose rest follows
+    /// in the next call (a line too long to hold whole); the engine masks
+    /// secrets across such pieces.
+    fn output(&self, step: &str, stream: OutputStream, text: &str, line_end: bool);
+
+    /// Journals what an attempt is about to do, durably, before it does it
+    /// (a process group it started, a path it is about to move aside), so
+    /// that if the run dies mid-attempt, [`StepKind::recover`] can put things
+    /// right on resume or on a later rollback. `Err` when the journal cannot
+    /// be written: the attempt must then change nothing more and fail.
+    fn checkpoint(&self, step: &str, state: Json) -> Result<(), String> {
+        let _ = (step, state);
+        Ok(())
+    }
 
     /// A message for the run's log (the `log` kind): `info`, `warn` or `error`.
     fn log(&self, step: &str, level: &str, message: &str);

@@ -390,11 +390,11 @@ async fn pump(
     let mut capture = Capture::default();
     let mut buffer = vec![0; 16 << 10];
     let mut line = Vec::new();
-    let mut emit = |line: &mut Vec<u8>| {
+    let mut emit = |line: &mut Vec<u8>, line_end: bool| {
         capture.push(line);
         let text = line.strip_suffix(b"\n").unwrap_or(line);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
-        host.output(&step, stream, &String::from_utf8_lossy(text));
+        host.output(&step, stream, &String::from_utf8_lossy(text), line_end);
         line.clear();
     };
     loop {
@@ -406,12 +406,13 @@ async fn pump(
         for piece in buffer[..n].split_inclusive(|b| *b == b'\n') {
             line.extend_from_slice(piece);
             if piece.ends_with(b"\n") || line.len() >= MAX_LINE {
-                emit(&mut line);
+                let line_end = piece.ends_with(b"\n");
+                emit(&mut line, line_end);
             }
         }
     }
     if !line.is_empty() {
-        emit(&mut line);
+        emit(&mut line, true);
     }
     capture
 }

@@ -178,7 +178,7 @@ impl Host for FakeHost {
         Box::pin(async move { self.answer.clone() })
     }
 
-    fn output(&self, step: &str, stream: OutputStream, line: &str) {
+    fn output(&self, step: &str, stream: OutputStream, line: &str, _line_end: bool) {
         let mut lines = self.lines.lock().expect("not poisoned");
         lines.push((step.to_string(), stream, line.to_string()));
     }

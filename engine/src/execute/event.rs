@@ -137,6 +137,18 @@ pub enum Event {
         step: String,
         reason: String,
     },
+    /// What an attempt of `kind` is about to do (see `Host::checkpoint`),
+    /// journaled before it does it.
+    StepCheckpoint {
+        step: String,
+        kind: String,
+        state: Json,
+    },
+    /// An attempt cut short by the death of the run was put right by its kind.
+    StepRecovered {
+        step: String,
+        action: String,
+    },
     StepCancelled {
         step: String,
         reason: String,

@@ -43,6 +43,8 @@ pub mod codes {
     pub const LOCKED: &str = "runbook::run::locked";
     pub const JOURNAL: &str = "runbook::run::journal";
     pub const NOTHING_TO_DO: &str = "runbook::run::nothing_to_do";
+    /// A cut-short attempt could not be put right: a person must look.
+    pub const RECOVER: &str = "runbook::run::recover";
 }
 
 /// How to run.
@@ -327,6 +329,9 @@ struct RunHost {
     kill_grace: Duration,
     yes: bool,
     prompt: Arc<tokio::sync::Mutex<()>>,
+    /// The run's journal, for records a kind must see written before it acts.
+    journal: Option<Arc<JournalWriter>>,
+    redactor: Arc<Redactor>,
 }
 
 impl Host for RunHost {
@@ -380,12 +385,28 @@ impl Host for RunHost {
         })
     }
 
-    fn output(&self, step: &str, stream: OutputStream, line: &str) {
+    fn output(&self, step: &str, stream: OutputStream, text: &str, _line_end: bool) {
         self.reporter.event(&Event::StepOutput {
             step: step.to_string(),
             stream,
-            line: line.to_string(),
+            line: text.to_string(),
         });
+    }
+
+    fn checkpoint(&self, step: &str, state: Json) -> Result<(), String> {
+        let kind = self.kind_of(step).unwrap_or_default();
+        let mut event = Event::StepCheckpoint {
+            step: step.to_string(),
+            kind,
+            state,
+        };
+        event = self.redactor.event(&event);
+        match &self.journal {
+            Some(journal) => journal
+                .append(&event)
+                .map_err(|e| format!("the journal cannot be written ({e}); nothing more was done")),
+            None => Ok(()),
+        }
     }
 
     fn log(&self, step: &str, level: &str, message: &str) {
@@ -650,6 +671,14 @@ fn backoff_delay(retry: &Retry, attempt: u32) -> Duration {
 }
 
 impl RunHost {
+    /// The kind running as step `step` now: its rollback body's while it is
+    /// being rolled back (the journal says which), else the step's own.
+    fn kind_of(&self, step: &str) -> Option<String> {
+        let runbook = &self.compiled.runbook;
+        let found = runbook.steps.iter().chain(&runbook.finally).find(|s| s.id == step)?;
+        Some(found.kind.clone())
+    }
+
     fn describe(&self, kind: &str, params: &Json) -> String {
         self.registry
             .get(kind)
@@ -1030,8 +1059,13 @@ pub async fn execute(
         kill_grace: request.kill_grace,
         yes: request.yes,
         prompt,
+        journal: journal_writer.clone(),
+        redactor: redactor.clone(),
     });
     let shared = host;
+    if let Some(journal) = request.mode.journal() {
+        recover_cut_short(&shared, journal).await?;
+    }
     let mut run = Run::new(shared.clone(), &request);
     let started = Instant::now();
     match &request.mode {
@@ -1105,6 +1139,61 @@ pub async fn execute(
         )]);
     }
     Ok(summary)
+}
+
+/// Attempts that were in flight when the run died, with the last checkpoint
+/// each journaled: `(step, kind, state)`.
+fn cut_short(journal: &Journal) -> Vec<(String, String, Json)> {
+    let mut open: indexmap::IndexMap<String, (String, Json)> = indexmap::IndexMap::new();
+    for timed in &journal.events {
+        match &timed.event {
+            Event::StepCheckpoint { step, kind, state } => {
+                open.insert(step.clone(), (kind.clone(), state.clone()));
+            }
+            Event::StepStarted { step, .. }
+            | Event::StepSucceeded { step, .. }
+            | Event::StepFailed { step, .. }
+            | Event::StepCancelled { step, .. }
+            | Event::StepRecovered { step, .. }
+            | Event::RollbackStarted { step, .. }
+            | Event::RollbackSucceeded { step, .. }
+            | Event::RollbackFailed { step, .. } => {
+                open.shift_remove(step);
+            }
+            _ => {}
+        }
+    }
+    open.into_iter()
+        .map(|(step, (kind, state))| (step, kind, state))
+        .collect()
+}
+
+/// Lets each kind put right what its attempt left half done when the run
+/// died (processes still running, a path moved aside), before anything
+/// runs again or is rolled back. A kind that cannot stops the run here, for
+/// a person: nothing else is done.
+async fn recover_cut_short(host: &RunHost, journal: &Journal) -> Result<(), Vec<Diagnostic>> {
+    for (step, kind_name, state) in cut_short(journal) {
+        let Some(kind) = host.registry.get(&kind_name).cloned() else {
+            continue;
+        };
+        match kind.recover(&state).await {
+            Ok(None) => {}
+            Ok(Some(action)) => host.reporter.event(&Event::StepRecovered { step, action }),
+            Err(error) => {
+                return Err(vec![
+                    Diagnostic::error(
+                        codes::RECOVER,
+                        host.redactor.redact(&format!(
+                            "step `{step}` was cut short when the run died, and what it left cannot be put right: {error}"
+                        )),
+                    )
+                    .with_help("nothing was run; set it right by hand, then resume or roll back again"),
+                ]);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Signals and journal failures both stop the run the same way.

@@ -178,7 +178,6 @@ pub struct JournalWriter {
     seq: AtomicU64,
     failed: Mutex<Option<String>>,
     stop: Option<UnboundedSender<&'static str>>,
-    crash_after: Option<u64>,
     flusher: Option<Arc<Flusher>>,
 }
 
@@ -315,9 +314,6 @@ impl JournalWriter {
             seq: AtomicU64::new(seq),
             failed: Mutex::new(None),
             stop: None,
-            crash_after: std::env::var("RUNBOOK_TEST_CRASH_AFTER_EVENTS")
-                .ok()
-                .and_then(|n| n.parse().ok()),
         }
     }
 
@@ -380,10 +376,7 @@ impl JournalWriter {
         if let Some(flusher) = &self.flusher {
             flusher.mark(!sync);
         }
-        if self.crash_after == Some(seq) {
-            // Test hook: die here, as a crash right after this write would.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
-        }
+        crate::testing::crash_after_event(seq);
         Ok(())
     }
 }

@@ -328,7 +328,10 @@ impl<'a> Outcome<'a> {
                     row.attempts = row.attempts.max(*attempt);
                     row.name = name.clone().or(row.name.take());
                 }
-                Event::StepOutput { .. } | Event::Log { .. } => {}
+                Event::StepOutput { .. } | Event::Log { .. } | Event::StepCheckpoint { .. } => {}
+                Event::StepRecovered { step, action } => {
+                    row(&mut rows, step, in_finally).error = Some(format!("put right after the run died: {action}"));
+                }
                 // A later segment (a rollback asked for after the run
                 // finished) starts from what that run's summary says.
                 Event::RunFinished { summary, .. } => {
@@ -861,7 +864,10 @@ fn timeline(events: &[TimedEvent]) -> Vec<(&str, &str, String)> {
         .iter()
         .filter_map(|timed| {
             let (step, what) = match &timed.event {
-                Event::StepOutput { .. } => return None,
+                Event::StepOutput { .. } | Event::StepCheckpoint { .. } => return None,
+                Event::StepRecovered { step, action } => {
+                    (step.as_str(), format!("put right after the run died: {action}"))
+                }
                 Event::RunStarted { steps, dry_run, .. } => (
                     RUN,
                     format!("run started: {steps} steps{}", if *dry_run { " (dry run)" } else { "" }),
