@@ -16,28 +16,133 @@ pub fn environment() -> &'static Environment<'static> {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.add_filter("quote", shell_quote);
         env.add_filter("shell_quote", shell_quote);
-        // Templates of shell commands are named `*.sh`: every value printed
-        // into them is quoted, unless marked `| safe` (or already quoted).
-        env.set_auto_escape_callback(|name| {
-            if name.ends_with(".sh") {
-                AutoEscape::Custom("shell".into())
-            } else {
-                AutoEscape::None
-            }
-        });
+        env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_formatter(|out, state, value| {
-            if matches!(state.auto_escape(), AutoEscape::Custom(name) if name == "shell") {
-                if value.is_safe() {
-                    return write!(out, "{value}").map_err(minijinja::Error::from);
-                }
-                return out
-                    .write_str(&quote_word(&plain_text(value)))
-                    .map_err(minijinja::Error::from);
+            let recorded = RECORDING.with(|recording| {
+                let mut recording = recording.borrow_mut();
+                let values = recording.as_mut()?;
+                values.push((plain_text(value), value.is_safe()));
+                Some(values.len() - 1)
+            });
+            match recorded {
+                Some(index) => write!(out, "{OPEN}{index}{CLOSE}").map_err(minijinja::Error::from),
+                None => minijinja::escape_formatter(out, state, value),
             }
-            minijinja::escape_formatter(out, state, value)
         });
         env
     })
+}
+
+thread_local! {
+    /// While a template renders into [`Piece`]s: the values printed so far.
+    static RECORDING: std::cell::RefCell<Option<Vec<(String, bool)>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Marks where the value printed N-th stands in the text while rendering
+/// into pieces: `OPEN N CLOSE`. Unicode noncharacters, which a runbook's
+/// text has no business holding (a template that does is refused).
+const OPEN: char = '\u{FDD0}';
+const CLOSE: char = '\u{FDD1}';
+
+/// One part of a rendered template: text the template wrote, or a value a
+/// `{{ … }}` printed into it. Knowing which is which is what lets a value be
+/// quoted for the place it lands in (a shell word, a URL's path) and a
+/// secret's derived value be masked, whatever the author wrote around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Text as the template wrote it (after its own control flow).
+    Literal(String),
+    /// A value printed by `{{ … }}`, as text (lists and maps as JSON).
+    /// `safe` when marked `| safe` or quoted by a filter such as `quote`:
+    /// the author vouches for it, and it goes in as it is.
+    Value { text: String, safe: bool },
+}
+
+impl Piece {
+    pub fn text(&self) -> &str {
+        match self {
+            Piece::Literal(text) | Piece::Value { text, .. } => text,
+        }
+    }
+}
+
+/// The pieces put back together, as a plain render would have written them.
+pub fn join(pieces: &[Piece]) -> String {
+    pieces.iter().map(Piece::text).collect()
+}
+
+/// Renders a template into its pieces: what the template wrote, and each
+/// value printed into it.
+pub fn render_pieces(text: &str, context: &Value) -> Result<Vec<Piece>, minijinja::Error> {
+    if !is_template(text) {
+        return Ok(vec![Piece::Literal(text.to_string())]);
+    }
+    if text.contains([OPEN, CLOSE]) {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "the template holds the Unicode noncharacter U+FDD0 or U+FDD1",
+        ));
+    }
+    let previous = RECORDING.with(|recording| recording.borrow_mut().replace(Vec::new()));
+    let rendered = environment().render_str(text, context);
+    let values = RECORDING.with(|recording| std::mem::replace(&mut *recording.borrow_mut(), previous));
+    let rendered = rendered?;
+    let values = values.unwrap_or_default();
+    let pieces = split_pieces(&rendered, &values);
+    // A value printed into captured text (a `{% set %}` block, a macro) that
+    // a filter then changed is no longer where its mark says: such a
+    // template's values cannot be placed, and nothing is guessed.
+    if join(&pieces) != environment().render_str(text, context)? {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "a value printed into captured text (a `{% set %}` block or a macro's output) was changed \
+             by a filter afterwards, so it cannot be told where it lands; print the value with its own `{{ … }}`",
+        ));
+    }
+    Ok(pieces)
+}
+
+/// Cuts a text with value marks into pieces. A value may hold marks itself
+/// (the output of a `{% set %}` block or a macro, printed again): those
+/// are put back as text, since the value as a whole is what was printed.
+fn split_pieces(rendered: &str, values: &[(String, bool)]) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut rest = rendered;
+    while let Some(open) = rest.find(OPEN) {
+        let after = &rest[open + OPEN.len_utf8()..];
+        let Some(close) = after.find(CLOSE) else { break };
+        let Some((text, safe)) = after[..close].parse::<usize>().ok().and_then(|i| values.get(i)) else {
+            break;
+        };
+        if open > 0 {
+            pieces.push(Piece::Literal(rest[..open].to_string()));
+        }
+        pieces.push(Piece::Value {
+            text: resolve_marks(text, values),
+            safe: *safe,
+        });
+        rest = &after[close + CLOSE.len_utf8()..];
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Literal(rest.to_string()));
+    }
+    // Marks in literal text come from captured output printed by a filter
+    // that changed it; put back the values they stand for.
+    for piece in &mut pieces {
+        if let Piece::Literal(text) = piece
+            && text.contains(OPEN)
+        {
+            *text = resolve_marks(text, values);
+        }
+    }
+    pieces
+}
+
+fn resolve_marks(text: &str, values: &[(String, bool)]) -> String {
+    if !text.contains(OPEN) {
+        return text.to_string();
+    }
+    join(&split_pieces(text, values))
 }
 
 /// Quotes a value for POSIX `sh`, so that it is one word whatever it holds.
@@ -156,7 +261,14 @@ pub fn render_shell(text: &str, context: &Value) -> Result<String, minijinja::Er
     if !is_template(text) {
         return Ok(text.to_string());
     }
-    environment().render_named_str("command.sh", text, context)
+    let pieces = render_pieces(text, context)?;
+    Ok(pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Value { text, safe: false } => quote_word(text),
+            other => other.text().to_string(),
+        })
+        .collect())
 }
 
 /// Evaluates an expression with a context.
@@ -263,6 +375,40 @@ mod tests {
         );
         assert_eq!(render_shell("echo {{ plain | safe }}", &ctx).unwrap(), "echo a.txt");
         assert_eq!(render("cat {{ file }}", &ctx).unwrap(), "cat x'; rm -rf / #");
+    }
+
+    #[test]
+    fn pieces_tell_written_text_from_printed_values() {
+        let ctx = Value::from(std::collections::BTreeMap::from([("x", "a b"), ("y", "c")]));
+        let value = |text: &str, safe| Piece::Value {
+            text: text.into(),
+            safe,
+        };
+        let lit = |text: &str| Piece::Literal(text.into());
+        assert_eq!(
+            render_pieces("echo {{ x }}-{{ y | safe }}!", &ctx).unwrap(),
+            [lit("echo "), value("a b", false), lit("-"), value("c", true), lit("!")]
+        );
+        assert_eq!(
+            render_pieces("{% for c in y ~ x %}[{{ c }}]{% endfor %}", &ctx)
+                .unwrap()
+                .len(),
+            9,
+            "[ c ][ a ][   ][ b ]: four values, five pieces of text"
+        );
+        // A captured block printed again is one value, its inner marks resolved.
+        assert_eq!(
+            render_pieces("{% set z %}<{{ x }}>{% endset %}{{ z }}", &ctx).unwrap(),
+            [value("<a b>", false)]
+        );
+        assert_eq!(
+            render_pieces("{% macro m(v) %}({{ v }}){% endmacro %}{{ m(y) }}", &ctx).unwrap(),
+            [value("(c)", false)]
+        );
+        let changed = render_pieces("{% macro m(v) %}({{ v }}){% endmacro %}{{ m(y) | upper }}", &ctx);
+        assert!(changed.unwrap_err().to_string().contains("changed by a filter"));
+        assert_eq!(join(&render_pieces("plain", &ctx).unwrap()), "plain");
+        assert!(render_pieces("{{ x }}\u{FDD0}", &ctx).is_err());
     }
 
     #[test]
