@@ -144,6 +144,10 @@ enum Command {
 struct JournalRunArgs {
     /// The run's id (see `runbook runs`).
     run: String,
+    /// An input the journal keeps masked because its value held a secret,
+    /// given again: `NAME=VALUE` (repeatable).
+    #[arg(short, long = "input", value_name = "NAME=VALUE", value_parser = key_value)]
+    inputs: Vec<(String, String)>,
     /// Answer yes to every question (re-run steps that were in flight without asking).
     #[arg(short, long)]
     yes: bool,
@@ -525,7 +529,7 @@ impl RunOptions {
     /// `resume` and `rollback`: the inputs come from the journal.
     fn for_journal(args: JournalRunArgs) -> Self {
         Self {
-            inputs: Vec::new(),
+            inputs: args.inputs,
             yes: args.yes,
             step: false,
             no_rollback: false,
@@ -663,6 +667,7 @@ fn execute_runbook(
                 runbook_text: bytes.into(),
             }),
             mode,
+            secrets: None,
         };
         let signals = runbook_engine::execute::listen_for_signals();
         let reporter: Arc<dyn runbook_engine::execute::Reporter> = console.clone();

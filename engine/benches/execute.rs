@@ -76,6 +76,7 @@ fn run_with(
         run_id: Some(runbook_engine::execute::new_run_id()),
         state,
         mode: runbook_engine::execute::Mode::Run,
+        secrets: None,
     };
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let summary = runtime

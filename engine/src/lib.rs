@@ -17,6 +17,7 @@ pub mod parse;
 pub mod plan;
 pub mod report;
 pub mod schema;
+pub mod secrets;
 pub mod step;
 pub mod template;
 pub mod testing;

@@ -167,7 +167,7 @@ impl std::fmt::Display for StepError {
 }
 
 /// Which stream a line of a step's live output came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputStream {
     Stdout,

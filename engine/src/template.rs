@@ -24,9 +24,12 @@ pub fn environment() -> &'static Environment<'static> {
                 values.push((plain_text(value), value.is_safe()));
                 Some(values.len() - 1)
             });
+            let _ = state;
             match recorded {
                 Some(index) => write!(out, "{OPEN}{index}{CLOSE}").map_err(minijinja::Error::from),
-                None => minijinja::escape_formatter(out, state, value),
+                // Values print as a runbook's readers expect: `true`, not
+                // `True`; nothing for none; lists and maps as JSON.
+                None => out.write_str(&plain_text(value)).map_err(minijinja::Error::from),
             }
         });
         env
@@ -256,19 +259,42 @@ pub fn render(text: &str, context: &Value) -> Result<String, minijinja::Error> {
     environment().render_str(text, context)
 }
 
+/// Where a template's text goes, which decides how printed values are
+/// written into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Plain text: values as they are.
+    Text,
+    /// A shell command: values quoted for `sh`, so an input cannot inject commands.
+    Shell,
+}
+
+/// Puts rendered pieces together for their place.
+pub fn assemble(pieces: &[Piece], place: Place) -> Result<String, minijinja::Error> {
+    Ok(match place {
+        Place::Text => join(pieces),
+        Place::Shell => pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Value { text, safe: false } => quote_word(text),
+                other => other.text().to_string(),
+            })
+            .collect(),
+    })
+}
+
+/// Renders a template for its place.
+pub fn render_for(text: &str, context: &Value, place: Place) -> Result<String, minijinja::Error> {
+    match place {
+        Place::Text => render(text, context),
+        _ if !is_template(text) => Ok(text.to_string()),
+        _ => assemble(&render_pieces(text, context)?, place),
+    }
+}
+
 /// Renders a shell command: values printed into it are quoted for `sh`.
 pub fn render_shell(text: &str, context: &Value) -> Result<String, minijinja::Error> {
-    if !is_template(text) {
-        return Ok(text.to_string());
-    }
-    let pieces = render_pieces(text, context)?;
-    Ok(pieces
-        .iter()
-        .map(|piece| match piece {
-            Piece::Value { text, safe: false } => quote_word(text),
-            other => other.text().to_string(),
-        })
-        .collect())
+    render_for(text, context, Place::Shell)
 }
 
 /// Evaluates an expression with a context.
@@ -409,6 +435,14 @@ mod tests {
         assert!(changed.unwrap_err().to_string().contains("changed by a filter"));
         assert_eq!(join(&render_pieces("plain", &ctx).unwrap()), "plain");
         assert!(render_pieces("{{ x }}\u{FDD0}", &ctx).is_err());
+    }
+
+    #[test]
+    fn values_print_as_runbook_readers_expect() {
+        let ctx = Value::from(minijinja::value::Serde(
+            serde_json::json!({"b": false, "n": null, "l": ["a", 1]}),
+        ));
+        assert_eq!(render("{{ b }}|{{ n }}|{{ l }}", &ctx).unwrap(), r#"false||["a",1]"#);
     }
 
     #[test]

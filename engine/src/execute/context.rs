@@ -4,14 +4,15 @@
 //! at step 10,000.
 
 use crate::execute::event::{RunStatus, StepStatus};
+use crate::secrets::{MASK, Redactor, stand_in, stand_in_json};
 use crate::step::Registry;
-use crate::template;
-use crate::validate::checked::Param;
+use crate::template::{self, Piece, Place};
+use crate::validate::checked::{Param, Ref, Text};
 use minijinja::Value;
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 use serde_json::Value as Json;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// What later templates can read of a step.
 #[derive(Debug, Clone)]
@@ -88,6 +89,13 @@ pub struct RunContext {
     run: Value,
     steps: Value,
     pub live: Arc<LiveState>,
+    /// Secrets and the vars computed from them, replaced by stand-ins (see
+    /// [`crate::secrets::stand_in`]), to tell which printed values come
+    /// from a secret.
+    secrets_stand_in: Value,
+    vars_stand_in: Value,
+    secret_vars: Arc<HashSet<String>>,
+    any_secret: bool,
 }
 
 /// A template map from names and values.
@@ -115,6 +123,7 @@ impl RunContext {
             steps: RwLock::new(HashMap::new()),
             status: RwLock::new(RunStatus::Running),
         });
+        let stand_ins: HashMap<&String, String> = secrets.iter().map(|(k, v)| (k, stand_in(v))).collect();
         Self {
             inputs: to_value(inputs),
             secrets: to_value(secrets),
@@ -126,19 +135,43 @@ impl RunContext {
             }),
             steps: Value::from_object(StepsObject(live.clone())),
             live,
+            secrets_stand_in: to_value(stand_ins),
+            vars_stand_in: map_value(Vec::<(String, Value)>::new()),
+            secret_vars: Arc::new(HashSet::new()),
+            any_secret: !secrets.is_empty(),
         }
     }
 
-    pub fn set_vars(&mut self, vars: Vec<(String, Value)>) {
-        self.vars = map_value(vars);
+    /// Sets the vars: each with its value and, for those computed from a
+    /// secret, the value's stand-in.
+    pub fn set_vars(&mut self, vars: &[ComputedVar]) {
+        self.vars = map_value(vars.iter().map(|v| (v.name.clone(), to_value(&v.value))));
+        self.vars_stand_in = map_value(vars.iter().map(|v| {
+            let value = if v.secret {
+                stand_in_json(&v.value)
+            } else {
+                v.value.clone()
+            };
+            (v.name.clone(), to_value(value))
+        }));
+        self.secret_vars = Arc::new(vars.iter().filter(|v| v.secret).map(|v| v.name.clone()).collect());
     }
 
     /// The context for templates; `result` bound when given.
     pub fn value(&self, result: Option<&Json>) -> Value {
+        self.build(result, &self.secrets, &self.vars)
+    }
+
+    /// The context with every secret (and var computed from one) replaced by its stand-in.
+    fn value_stand_in(&self, result: Option<&Json>) -> Value {
+        self.build(result, &self.secrets_stand_in, &self.vars_stand_in)
+    }
+
+    fn build(&self, result: Option<&Json>, secrets: &Value, vars: &Value) -> Value {
         let mut entries = vec![
             ("inputs", self.inputs.clone()),
-            ("secrets", self.secrets.clone()),
-            ("vars", self.vars.clone()),
+            ("secrets", secrets.clone()),
+            ("vars", vars.clone()),
             ("run", self.run.clone()),
             ("steps", self.steps.clone()),
         ];
@@ -146,6 +179,19 @@ impl RunContext {
             entries.push(("result", to_value(result)));
         }
         map_value(entries)
+    }
+
+    /// Whether a template or expression reading these names may print a secret.
+    pub fn reads_secret(&self, refs: &[Ref]) -> bool {
+        self.any_secret
+            && refs.iter().any(|r| {
+                r.path == "secrets"
+                    || r.path.starts_with("secrets.")
+                    || r.path == "vars"
+                    || r.path
+                        .strip_prefix("vars.")
+                        .is_some_and(|rest| self.secret_vars.contains(rest.split('.').next().unwrap_or(rest)))
+            })
     }
 
     pub fn set_step(&self, id: &str, status: StepStatus, outputs: Option<Value>) {
@@ -165,10 +211,263 @@ impl RunContext {
             *s = status;
         }
     }
+
+    /// A renderer of this context's templates, which masks what comes from a secret.
+    pub fn renderer<'a>(&'a self, registry: &'a Registry, redactor: &'a Redactor) -> Renderer<'a> {
+        Renderer {
+            ctx: self,
+            registry,
+            redactor,
+            real: self.value(None),
+            stand_in: OnceLock::new(),
+        }
+    }
 }
 
-/// Renders a step's parameters for running it. `shell` lists the pointers of
-/// shell commands (quoted rendering); nested step bodies use their own kind's.
+/// A var as computed for a run.
+#[derive(Debug, Clone)]
+pub struct ComputedVar {
+    pub name: String,
+    pub value: Json,
+    /// Computed from a secret: masked, and a secret to later templates.
+    pub secret: bool,
+}
+
+/// Something rendered for a run: the value the step gets, and what people
+/// are shown of it, where every value that comes from a secret is `***`
+/// (`None`: the same as the value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered<T> {
+    pub value: T,
+    pub shown: Option<T>,
+}
+
+impl<T> Rendered<T> {
+    fn plain(value: T) -> Self {
+        Self { value, shown: None }
+    }
+
+    /// What people may see.
+    pub fn shown(&self) -> &T {
+        self.shown.as_ref().unwrap_or(&self.value)
+    }
+}
+
+/// Renders a run's templates. Every template that reads a secret is
+/// rendered twice, with the secrets and with their stand-ins: the printed
+/// values that differ come from a secret, whatever filters or loops made
+/// them. They are masked where shown and added to the run's secrets, so the
+/// step's output, results and errors cannot show them either.
+pub struct Renderer<'a> {
+    ctx: &'a RunContext,
+    registry: &'a Registry,
+    redactor: &'a Redactor,
+    real: Value,
+    stand_in: OnceLock<Value>,
+}
+
+impl Renderer<'_> {
+    fn stand_in(&self) -> &Value {
+        self.stand_in.get_or_init(|| self.ctx.value_stand_in(None))
+    }
+
+    /// A step's parameters for kind `kind`: shell commands quoted, nested
+    /// step bodies with their own kind's rules.
+    pub fn params(&self, param: &Param, kind: &str) -> Result<Rendered<Json>, String> {
+        let shell: Vec<String> = self
+            .registry
+            .get(kind)
+            .map(|k| k.shell_params().iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default();
+        self.render(param, "", &shell)
+    }
+
+    /// A text such as a confirmation's message.
+    pub fn text(&self, text: &Text) -> Result<Rendered<String>, String> {
+        self.template(text, Place::Text)
+            .map_err(|e| render_error(&text.text, &e))
+    }
+
+    fn render(&self, param: &Param, pointer: &str, shell: &[String]) -> Result<Rendered<Json>, String> {
+        let place = if shell.iter().any(|s| s == pointer) {
+            Place::Shell
+        } else {
+            Place::Text
+        };
+        Ok(match param {
+            Param::Value(v) => Rendered::plain(v.clone()),
+            Param::Expression(t) => Rendered::plain(Json::String(t.text.clone())),
+            Param::Template(t) => {
+                let rendered = self.template(t, place).map_err(|e| render_error(&t.text, &e))?;
+                Rendered {
+                    value: Json::String(rendered.value),
+                    shown: rendered.shown.map(Json::String),
+                }
+            }
+            Param::Native(t) if place != Place::Text => {
+                let rendered = self.template(t, place).map_err(|e| render_error(&t.text, &e))?;
+                Rendered {
+                    value: Json::String(rendered.value),
+                    shown: rendered.shown.map(Json::String),
+                }
+            }
+            Param::Native(t) => {
+                let expression = template::single_expression(&t.text).unwrap_or(&t.text);
+                let value = template::eval(expression, &self.real).map_err(|e| render_error(&t.text, &e))?;
+                let value =
+                    serde_json::to_value(&value).map_err(|e| format!("cannot use the value of `{}`: {e}", t.text))?;
+                if !self.ctx.reads_secret(&t.refs) {
+                    Rendered::plain(value)
+                } else {
+                    let other = template::eval(expression, self.stand_in())
+                        .ok()
+                        .and_then(|v| serde_json::to_value(&v).ok());
+                    if other.as_ref() == Some(&value) {
+                        Rendered::plain(value)
+                    } else {
+                        self.redactor.add_all(strings(&value));
+                        Rendered {
+                            value,
+                            shown: Some(Json::String(MASK.into())),
+                        }
+                    }
+                }
+            }
+            Param::List(items) => {
+                let rendered: Vec<Rendered<Json>> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| self.render(p, &format!("{pointer}/{i}"), shell))
+                    .collect::<Result<_, _>>()?;
+                let masked = rendered.iter().any(|r| r.shown.is_some());
+                Rendered {
+                    shown: masked.then(|| Json::Array(rendered.iter().map(|r| r.shown().clone()).collect())),
+                    value: Json::Array(rendered.into_iter().map(|r| r.value).collect()),
+                }
+            }
+            Param::Map(entries) => {
+                // A nested step body (`uses` + `with`) renders its `with` with its own kind's rules.
+                let nested_kind = entries.iter().find_map(|(k, p)| match (k.as_str(), p) {
+                    ("uses", Param::Value(Json::String(kind))) => Some(kind.clone()),
+                    _ => None,
+                });
+                let mut value = serde_json::Map::new();
+                let mut shown = serde_json::Map::new();
+                let mut masked = false;
+                for (key, param) in entries {
+                    let rendered = match (&nested_kind, key.as_str()) {
+                        (Some(kind), "with") => self.params(param, kind)?,
+                        _ => self.render(param, &format!("{pointer}/{key}"), shell)?,
+                    };
+                    masked |= rendered.shown.is_some();
+                    shown.insert(key.clone(), rendered.shown().clone());
+                    value.insert(key.clone(), rendered.value);
+                }
+                Rendered {
+                    value: Json::Object(value),
+                    shown: masked.then_some(Json::Object(shown)),
+                }
+            }
+        })
+    }
+
+    /// Renders a template for its place; when it reads a secret, finds the
+    /// printed values that come from it.
+    fn template(&self, text: &Text, place: Place) -> Result<Rendered<String>, minijinja::Error> {
+        if !self.ctx.reads_secret(&text.refs) {
+            return template::render_for(&text.text, &self.real, place).map(Rendered::plain);
+        }
+        let real = template::render_pieces(&text.text, &self.real)?;
+        let value = template::assemble(&real, place)?;
+        let other = template::render_pieces(&text.text, self.stand_in());
+        let same_shape = other.as_ref().is_ok_and(|other| {
+            other.len() == real.len()
+                && real.iter().zip(other).all(|(a, b)| match (a, b) {
+                    (Piece::Literal(a), Piece::Literal(b)) => a == b,
+                    (Piece::Value { .. }, Piece::Value { .. }) => true,
+                    _ => false,
+                })
+        });
+        let Ok(other) = other
+            .as_ref()
+            .map_err(|_| ())
+            .and_then(|o| if same_shape { Ok(o) } else { Err(()) })
+        else {
+            // What the template writes depends on the secret: all of it is secret.
+            self.redactor.add(&value);
+            self.redactor.add(&template::join(&real));
+            return Ok(Rendered {
+                value,
+                shown: Some(MASK.to_string()),
+            });
+        };
+        let tainted: Vec<bool> = real.iter().zip(other).map(|(a, b)| a.text() != b.text()).collect();
+        let (Some(first), Some(last)) = (tainted.iter().position(|&t| t), tainted.iter().rposition(|&t| t)) else {
+            return Ok(Rendered::plain(value));
+        };
+        // Each value that comes from a secret, and the stretch of text from
+        // the first to the last (a loop printing a secret piece by piece).
+        let mut found: Vec<String> = real
+            .iter()
+            .zip(&tainted)
+            .filter(|(_, t)| **t)
+            .map(|(p, _)| p.text().to_string())
+            .collect();
+        found.push(template::join(&real[first..=last]));
+        self.redactor.add_all(found);
+        let masked: Vec<Piece> = real
+            .iter()
+            .zip(&tainted)
+            .map(|(piece, tainted)| match (piece, tainted) {
+                (_, true) => Piece::Value {
+                    text: MASK.to_string(),
+                    safe: true,
+                },
+                (piece, false) => piece.clone(),
+            })
+            .collect();
+        Ok(Rendered {
+            value,
+            shown: Some(template::assemble(&masked, place)?),
+        })
+    }
+
+    /// Evaluates an expression over a result (an output); a value that
+    /// comes from a secret is added to the run's secrets.
+    pub fn expression(&self, text: &Text, result: &Json) -> Result<Value, minijinja::Error> {
+        let value = template::eval(&text.text, &self.ctx.value(Some(result)))?;
+        if self.ctx.reads_secret(&text.refs) {
+            let other = template::eval(&text.text, &self.ctx.value_stand_in(Some(result))).ok();
+            if other.as_ref() != Some(&value)
+                && let Ok(json) = serde_json::to_value(&value)
+            {
+                self.redactor.add_all(strings(&json));
+            }
+        }
+        Ok(value)
+    }
+}
+
+/// Every string in a value, and the value as JSON text when it is not one.
+fn strings(value: &Json) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(value: &Json, out: &mut Vec<String>) {
+        match value {
+            Json::String(s) => out.push(s.clone()),
+            Json::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            Json::Object(map) => map.values().for_each(|v| walk(v, out)),
+            other => out.push(other.to_string()),
+        }
+    }
+    walk(value, &mut out);
+    if !value.is_string() {
+        out.push(value.to_string());
+    }
+    out
+}
+
+/// Renders a step's parameters for running it, without telling secret
+/// values apart (for runs with no secrets, and tests).
 pub fn render_params(param: &Param, ctx: &Value, registry: &Registry, kind: &str) -> Result<Json, String> {
     let shell: Vec<String> = registry
         .get(kind)
@@ -233,8 +532,9 @@ pub fn is_true(value: &Value) -> bool {
     value.is_true()
 }
 
-/// Names an expression reads and their current values: `result.status = 503`.
-pub fn explain(expression: &str, ctx: &Value) -> String {
+/// Names an expression reads and their current values: `result.status =
+/// 503`. Values are masked before they are cut short.
+pub fn explain(expression: &str, ctx: &Value, redactor: &Redactor) -> String {
     let Ok(paths) = template::expression_references(expression) else {
         return String::new();
     };
@@ -244,7 +544,7 @@ pub fn explain(expression: &str, ctx: &Value) -> String {
             let value = template::eval(path, ctx)
                 .map(|v| serde_json::to_string(&v).unwrap_or_else(|_| v.to_string()))
                 .unwrap_or_else(|_| "undefined".into());
-            format!("{path} = {}", truncate(&value, 200))
+            format!("{path} = {}", truncate(&redactor.redact(&value), 200))
         })
         .collect::<Vec<_>>()
         .join(", ")

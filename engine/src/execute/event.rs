@@ -1,6 +1,7 @@
 //! The events of a run. The executor emits them; the terminal view, the
 //! `--output json` stream and (later) the journal and reports consume them.
 
+use crate::secrets::Redactor;
 use crate::step::OutputStream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -213,6 +214,101 @@ pub struct RunSummary {
     pub rolled_back: Vec<String>,
     /// Why the run stopped, when it did not succeed.
     pub reason: Option<String>,
+}
+
+impl Event {
+    /// Masks every secret in every text of the event, in place.
+    pub fn mask(&mut self, redactor: &Redactor) {
+        let text = |s: &mut String| redactor.redact_string(s);
+        match self {
+            Event::RunStarted { run_id, runbook, .. } => {
+                text(run_id);
+                text(runbook);
+            }
+            Event::StepStarted { step, name, action, .. } => {
+                text(step);
+                name.iter_mut().for_each(text);
+                text(action);
+            }
+            Event::StepOutput { step, line, .. } => {
+                text(step);
+                text(line);
+            }
+            Event::Log { step, level, message } => {
+                text(step);
+                text(level);
+                text(message);
+            }
+            Event::StepRetrying { step, error, .. } => {
+                text(step);
+                text(error);
+            }
+            Event::StepSucceeded {
+                step, outputs, undo, ..
+            } => {
+                text(step);
+                redactor.redact_json(outputs);
+                if let Some(undo) = undo {
+                    text(&mut undo.kind);
+                    text(&mut undo.description);
+                    redactor.redact_json(&mut undo.params);
+                }
+            }
+            Event::StepFailed {
+                step,
+                error,
+                on_failure,
+                ..
+            } => {
+                text(step);
+                text(error);
+                text(on_failure);
+            }
+            Event::StepSkipped { step, reason } | Event::StepCancelled { step, reason } => {
+                text(step);
+                text(reason);
+            }
+            Event::StepCheckpoint { step, kind, state } => {
+                text(step);
+                text(kind);
+                redactor.redact_json(state);
+            }
+            Event::StepRecovered { step, action } | Event::RollbackStarted { step, action } => {
+                text(step);
+                text(action);
+            }
+            Event::Interrupted { signal } => text(signal),
+            Event::RollbackSucceeded { step, .. } => text(step),
+            Event::RollbackFailed { step, error, .. } => {
+                text(step);
+                text(error);
+            }
+            Event::FinallyStarted { .. } => {}
+            Event::RunResumed { run_id, rerun } => {
+                text(run_id);
+                rerun.iter_mut().for_each(text);
+            }
+            Event::RollbackRequested { reason } => text(reason),
+            Event::RunFinished { summary, .. } => summary.mask(redactor),
+        }
+    }
+}
+
+impl RunSummary {
+    /// Masks every secret in every text of the summary, in place.
+    pub fn mask(&mut self, redactor: &Redactor) {
+        let text = |s: &mut String| redactor.redact_string(s);
+        text(&mut self.run_id);
+        text(&mut self.runbook);
+        for step in &mut self.steps {
+            text(&mut step.id);
+            step.name.iter_mut().for_each(text);
+            step.error.iter_mut().for_each(text);
+            redactor.redact_json(&mut step.outputs);
+        }
+        self.rolled_back.iter_mut().for_each(text);
+        self.reason.iter_mut().for_each(text);
+    }
 }
 
 /// A consumer of a run's events.

@@ -17,14 +17,15 @@ pub use operator::{GateAnswer, InterruptAnswer, Operator, StepAnswer, Unattended
 
 use crate::compile::Compiled;
 use crate::diagnostic::Diagnostic;
-use crate::journal::redact::{Redacting, Redactor};
+use crate::journal::redact::Redacting;
 use crate::journal::{Header, Journal, JournalWriter};
 use crate::parse::raw::{Backoff, OnFailure, format_duration};
 use crate::plan::{EnvLookup, resolve_inputs};
+use crate::secrets::Redactor;
 use crate::step::{Host, OutputStream, Registry, StepContext, StepError, StepFuture};
 use crate::template;
 use crate::validate::checked::{self, Param, Retry, SecretSource, Text};
-use context::{RunContext, explain, render_params, to_value};
+use context::{ComputedVar, RunContext, explain, to_value};
 use serde_json::Value as Json;
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -45,6 +46,7 @@ pub mod codes {
     pub const NOTHING_TO_DO: &str = "runbook::run::nothing_to_do";
     /// A cut-short attempt could not be put right: a person must look.
     pub const RECOVER: &str = "runbook::run::recover";
+    pub const MASKED_INPUT: &str = "runbook::run::masked_input";
 }
 
 /// How to run.
@@ -70,6 +72,9 @@ pub struct RunRequest<'a> {
     pub state: Option<StateRequest>,
     /// A new run, or one picked up from its journal.
     pub mode: Mode,
+    /// Secrets this run must mask besides its own: a child run gets its
+    /// parent's, so a secret passed in as an input stays one.
+    pub secrets: Option<Arc<Redactor>>,
 }
 
 /// Where runs are kept, and the runbook as read.
@@ -164,7 +169,7 @@ fn prepare(compiled: &Compiled, request: &RunRequest<'_>, interactive: bool) -> 
     let runbook = &compiled.runbook;
     let mut errors = Vec::new();
     let inputs: serde_json::Map<String, Json> = match request.mode.journal() {
-        Some(journal) => journal.header.inputs.clone(),
+        Some(journal) => journaled_inputs(runbook, journal, request, &mut errors),
         None => resolve_inputs(runbook, &request.inputs, request.env, &mut errors)
             .into_iter()
             .map(|i| (i.name, i.value))
@@ -194,6 +199,22 @@ fn prepare(compiled: &Compiled, request: &RunRequest<'_>, interactive: bool) -> 
                     })
             }
         };
+        let value = value.and_then(|value| {
+            let length = value.trim().chars().count();
+            if length < crate::secrets::MIN_LEN {
+                return Err((
+                    format!(
+                        "secret `{}` is {length} character{} long: a secret shorter than {} characters cannot be masked \
+                         without garbling every line that happens to hold it",
+                        secret.name,
+                        if length == 1 { "" } else { "s" },
+                        crate::secrets::MIN_LEN
+                    ),
+                    "use the real secret (a token, a key, a password); nothing was run".to_string(),
+                ));
+            }
+            Ok(value)
+        });
         match value {
             Ok(value) => {
                 secrets.insert(secret.name.clone(), value);
@@ -235,6 +256,77 @@ fn prepare(compiled: &Compiled, request: &RunRequest<'_>, interactive: bool) -> 
         return Err(errors);
     }
     Ok((inputs, secrets))
+}
+
+/// The inputs of a run picked up from its journal. Inputs that held a
+/// secret were journaled masked: they must be given again (a parent run
+/// gives its child's every time).
+fn journaled_inputs(
+    runbook: &checked::Runbook,
+    journal: &Journal,
+    request: &RunRequest<'_>,
+    errors: &mut Vec<Diagnostic>,
+) -> serde_json::Map<String, Json> {
+    let header = &journal.header;
+    if header.masked_inputs.is_empty() {
+        return header.inputs.clone();
+    }
+    let missing: Vec<&String> = header
+        .masked_inputs
+        .iter()
+        .filter(|name| !request.inputs.iter().any(|(given, _)| given == *name))
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|n| format!("`{n}`")).collect();
+        errors.push(
+            Diagnostic::error(
+                codes::MASKED_INPUT,
+                format!(
+                    "the journal keeps {} masked, since {} a secret; nothing was run",
+                    names.join(", "),
+                    if names.len() == 1 {
+                        "its value held"
+                    } else {
+                        "their values held"
+                    }
+                ),
+            )
+            .with_help(format!(
+                "give {} again: {}",
+                if names.len() == 1 { "it" } else { "them" },
+                missing
+                    .iter()
+                    .map(|n| format!("--input {n}=..."))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )),
+        );
+        return header.inputs.clone();
+    }
+    // Every other input as journaled; the masked ones as given now.
+    let mut given: Vec<(String, String)> = header
+        .inputs
+        .iter()
+        .filter(|(name, _)| !header.masked_inputs.contains(name))
+        .map(|(name, value)| {
+            (
+                name.clone(),
+                value.as_str().map_or_else(|| value.to_string(), str::to_string),
+            )
+        })
+        .collect();
+    given.extend(
+        request
+            .inputs
+            .iter()
+            .filter(|(name, _)| header.masked_inputs.contains(name))
+            .cloned(),
+    );
+    let none = |_: &str| None;
+    resolve_inputs(runbook, &given, &none, errors)
+        .into_iter()
+        .map(|i| (i.name, i.value))
+        .collect()
 }
 
 /// Whether a step's guard reads only inputs and is false for these: such a
@@ -332,6 +424,8 @@ struct RunHost {
     /// The run's journal, for records a kind must see written before it acts.
     journal: Option<Arc<JournalWriter>>,
     redactor: Arc<Redactor>,
+    /// Output held back per step and stream, see [`crate::secrets::StreamMasker`].
+    streams: std::sync::Mutex<HashMap<(String, OutputStream), crate::secrets::StreamMasker>>,
 }
 
 impl Host for RunHost {
@@ -378,19 +472,34 @@ impl Host for RunHost {
             }
             let _guard = self.prompt.lock().await;
             let operator = self.operator.clone();
-            let (step, message) = (step.to_string(), message.to_string());
+            let (step, message) = (step.to_string(), self.redactor.redact(message).into_owned());
             tokio::task::spawn_blocking(move || operator.confirm(&step, &message, "approval step"))
                 .await
                 .map_err(|e| e.to_string())
         })
     }
 
-    fn output(&self, step: &str, stream: OutputStream, text: &str, _line_end: bool) {
-        self.reporter.event(&Event::StepOutput {
-            step: step.to_string(),
-            stream,
-            line: text.to_string(),
-        });
+    fn output(&self, step: &str, stream: OutputStream, text: &str, line_end: bool) {
+        let shown = if line_end && self.redactor.is_empty() {
+            Some(text.to_string())
+        } else {
+            // Masked over the pieces of a long line, so that a secret cut in
+            // two by a piece boundary is still masked.
+            let Ok(mut streams) = self.streams.lock() else { return };
+            let stream_masker = streams.entry((step.to_string(), stream)).or_default();
+            let shown = stream_masker.push(&self.redactor, text, line_end);
+            if line_end {
+                streams.remove(&(step.to_string(), stream));
+            }
+            shown
+        };
+        if let Some(line) = shown {
+            self.reporter.event(&Event::StepOutput {
+                step: step.to_string(),
+                stream,
+                line,
+            });
+        }
     }
 
     fn checkpoint(&self, step: &str, state: Json) -> Result<(), String> {
@@ -400,7 +509,7 @@ impl Host for RunHost {
             kind,
             state,
         };
-        event = self.redactor.event(&event);
+        event.mask(&self.redactor);
         match &self.journal {
             Some(journal) => journal
                 .append(&event)
@@ -468,6 +577,36 @@ impl Host for RunHost {
     }
 }
 
+/// Shows what a step's output held back when its attempt ends, however it ends.
+struct FlushOutput<'a> {
+    host: &'a RunHost,
+    step: &'a str,
+}
+
+impl Drop for FlushOutput<'_> {
+    fn drop(&mut self) {
+        let held: Vec<(OutputStream, String)> = match self.host.streams.lock() {
+            Ok(mut streams) => {
+                let keys: Vec<_> = streams.keys().filter(|(s, _)| s == self.step).cloned().collect();
+                keys.into_iter()
+                    .filter_map(|key| {
+                        let mut masker = streams.remove(&key)?;
+                        Some((key.1, masker.flush(&self.host.redactor)?))
+                    })
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for (stream, line) in held {
+            self.host.reporter.event(&Event::StepOutput {
+                step: self.step.to_string(),
+                stream,
+                line,
+            });
+        }
+    }
+}
+
 /// The id of the run a `runbook` step starts: stable, so a resumed parent finds it.
 fn child_run_id(parent: &str, step: &str) -> String {
     format!("{parent}.{step}")
@@ -520,6 +659,7 @@ impl RunHost {
             timeout: None,
             kill_grace: self.kill_grace,
             run_id: Some(child_id),
+            secrets: Some(self.redactor.clone()),
             state: match (&self.state_dir, origin) {
                 (Some(dir), Some(origin)) => Some(StateRequest {
                     state_dir: dir.clone(),
@@ -671,6 +811,10 @@ fn backoff_delay(retry: &Retry, attempt: u32) -> Duration {
 }
 
 impl RunHost {
+    fn renderer(&self) -> context::Renderer<'_> {
+        self.ctx.renderer(&self.registry, &self.redactor)
+    }
+
     /// The kind running as step `step` now: its rollback body's while it is
     /// being rolled back (the journal says which), else the step's own.
     fn kind_of(&self, step: &str) -> Option<String> {
@@ -679,10 +823,14 @@ impl RunHost {
         Some(found.kind.clone())
     }
 
+    /// What a step will do, in words: from parameters masked before the
+    /// kind can cut them short.
     fn describe(&self, kind: &str, params: &Json) -> String {
+        let mut params = params.clone();
+        self.redactor.redact_json(&mut params);
         self.registry
             .get(kind)
-            .map_or_else(|| kind.to_string(), |k| k.describe(params))
+            .map_or_else(|| kind.to_string(), |k| k.describe(&params))
     }
 
     /// Runs every attempt of an action. Never panics, never hangs past
@@ -717,9 +865,8 @@ impl RunHost {
         let undoable = matches!(which, Which::Main(i) if runbook.steps[i].rollback.is_none());
         for attempt in 1..=attempts {
             outcome.attempts = attempt;
-            let ctx = self.ctx.value(None);
-            let params = match render_params(action.with, &ctx, &self.registry, action.kind) {
-                Ok(params) => params,
+            let rendered = match self.renderer().params(action.with, action.kind) {
+                Ok(rendered) => rendered,
                 Err(e) => {
                     outcome.error = Some(e);
                     break;
@@ -730,9 +877,10 @@ impl RunHost {
                     step: action.id.to_string(),
                     name: runbook.step(action.id).and_then(|s| s.name.clone()),
                     attempt,
-                    action: self.describe(action.kind, &params),
+                    action: self.describe(action.kind, rendered.shown()),
                 });
             }
+            let params = rendered.value;
             let undo_params = undoable.then(|| params.clone());
             let result = self.attempt(&action, attempt, params, &cancel).await;
             if cancel.is_cancelled() {
@@ -807,6 +955,10 @@ impl RunHost {
                 .upgrade()
                 .ok_or_else(|| ("the run has ended".to_string(), false))?,
         };
+        let _flush = FlushOutput {
+            host: self,
+            step: action.id,
+        };
         let mut future = kind.run(cx);
         let timeout = action.timeout;
         let expired = async {
@@ -857,7 +1009,7 @@ impl RunHost {
             match template::eval(&gate.text, &ctx) {
                 Ok(value) if value.is_true() => {}
                 Ok(_) => {
-                    let seen = explain(&gate.text, &ctx);
+                    let seen = explain(&gate.text, &ctx, &self.redactor);
                     return Err((format!("verification failed: `{}` is false ({seen})", gate.text), true));
                 }
                 Err(e) => {
@@ -873,7 +1025,11 @@ impl RunHost {
                 Ok(value) if value.is_true() => {}
                 Ok(_) => {
                     return Err((
-                        format!("`{}` is not true yet ({})", until.text, explain(&until.text, &ctx)),
+                        format!(
+                            "`{}` is not true yet ({})",
+                            until.text,
+                            explain(&until.text, &ctx, &self.redactor)
+                        ),
                         false,
                     ));
                 }
@@ -886,8 +1042,9 @@ impl RunHost {
             }
         }
         let mut outputs = serde_json::Map::new();
+        let renderer = self.renderer();
         for (name, expression) in action.outputs {
-            match template::eval(&expression.text, &ctx) {
+            match renderer.expression(expression, result) {
                 Ok(value) => {
                     outputs.insert(name.clone(), serde_json::to_value(&value).unwrap_or(Json::Null));
                 }
@@ -964,27 +1121,39 @@ pub async fn execute(
     let mut ctx = RunContext::new(&run_id, &format_timestamp(started_secs), &inputs, &secrets);
     let runbook = &compiled.runbook;
 
+    // Secrets never leave the process: every event is masked first. A child
+    // run shares its parent's secrets, so they follow a value into it.
+    let redactor = request.secrets.clone().unwrap_or_default();
+    redactor.add_all(secrets.values().cloned());
+
     // Vars are computed once, in order, before any step.
-    let mut vars: Vec<(String, minijinja::Value)> = Vec::new();
+    let mut vars: Vec<ComputedVar> = Vec::new();
     for var in &runbook.vars {
-        ctx.set_vars(vars.clone());
-        match render_params(&var.value, &ctx.value(None), &registry, "") {
-            Ok(value) => vars.push((var.name.clone(), to_value(value))),
+        ctx.set_vars(&vars);
+        match ctx.renderer(&registry, &redactor).params(&var.value, "") {
+            Ok(rendered) => vars.push(ComputedVar {
+                name: var.name.clone(),
+                secret: rendered.shown.is_some(),
+                value: rendered.value,
+            }),
             Err(e) => {
                 return Err(vec![
-                    Diagnostic::error(codes::VARS, format!("cannot compute var `{}`: {e}", var.name))
-                        .with_label(var.span, "computed here"),
+                    Diagnostic::error(
+                        codes::VARS,
+                        redactor
+                            .redact(&format!("cannot compute var `{}`: {e}", var.name))
+                            .into_owned(),
+                    )
+                    .with_label(var.span, "computed here"),
                 ]);
             }
         }
     }
-    ctx.set_vars(vars);
+    ctx.set_vars(&vars);
     for step in runbook.steps.iter().chain(&runbook.finally) {
         ctx.set_step(&step.id, StepStatus::Pending, None);
     }
 
-    // Secrets never leave the process: every event is masked first.
-    let redactor = Arc::new(Redactor::new(secrets.values().cloned()));
     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
     let mut _lock = None;
     let mut journal_writer = None;
@@ -1000,7 +1169,7 @@ pub async fn execute(
         };
         _lock = Some(
             crate::journal::lock::acquire(&state.state_dir, &key, &run_id).map_err(|e| {
-                vec![Diagnostic::error(codes::LOCKED, redactor.redact(&e.to_string())).with_help(
+                vec![Diagnostic::error(codes::LOCKED, redactor.redact(&e.to_string()).into_owned()).with_help(
                 "two runs with the same lock key never overlap; wait for the other run, or check `runbook runs`",
             )]
             })?,
@@ -1008,13 +1177,26 @@ pub async fn execute(
         let writer = match request.mode.journal() {
             Some(journal) => JournalWriter::append_to(journal),
             None => {
+                // An input whose value is or holds a secret is journaled masked.
+                let mut shown = Json::Object(inputs.clone());
+                redactor.redact_json(&mut shown);
+                let shown = match shown {
+                    Json::Object(map) => map,
+                    _ => serde_json::Map::new(),
+                };
+                let masked_inputs = inputs
+                    .iter()
+                    .filter(|(name, value)| shown.get(*name) != Some(value))
+                    .map(|(name, _)| name.clone())
+                    .collect();
                 let header = Header {
                     format: crate::journal::FORMAT,
                     run_id: run_id.clone(),
                     runbook: runbook.name.clone(),
                     runbook_path: state.runbook_path.clone(),
                     runbook_sha256: crate::journal::sha256(&state.runbook_text),
-                    inputs: inputs.clone(),
+                    inputs: shown,
+                    masked_inputs,
                     started_at: crate::journal::now(),
                     pid: std::process::id(),
                     host: hostname(),
@@ -1061,6 +1243,7 @@ pub async fn execute(
         prompt,
         journal: journal_writer.clone(),
         redactor: redactor.clone(),
+        streams: std::sync::Mutex::new(HashMap::new()),
     });
     let shared = host;
     if let Some(journal) = request.mode.journal() {
@@ -1126,7 +1309,8 @@ pub async fn execute(
     }
     run.main(&mut interrupts).await;
     let status = run.finish(&mut interrupts).await;
-    let summary = redactor.summary(&run.summary(status, started.elapsed()));
+    let mut summary = run.summary(status, started.elapsed());
+    summary.mask(&redactor);
     reporter.event(&Event::RunFinished {
         status,
         duration_ms: millis(started.elapsed()),
@@ -1184,9 +1368,11 @@ async fn recover_cut_short(host: &RunHost, journal: &Journal) -> Result<(), Vec<
                 return Err(vec![
                     Diagnostic::error(
                         codes::RECOVER,
-                        host.redactor.redact(&format!(
-                            "step `{step}` was cut short when the run died, and what it left cannot be put right: {error}"
-                        )),
+                        host.redactor
+                            .redact(&format!(
+                                "step `{step}` was cut short when the run died, and what it left cannot be put right: {error}"
+                            ))
+                            .into_owned(),
                     )
                     .with_help("nothing was run; set it right by hand, then resume or roll back again"),
                 ]);
@@ -1478,7 +1664,7 @@ impl Run {
                     return Admission::Skip(format!(
                         "`{}` is false ({})",
                         when.text,
-                        explain(&when.text, &self.shared.ctx.value(None))
+                        explain(&when.text, &self.shared.ctx.value(None), &self.shared.redactor)
                     ));
                 }
                 Err(e) => {
@@ -1493,13 +1679,11 @@ impl Run {
         let asks = !self.shared.yes && (self.step_mode || step.confirm.is_some());
         // What the step will do, in words, only when someone will be asked.
         let action = if asks {
-            let params = render_params(
-                &step.with,
-                &self.shared.ctx.value(None),
-                &self.shared.registry,
-                &step.kind,
-            )
-            .unwrap_or(Json::Null);
+            let params = self
+                .shared
+                .renderer()
+                .params(&step.with, &step.kind)
+                .map_or(Json::Null, |r| r.shown().clone());
             self.shared.describe(&step.kind, &params)
         } else {
             String::new()
@@ -1518,8 +1702,10 @@ impl Run {
         if let Some(confirm) = &step.confirm
             && !self.shared.yes
         {
-            let message =
-                template::render(&confirm.text, &self.shared.ctx.value(None)).unwrap_or_else(|_| confirm.text.clone());
+            let message = self.shared.renderer().text(confirm).map_or_else(
+                |_| confirm.text.clone(),
+                |r| self.shared.redactor.redact(r.shown()).into_owned(),
+            );
             let (id, text) = (step.id.clone(), action);
             if !self.ask(false, move |o| o.confirm(&id, &message, &text)).await {
                 return Admission::Decline(format!("the operator declined `{}`", step.id));
@@ -1678,7 +1864,8 @@ impl Run {
             _ => {
                 let error = outcome.error.clone().unwrap_or_else(|| "failed".into());
                 if outcome.gate && self.stop.is_none() && self.shared.operator.is_interactive() {
-                    let (id, text) = (self.step(i).id.clone(), error.clone());
+                    let text = self.shared.redactor.redact(&error).into_owned();
+                    let id = self.step(i).id.clone();
                     match self.ask(GateAnswer::Rollback, move |o| o.gate_failed(&id, &text)).await {
                         GateAnswer::Retry => {
                             self.set_status(i, StepStatus::Pending, None);
@@ -1801,8 +1988,8 @@ impl Run {
                 .step(i)
                 .rollback
                 .as_ref()
-                .and_then(|b| render_params(&b.with, &self.shared.ctx.value(None), &self.shared.registry, &b.kind).ok())
-                .unwrap_or(Json::Null);
+                .and_then(|b| self.shared.renderer().params(&b.with, &b.kind).ok())
+                .map_or(Json::Null, |r| r.shown().clone());
             let action = match (&undo, child) {
                 (Some(undo), _) => undo.description.clone(),
                 (None, true) => format!("roll back the run {}", child_run_id(&self.shared.run_id, &id)),
@@ -1899,7 +2086,11 @@ impl Run {
                         self.shared.ctx.set_step(&id, StepStatus::Skipped, None);
                         self.shared.reporter.event(&Event::StepSkipped {
                             step: id,
-                            reason: format!("`{}` is false ({})", when.text, explain(&when.text, &ctx)),
+                            reason: format!(
+                                "`{}` is false ({})",
+                                when.text,
+                                explain(&when.text, &ctx, &self.shared.redactor)
+                            ),
                         });
                         continue;
                     }

@@ -45,8 +45,11 @@ pub struct Header {
     pub runbook_path: PathBuf,
     /// SHA-256 of the runbook's text when the run started.
     pub runbook_sha256: String,
-    /// Inputs as resolved (secrets are never here).
+    /// Inputs as resolved; an input whose value is or holds a secret is masked.
     pub inputs: serde_json::Map<String, Json>,
+    /// The inputs that are masked above: a resume must be given them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masked_inputs: Vec<String>,
     pub started_at: String,
     pub pid: u32,
     pub host: String,

@@ -1239,6 +1239,7 @@ mod tests {
             runbook_path: PathBuf::from(format!("/srv/runbooks/{runbook}.yaml")),
             runbook_sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
             inputs,
+            masked_inputs: Vec::new(),
             started_at: at(0),
             pid: 4242,
             host: "ops-bastion-1".into(),
