@@ -121,6 +121,9 @@ impl Console {
         if self.style == Style::Json {
             return;
         }
+        let mut summary = summary.clone();
+        summary.each_text(&mut |text| escape(text), &mut |_| {});
+        let summary = &summary;
         let mut out = String::new();
         out.push_str(&format!("\nsummary of run {} ({})\n", summary.run_id, summary.runbook));
         for step in &summary.steps {
@@ -172,6 +175,20 @@ impl Console {
     }
 }
 
+/// A copy of the event safe to show on a terminal: control characters and
+/// escape sequences in its texts are shown escaped, not interpreted.
+fn printable(event: &Event) -> Event {
+    let mut event = event.clone();
+    event.each_text(&mut |text| escape(text), &mut |_| {});
+    event
+}
+
+fn escape(text: &mut String) {
+    if let std::borrow::Cow::Owned(escaped) = runbook_engine::printable::line(text) {
+        *text = escaped;
+    }
+}
+
 impl Reporter for Console {
     fn event(&self, event: &Event) {
         if self.style == Style::Json {
@@ -182,6 +199,7 @@ impl Reporter for Console {
             }
             return;
         }
+        let event = &printable(event);
         let text = {
             let Ok(mut state) = self.state.lock() else { return };
             match event {
@@ -301,6 +319,11 @@ impl Reporter for Console {
     }
 }
 
+/// Text from a runbook or a step, safe to put in a prompt (multi-line, escapes shown).
+fn shown(text: &str) -> String {
+    runbook_engine::printable::lines(text).into_owned()
+}
+
 /// Prompts on the terminal.
 pub struct TerminalOperator {
     pub console: Arc<Console>,
@@ -329,6 +352,7 @@ impl Operator for TerminalOperator {
         if !self.interactive {
             return false;
         }
+        let (step, message, action) = (shown(step), shown(message), shown(action));
         self.console.suspend(|| {
             eprintln!("\n  step `{step}` will: {action}");
             Confirm::with_theme(&ColorfulTheme::default())
@@ -343,6 +367,7 @@ impl Operator for TerminalOperator {
         if !self.interactive {
             return StepAnswer::No;
         }
+        let (step, action) = (shown(step), shown(action));
         let prompt = format!("run step `{step}`? it will: {action}");
         match self.select(
             &prompt,
@@ -360,6 +385,7 @@ impl Operator for TerminalOperator {
         if !self.interactive {
             return GateAnswer::Rollback;
         }
+        let (step, error) = (shown(step), shown(error));
         let prompt = format!("step `{step}`: {error}. what now?");
         match self.select(
             &prompt,

@@ -8,7 +8,7 @@ use console::{Console, Style, TerminalOperator};
 use runbook_engine::diagnostic::{RenderOptions, render};
 use runbook_engine::execute::{Mode, RunRequest, StateRequest, Unattended};
 use runbook_engine::plan::{PlanRequest, render_dot, render_mermaid, render_text};
-use runbook_engine::{Diagnostic, Registry, SourceFile, exit};
+use runbook_engine::{Diagnostic, Registry, SourceFile, exit, printable};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -846,6 +846,7 @@ fn show(terminal: &Terminal, state_dir: &Path, run_id: &str, format: OutputForma
                     .find_map(|k| line.get(*k).and_then(|v| v.as_str()))
                     .unwrap_or("");
                 let time = timed.at.get(11..23).unwrap_or(&timed.at);
+                let (step, detail) = (printable::line(step), printable::line(detail));
                 out.push_str(&format!("{time}  {kind:<20} {step:<20} {detail}\n").replace("  \n", "\n"));
             }
             if journal.torn_tail {

@@ -196,12 +196,24 @@ pub fn render(source: &SourceFile, diagnostics: &[Diagnostic], options: RenderOp
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_width(options.width)
         .with_links(false);
-    let named = NamedSource::new(source.name.clone(), source.text.clone());
+    // A runbook's text is shown as it is written, but for control
+    // characters, which are shown, not interpreted (offsets stay the same).
+    let text = crate::printable::same_length(&source.text).into_owned();
+    let named = NamedSource::new(&*crate::printable::line(&source.name), text);
     let mut out = String::new();
     for diagnostic in diagnostics {
-        let report = miette::Report::new(diagnostic.clone()).with_source_code(named.clone());
+        let mut diagnostic = diagnostic.clone();
+        diagnostic.message = crate::printable::lines(&diagnostic.message).into_owned();
+        if let Some(help) = &mut diagnostic.help {
+            *help = crate::printable::lines(help).into_owned();
+        }
+        for label in &mut diagnostic.labels {
+            label.text = crate::printable::line(&label.text).into_owned();
+        }
+        let message = diagnostic.message.clone();
+        let report = miette::Report::new(diagnostic).with_source_code(named.clone());
         if handler.render_report(&mut out, report.as_ref()).is_err() {
-            out.push_str(&diagnostic.message);
+            out.push_str(&message);
         }
         out.push('\n');
     }

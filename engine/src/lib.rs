@@ -15,6 +15,7 @@ pub mod execute;
 pub mod journal;
 pub mod parse;
 pub mod plan;
+pub mod printable;
 pub mod report;
 pub mod schema;
 pub mod secrets;

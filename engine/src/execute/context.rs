@@ -402,19 +402,10 @@ impl Renderer<'_> {
             });
         };
         let tainted: Vec<bool> = real.iter().zip(other).map(|(a, b)| a.text() != b.text()).collect();
-        let (Some(first), Some(last)) = (tainted.iter().position(|&t| t), tainted.iter().rposition(|&t| t)) else {
+        if !tainted.contains(&true) {
             return Ok(Rendered::plain(value));
-        };
-        // Each value that comes from a secret, and the stretch of text from
-        // the first to the last (a loop printing a secret piece by piece).
-        let mut found: Vec<String> = real
-            .iter()
-            .zip(&tainted)
-            .filter(|(_, t)| **t)
-            .map(|(p, _)| p.text().to_string())
-            .collect();
-        found.push(template::join(&real[first..=last]));
-        self.redactor.add_all(found);
+        }
+        self.redactor.add_all(secret_stretches(&real, &tainted));
         let masked: Vec<Piece> = real
             .iter()
             .zip(&tainted)
@@ -446,6 +437,29 @@ impl Renderer<'_> {
         }
         Ok(value)
     }
+}
+
+/// The texts a secret shows as in a rendered template: each value that
+/// comes from it, and each stretch of such values with only a little text
+/// between them on one line (a loop printing a secret piece by piece).
+fn secret_stretches(pieces: &[Piece], tainted: &[bool]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stretch: Option<(usize, usize)> = None;
+    for (i, piece) in pieces.iter().enumerate() {
+        if tainted[i] {
+            found.push(piece.text().to_string());
+            stretch = Some(stretch.map_or((i, i), |(start, _)| (start, i)));
+            continue;
+        }
+        let joins = matches!(piece, Piece::Literal(text) if text.len() <= 3 && !text.contains('\n'));
+        if !joins && let Some((start, end)) = stretch.take() {
+            found.push(template::join(&pieces[start..=end]));
+        }
+    }
+    if let Some((start, end)) = stretch {
+        found.push(template::join(&pieces[start..=end]));
+    }
+    found
 }
 
 /// Every string in a value, and the value as JSON text when it is not one.

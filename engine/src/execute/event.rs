@@ -219,7 +219,12 @@ pub struct RunSummary {
 impl Event {
     /// Masks every secret in every text of the event, in place.
     pub fn mask(&mut self, redactor: &Redactor) {
-        let text = |s: &mut String| redactor.redact_string(s);
+        self.each_text(&mut |s| redactor.redact_string(s), &mut |j| redactor.redact_json(j));
+    }
+
+    /// Calls `text` on every string of the event and `json` on every JSON value.
+    pub fn each_text(&mut self, text: &mut dyn FnMut(&mut String), json: &mut dyn FnMut(&mut Json)) {
+        let mut text = |s: &mut String| text(s);
         match self {
             Event::RunStarted { run_id, runbook, .. } => {
                 text(run_id);
@@ -227,7 +232,7 @@ impl Event {
             }
             Event::StepStarted { step, name, action, .. } => {
                 text(step);
-                name.iter_mut().for_each(text);
+                name.iter_mut().for_each(&mut text);
                 text(action);
             }
             Event::StepOutput { step, line, .. } => {
@@ -247,11 +252,11 @@ impl Event {
                 step, outputs, undo, ..
             } => {
                 text(step);
-                redactor.redact_json(outputs);
+                json(outputs);
                 if let Some(undo) = undo {
                     text(&mut undo.kind);
                     text(&mut undo.description);
-                    redactor.redact_json(&mut undo.params);
+                    json(&mut undo.params);
                 }
             }
             Event::StepFailed {
@@ -271,7 +276,7 @@ impl Event {
             Event::StepCheckpoint { step, kind, state } => {
                 text(step);
                 text(kind);
-                redactor.redact_json(state);
+                json(state);
             }
             Event::StepRecovered { step, action } | Event::RollbackStarted { step, action } => {
                 text(step);
@@ -286,10 +291,10 @@ impl Event {
             Event::FinallyStarted { .. } => {}
             Event::RunResumed { run_id, rerun } => {
                 text(run_id);
-                rerun.iter_mut().for_each(text);
+                rerun.iter_mut().for_each(&mut text);
             }
             Event::RollbackRequested { reason } => text(reason),
-            Event::RunFinished { summary, .. } => summary.mask(redactor),
+            Event::RunFinished { summary, .. } => summary.each_text(&mut text, json),
         }
     }
 }
@@ -297,17 +302,22 @@ impl Event {
 impl RunSummary {
     /// Masks every secret in every text of the summary, in place.
     pub fn mask(&mut self, redactor: &Redactor) {
-        let text = |s: &mut String| redactor.redact_string(s);
+        self.each_text(&mut |s| redactor.redact_string(s), &mut |j| redactor.redact_json(j));
+    }
+
+    /// Calls `text` on every string of the summary and `json` on every JSON value.
+    pub fn each_text(&mut self, text: &mut dyn FnMut(&mut String), json: &mut dyn FnMut(&mut Json)) {
+        let mut text = |s: &mut String| text(s);
         text(&mut self.run_id);
         text(&mut self.runbook);
         for step in &mut self.steps {
             text(&mut step.id);
-            step.name.iter_mut().for_each(text);
-            step.error.iter_mut().for_each(text);
-            redactor.redact_json(&mut step.outputs);
+            step.name.iter_mut().for_each(&mut text);
+            step.error.iter_mut().for_each(&mut text);
+            json(&mut step.outputs);
         }
-        self.rolled_back.iter_mut().for_each(text);
-        self.reason.iter_mut().for_each(text);
+        self.rolled_back.iter_mut().for_each(&mut text);
+        self.reason.iter_mut().for_each(&mut text);
     }
 }
 

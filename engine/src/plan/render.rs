@@ -30,8 +30,18 @@ impl Paint {
     }
 }
 
-/// The plan as text for a terminal; `color` adds ANSI styles.
+/// The plan as text for a terminal; `color` adds ANSI styles. Control
+/// characters in the runbook's text and values are shown escaped.
 pub fn render_text(plan: &Plan, color: bool) -> String {
+    let text = render_text_raw(plan, color);
+    if color {
+        crate::printable::lines_keeping_styles(&text).into_owned()
+    } else {
+        crate::printable::lines(&text).into_owned()
+    }
+}
+
+fn render_text_raw(plan: &Plan, color: bool) -> String {
     let p = Paint { color };
     let mut out = String::new();
     let _ = writeln!(out, "{} {}", p.bold("plan:"), p.bold(&plan.runbook));
