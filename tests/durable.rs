@@ -192,7 +192,7 @@ fn damaged_or_missing_journals_are_clear_errors_that_touch_nothing() {
     assert_eq!(std::fs::read_to_string(&journal).unwrap(), damaged);
 
     // A journal from a newer runbook.
-    let newer = original.replacen("\"format\":1", "\"format\":7", 1);
+    let newer = original.replacen("\"format\":2", "\"format\":7", 1);
     std::fs::write(&journal, newer).unwrap();
     let outcome = sandbox.runbook(&["resume", &run], &[]);
     assert_eq!(outcome.code, Some(2));

@@ -167,6 +167,10 @@ impl Console {
             RunStatus::FailedWithoutRollback => self.paint("1;31", "failed, not rolled back"),
             RunStatus::RolledBack => self.paint("1;36", "rolled back"),
             RunStatus::Aborted => self.paint("1;31", "ABORTED, not rolled back: a person must take over"),
+            RunStatus::JournalFailed => self.paint(
+                "1;31",
+                "STOPPED: the journal could not be written; nothing more was started, nothing rolled back",
+            ),
             RunStatus::Running => "running".into(),
         };
         out.push_str(&format!("run {status} in {}\n", Self::seconds(summary.duration_ms)));

@@ -27,6 +27,10 @@ pub enum RunStatus {
     Cancelled,
     /// Rolled back later, on request (`runbook rollback RUN`).
     RolledBack,
+    /// The journal could not be written: the run started nothing more, did
+    /// not roll back and did not run `finally`. A person must look, free
+    /// the disk, then resume or roll back.
+    JournalFailed,
 }
 
 impl RunStatus {
@@ -37,7 +41,7 @@ impl RunStatus {
             RunStatus::Failed | RunStatus::FailedWithoutRollback | RunStatus::Running => {
                 crate::exit::FAILED_ROLLED_BACK
             }
-            RunStatus::RollbackFailed | RunStatus::Aborted => crate::exit::NEEDS_A_PERSON,
+            RunStatus::RollbackFailed | RunStatus::Aborted | RunStatus::JournalFailed => crate::exit::NEEDS_A_PERSON,
             RunStatus::Cancelled => crate::exit::CANCELLED,
         }
     }
@@ -52,6 +56,7 @@ impl RunStatus {
             RunStatus::Aborted => "aborted",
             RunStatus::Cancelled => "cancelled",
             RunStatus::RolledBack => "rolled_back",
+            RunStatus::JournalFailed => "journal_failed",
         }
     }
 }

@@ -504,16 +504,17 @@ impl Host for RunHost {
 
     fn checkpoint(&self, step: &str, state: Json) -> Result<(), String> {
         let kind = self.kind_of(step).unwrap_or_default();
-        let mut event = Event::StepCheckpoint {
+        let event = Event::StepCheckpoint {
             step: step.to_string(),
             kind,
             state,
         };
-        event.mask(&self.redactor);
+        self.reporter.event(&event);
         match &self.journal {
-            Some(journal) => journal
-                .append(&event)
-                .map_err(|e| format!("the journal cannot be written ({e}); nothing more was done")),
+            Some(journal) => match journal.failure() {
+                Some(e) => Err(format!("the journal cannot be written ({e}); nothing more was done")),
+                None => Ok(()),
+            },
             None => Ok(()),
         }
     }
@@ -811,6 +812,11 @@ fn backoff_delay(retry: &Retry, attempt: u32) -> Duration {
 }
 
 impl RunHost {
+    /// Whether everything so far could be journaled (always, without a journal).
+    fn journaled(&self) -> bool {
+        self.journal.as_ref().is_none_or(|j| j.failure().is_none())
+    }
+
     fn renderer(&self) -> context::Renderer<'_> {
         self.ctx.renderer(&self.registry, &self.redactor)
     }
@@ -879,6 +885,12 @@ impl RunHost {
                     attempt,
                     action: self.describe(action.kind, rendered.shown()),
                 });
+            }
+            if !self.journaled() {
+                // Its start could not be recorded: it must not start.
+                outcome.status = StepStatus::Cancelled;
+                outcome.error = Some("not started: the journal could not be written".into());
+                break;
             }
             let params = rendered.value;
             let undo_params = undoable.then(|| params.clone());
@@ -1077,6 +1089,9 @@ enum Stop {
     Cancel { reason: String, rollback: bool },
     /// `runbook rollback RUN`: roll back a run that has ended.
     Requested,
+    /// The journal cannot be written: start nothing more, not even a
+    /// rollback or `finally`, since nothing more could be recorded.
+    JournalFailed,
 }
 
 /// Runs a compiled runbook to the end. `Err` only when the run cannot start
@@ -1316,11 +1331,10 @@ pub async fn execute(
         duration_ms: millis(started.elapsed()),
         summary: summary.clone(),
     });
-    if let Some(failure) = journal_writer.as_ref().and_then(|w| w.failure()) {
-        return Err(vec![Diagnostic::error(
-            codes::JOURNAL,
-            format!("the journal could not be written: {failure}"),
-        )]);
+    if status != RunStatus::JournalFailed && !run.shared.journaled() {
+        // Everything ran, but the end could not be recorded.
+        summary.status = RunStatus::JournalFailed;
+        summary.reason = Some(redactor.redact(&run.journal_failure_words()).into_owned());
     }
     Ok(summary)
 }
@@ -1721,7 +1735,13 @@ impl Run {
             // Start what can start.
             while self.stop.is_none() && running < self.max_parallel {
                 let Some(i) = self.ready.pop_first() else { break };
-                match self.admit(i).await {
+                let admission = self.admit(i).await;
+                if !self.shared.journaled() {
+                    self.ready.insert(i);
+                    self.stop = Some(Stop::JournalFailed);
+                    break;
+                }
+                match admission {
                     Admission::Run => {
                         self.set_status(i, StepStatus::Running, None);
                         let shared = self.shared.clone();
@@ -1767,6 +1787,17 @@ impl Run {
                     }
                 }
                 Some(signal) = interrupts.recv() => {
+                    if signal == crate::journal::JOURNAL_FAILED {
+                        self.stop = Some(Stop::JournalFailed);
+                        self.cancel.cancel();
+                        while let Some(joined) = tasks.join_next().await {
+                            running -= 1;
+                            if let Ok(outcome) = joined {
+                                self.finished(outcome).await;
+                            }
+                        }
+                        continue;
+                    }
                     self.shared.reporter.event(&Event::Interrupted { signal: signal.to_string() });
                     self.cancel.cancel();
                     // Let running steps stop (their processes get SIGTERM, then SIGKILL).
@@ -1912,10 +1943,34 @@ impl Run {
         self.outcomes.insert(outcome.which, outcome);
     }
 
+    /// What happened when the journal could not be written, and what to do.
+    fn journal_failure_words(&self) -> String {
+        let journal = self.shared.journal.as_ref();
+        let error = journal.and_then(|j| j.failure()).unwrap_or_default();
+        let mut words = format!(
+            "the journal could not be written ({error}): nothing more was started, nothing was rolled back \
+             and `finally` did not run"
+        );
+        let unrecorded = journal.map(|j| j.unrecorded()).unwrap_or_default();
+        if !unrecorded.is_empty() {
+            let names: Vec<String> = unrecorded.iter().map(|s| format!("`{s}`")).collect();
+            words.push_str(&format!(
+                "; whether {} finished is not journaled: check by hand",
+                names.join(", ")
+            ));
+        }
+        words.push_str(&format!(
+            "; make room, then `runbook resume {id}` or `runbook rollback {id}`",
+            id = self.shared.run_id
+        ));
+        words
+    }
+
     fn stop_reason(&self) -> Option<String> {
         self.stop.as_ref().map(|s| match s {
             Stop::Failure { reason, .. } | Stop::Cancel { reason, .. } => reason.clone(),
             Stop::Requested => "rolled back on request".to_string(),
+            Stop::JournalFailed => self.journal_failure_words(),
         })
     }
 
@@ -1926,13 +1981,22 @@ impl Run {
                 self.set_status(i, StepStatus::NotRun, None);
             }
         }
+        if matches!(self.stop, Some(Stop::JournalFailed)) {
+            self.shared.ctx.set_status(RunStatus::JournalFailed);
+            return RunStatus::JournalFailed;
+        }
         let wants_rollback = match &self.stop {
             Some(Stop::Failure { rollback, .. } | Stop::Cancel { rollback, .. }) => *rollback && !self.no_rollback,
             Some(Stop::Requested) => true,
-            None => false,
+            Some(Stop::JournalFailed) | None => false,
         };
         if wants_rollback {
             self.rollback(interrupts).await;
+        }
+        if !self.shared.journaled() {
+            self.stop = Some(Stop::JournalFailed);
+            self.shared.ctx.set_status(RunStatus::JournalFailed);
+            return RunStatus::JournalFailed;
         }
         let any_failed = self.status.contains(&StepStatus::Failed);
         let status = if self.rollback_failed {
@@ -1944,6 +2008,7 @@ impl Run {
                 Some(Stop::Failure { .. }) if wants_rollback => RunStatus::Failed,
                 Some(Stop::Failure { rollback: false, .. }) => RunStatus::Aborted,
                 Some(Stop::Failure { .. }) => RunStatus::FailedWithoutRollback,
+                Some(Stop::JournalFailed) => RunStatus::JournalFailed,
                 None if any_failed => RunStatus::FailedWithoutRollback,
                 None => RunStatus::Succeeded,
             }
@@ -1999,6 +2064,10 @@ impl Run {
                 step: id.clone(),
                 action,
             });
+            if !self.shared.journaled() {
+                // Its start could not be recorded: it must not start.
+                return;
+            }
             let cancel = CancellationToken::new();
             let shared = self.shared.clone();
             let token = cancel.clone();
@@ -2070,6 +2139,9 @@ impl Run {
         }
         self.shared.reporter.event(&Event::FinallyStarted { steps: count });
         for k in 0..count {
+            if !self.shared.journaled() {
+                return;
+            }
             let step = &self.shared.compiled.runbook.finally[k];
             let id = step.id.clone();
             if matches!(self.finally_status[k], StepStatus::Succeeded | StepStatus::Skipped)

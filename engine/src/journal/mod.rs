@@ -17,12 +17,11 @@ use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// The journal format this version writes and reads.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// The environment variable that overrides the default state directory.
 pub const STATE_DIR_ENV: &str = "RUNBOOK_STATE_DIR";
@@ -60,7 +59,14 @@ pub struct Header {
 #[serde(tag = "record", rename_all = "snake_case")]
 pub enum Record {
     Header(Header),
-    Event { seq: u64, at: String, event: Event },
+    Event {
+        seq: u64,
+        at: String,
+        /// The hash of the line before this one (see [`JournalWriter`]).
+        #[serde(default)]
+        prev: String,
+        event: Event,
+    },
 }
 
 /// An event as read back, with its time.
@@ -79,6 +85,8 @@ pub struct Journal {
     pub events: Vec<TimedEvent>,
     /// The last line was cut short by a crash and was ignored.
     pub torn_tail: bool,
+    /// The hash of the last whole line, which the next record carries.
+    pub last_hash: String,
 }
 
 impl Journal {
@@ -109,6 +117,18 @@ pub enum JournalError {
     NewerFormat { run: String, found: u32 },
     #[error("the journal of run `{run}` is damaged at line {line}: {reason}; nothing was changed")]
     Corrupt { run: String, line: usize, reason: String },
+    #[error(
+        "the journal of run `{run}` was changed at line {line}: a record was edited, removed or reordered; it is not replayed, and nothing was changed"
+    )]
+    Changed { run: String, line: usize },
+    #[error("`{run}` is not a run id")]
+    BadRunId { run: String },
+    #[error("there is no room for the journal in {}: {source}; nothing was run", dir.display())]
+    NoRoom {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -137,6 +157,16 @@ impl JournalError {
             JournalError::Corrupt { .. } => {
                 "inspect journal.jsonl by hand; runbook does not guess what happened".into()
             }
+            JournalError::Changed { .. } => {
+                "put back the journal as it was written (from a backup), or inspect it by hand; runbook does not replay a history it cannot trust".into()
+            }
+            JournalError::BadRunId { .. } => {
+                "a run id is a name such as `20261122T010203Z-3f2a`; `runbook runs` lists them".into()
+            }
+            JournalError::NoRoom { .. } => format!(
+                "a run keeps {} KiB in reserve for its journal; free space on that disk, or use another `--state-dir`",
+                RESERVE_BYTES >> 10
+            ),
             JournalError::Io { .. } => {
                 "check that the state directory exists and is writable (`--state-dir`, RUNBOOK_STATE_DIR)".into()
             }
@@ -172,16 +202,40 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// How much disk space a run keeps in reserve beside its journal: taken
+/// before the first step, so that a nearly full disk is refused before
+/// anything runs, and given back when a write fails for want of space, so
+/// that the records of what was already under way can still be written.
+pub const RESERVE_BYTES: u64 = 256 << 10;
+
 /// Appends events to a run's journal, each flushed to disk before the
-/// engine goes on. A journal that cannot be written stops the run (through
-/// the interrupt channel), since a run that cannot be recorded must not go on.
+/// engine goes on. Each record carries a hash of the one before it, so
+/// that a record removed, reordered or edited is found when the journal is
+/// read. The first write that fails leaves the journal as it was and
+/// refuses every later one (see [`JournalWriter::failure`]): the engine
+/// then starts nothing more.
 pub struct JournalWriter {
     path: PathBuf,
-    file: Mutex<File>,
-    seq: AtomicU64,
+    tail: Mutex<Tail>,
     failed: Mutex<Option<String>>,
-    stop: Option<UnboundedSender<&'static str>>,
+    /// Steps whose outcome could not be journaled.
+    unrecorded: Mutex<Vec<String>>,
+    reserve: Mutex<Option<PathBuf>>,
     flusher: Option<Arc<Flusher>>,
+    /// Told at the first failed write, so that the run stops at once.
+    on_failure: Option<UnboundedSender<&'static str>>,
+}
+
+/// What a journal that cannot be written sends to stop its run.
+pub const JOURNAL_FAILED: &str = "journal failure";
+
+/// The open journal and where its chain of records stands.
+struct Tail {
+    file: File,
+    seq: u64,
+    /// The hash of the last line written, which the next record carries.
+    last: String,
+    broken: bool,
 }
 
 /// Group commit for outcome records (a step succeeded, failed, was skipped):
@@ -258,16 +312,51 @@ impl Drop for JournalWriter {
         if let Some(flusher) = &self.flusher {
             flusher.close();
         }
-        if let Ok(file) = self.file.lock() {
-            let _ = file.sync_data();
+        if let Ok(tail) = self.tail.lock() {
+            let _ = tail.file.sync_data();
+        }
+        self.release_reserve();
+    }
+}
+
+/// The hash a record carries of the line before it: the first 16 bytes of
+/// its SHA-256, as hex.
+fn chain_hash(line: &[u8]) -> String {
+    sha256(line)[..32].to_string()
+}
+
+/// Takes `RESERVE_BYTES` of real disk space (not a sparse file) beside the journal.
+fn take_reserve(dir: &Path) -> Result<PathBuf, JournalError> {
+    let path = dir.join("journal.reserve");
+    let result = (|| {
+        let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
+        let block = vec![0u8; 64 << 10];
+        let mut left = RESERVE_BYTES;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            file.write_all(&block[..n])?;
+            left -= n as u64;
+        }
+        file.sync_all()
+    })();
+    match result {
+        Ok(()) => Ok(path),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(JournalError::NoRoom {
+                dir: dir.to_path_buf(),
+                source: e,
+            })
         }
     }
 }
 
 impl JournalWriter {
-    /// Creates a run's directory and journal, and writes the header.
+    /// Creates a run's directory and journal, writes the header, and takes
+    /// the run's reserve of disk space.
     pub fn create(dir: &Path, header: &Header, runbook_text: &[u8]) -> Result<Self, JournalError> {
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create the run directory", dir, e))?;
+        let reserve = take_reserve(dir)?;
         let copy = dir.join("runbook.yaml");
         std::fs::write(&copy, runbook_text).map_err(|e| JournalError::io("write", &copy, e))?;
         let path = dir.join("journal.jsonl");
@@ -276,8 +365,8 @@ impl JournalWriter {
             .append(true)
             .open(&path)
             .map_err(|e| JournalError::io("create", &path, e))?;
-        let writer = Self::from_file(path, file, 0);
-        writer.write_line(&Record::Header(header.clone()), true)?;
+        let writer = Self::from_file(path, file, 0, String::new(), Some(reserve));
+        writer.write_record(|_, _| Record::Header(header.clone()), true)?;
         sync_dir(dir).map_err(|e| JournalError::io("sync", dir, e))?;
         if let Some(parent) = dir.parent() {
             let _ = sync_dir(parent);
@@ -289,6 +378,7 @@ impl JournalWriter {
     /// last line is cut off first, so that new lines start clean.
     pub fn append_to(journal: &Journal) -> Result<Self, JournalError> {
         let path = journal.dir.join("journal.jsonl");
+        let reserve = take_reserve(&journal.dir)?;
         if journal.torn_tail {
             let text = std::fs::read(&path).map_err(|e| JournalError::io("read", &path, e))?;
             let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
@@ -305,24 +395,36 @@ impl JournalWriter {
             .open(&path)
             .map_err(|e| JournalError::io("open", &path, e))?;
         let last = journal.events.last().map_or(0, |e| e.seq);
-        Ok(Self::from_file(path, file, last))
+        Ok(Self::from_file(
+            path,
+            file,
+            last,
+            journal.last_hash.clone(),
+            Some(reserve),
+        ))
     }
 
-    fn from_file(path: PathBuf, file: File, seq: u64) -> Self {
+    fn from_file(path: PathBuf, file: File, seq: u64, last: String, reserve: Option<PathBuf>) -> Self {
         let flusher = file.try_clone().ok().map(Flusher::start);
         Self {
             flusher,
             path,
-            file: Mutex::new(file),
-            seq: AtomicU64::new(seq),
+            tail: Mutex::new(Tail {
+                file,
+                seq,
+                last,
+                broken: false,
+            }),
             failed: Mutex::new(None),
-            stop: None,
+            unrecorded: Mutex::new(Vec::new()),
+            reserve: Mutex::new(reserve),
+            on_failure: None,
         }
     }
 
-    /// Where to send a stop when the journal cannot be written.
+    /// Where to send [`JOURNAL_FAILED`] when a write fails.
     pub fn stop_run_with(mut self, stop: UnboundedSender<&'static str>) -> Self {
-        self.stop = Some(stop);
+        self.on_failure = Some(stop);
         self
     }
 
@@ -330,30 +432,82 @@ impl JournalWriter {
         &self.path
     }
 
-    /// The first write error, if any.
+    /// Why the journal could not be written, once a write has failed.
     pub fn failure(&self) -> Option<String> {
         self.failed.lock().ok().and_then(|f| f.clone())
     }
 
-    fn write_line(&self, record: &Record, sync: bool) -> Result<(), JournalError> {
-        let mut line = serde_json::to_string(record)
-            .map_err(|e| JournalError::io("encode an event for", &self.path, io::Error::other(e)))?;
-        line.push('\n');
-        let mut file = self
-            .file
+    /// The steps whose outcome could not be journaled: what they did is unknown.
+    pub fn unrecorded(&self) -> Vec<String> {
+        self.unrecorded
+            .lock()
+            .map(|u| u.iter().filter(|s| !s.starts_with('!')).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Gives the reserve back to the disk. True if there was one.
+    fn release_reserve(&self) -> bool {
+        let taken = self.reserve.lock().ok().and_then(|mut r| r.take());
+        match taken {
+            Some(path) => {
+                let _ = std::fs::remove_file(&path);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Writes one record, built from its sequence number and the hash of
+    /// the line before it. A write that fails for want of space is tried
+    /// once more with the reserve given back; a write that fails for good
+    /// is cut off (so the journal holds whole records only) and refuses
+    /// every later write.
+    fn write_record(&self, record: impl FnOnce(u64, &str) -> Record, sync: bool) -> Result<u64, JournalError> {
+        let mut tail = self
+            .tail
             .lock()
             .map_err(|_| JournalError::io("lock", &self.path, io::Error::other("poisoned")))?;
-        file.write_all(line.as_bytes())
-            .map_err(|e| JournalError::io("write", &self.path, e))?;
-        if sync {
-            file.sync_data().map_err(|e| JournalError::io("sync", &self.path, e))?;
+        if tail.broken {
+            return Err(JournalError::io(
+                "write",
+                &self.path,
+                io::Error::other("an earlier write failed"),
+            ));
         }
-        Ok(())
+        let seq = tail.seq + 1;
+        let record = record(seq, &tail.last);
+        let is_header = matches!(record, Record::Header(_));
+        let mut line = serde_json::to_string(&record)
+            .map_err(|e| JournalError::io("encode an event for", &self.path, io::Error::other(e)))?;
+        let hash = chain_hash(line.as_bytes());
+        line.push('\n');
+        let length = tail.file.metadata().map(|m| m.len()).ok();
+        let mut result = write_line(&mut tail.file, line.as_bytes(), sync);
+        if let Err(e) = &result
+            && e.raw_os_error() == Some(nix::libc::ENOSPC)
+            && self.release_reserve()
+        {
+            truncate_to(&tail.file, length);
+            result = write_line(&mut tail.file, line.as_bytes(), sync);
+        }
+        match result {
+            Ok(()) => {
+                if !is_header {
+                    tail.seq = seq;
+                }
+                tail.last = hash;
+                Ok(seq)
+            }
+            Err(e) => {
+                tail.broken = true;
+                truncate_to(&tail.file, length);
+                Err(JournalError::io("write", &self.path, e))
+            }
+        }
     }
 
     /// Appends one event; state changes are flushed to disk before returning.
     pub fn append(&self, event: &Event) -> Result<(), JournalError> {
-        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         // Records that precede an action are flushed at once; outcomes and
         // log lines are flushed with the next of those, or by the flusher
         // within a millisecond (see [`Flusher`]).
@@ -361,6 +515,7 @@ impl JournalWriter {
             event,
             Event::RunStarted { .. }
                 | Event::StepStarted { .. }
+                | Event::StepCheckpoint { .. }
                 | Event::RollbackStarted { .. }
                 | Event::RollbackRequested { .. }
                 | Event::RunResumed { .. }
@@ -368,10 +523,11 @@ impl JournalWriter {
                 | Event::RunFinished { .. }
         );
         let sync = precedes_action || self.flusher.is_none();
-        self.write_line(
-            &Record::Event {
+        let seq = self.write_record(
+            |seq, prev| Record::Event {
                 seq,
                 at: now(),
+                prev: prev.to_string(),
                 event: event.clone(),
             },
             sync,
@@ -384,19 +540,62 @@ impl JournalWriter {
     }
 }
 
+/// Writes a whole line (and flushes it when asked).
+fn write_line(file: &mut File, line: &[u8], sync: bool) -> io::Result<()> {
+    if let Some(fault) = crate::testing::journal_write_fault() {
+        return Err(fault);
+    }
+    file.write_all(line)?;
+    if sync {
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
+/// Cuts off what a failed write left of its line.
+fn truncate_to(file: &File, length: Option<u64>) {
+    if let Some(length) = length {
+        let _ = file.set_len(length);
+    }
+}
+
 impl Reporter for JournalWriter {
     fn event(&self, event: &Event) {
         if matches!(event, Event::StepOutput { .. }) {
             return;
         }
-        if let Err(e) = self.append(event)
-            && let Ok(mut failed) = self.failed.lock()
-            && failed.is_none()
-        {
-            *failed = Some(e.to_string());
-            eprintln!("error: the journal cannot be written ({e}); stopping the run");
-            if let Some(stop) = &self.stop {
-                let _ = stop.send("journal failure");
+        if let Err(e) = self.append(event) {
+            if let Ok(mut failed) = self.failed.lock()
+                && failed.is_none()
+            {
+                *failed = Some(e.to_string());
+                if let Some(stop) = &self.on_failure {
+                    let _ = stop.send(JOURNAL_FAILED);
+                }
+            }
+            // An action whose start could not be recorded does not start;
+            // an action under way whose end could not be recorded is unknown.
+            let Ok(mut unrecorded) = self.unrecorded.lock() else {
+                return;
+            };
+            match event {
+                Event::StepStarted { step, .. } | Event::RollbackStarted { step, .. } => {
+                    unrecorded.retain(|s| s != step);
+                    unrecorded.push(format!("!{step}"));
+                }
+                Event::StepSucceeded { step, .. }
+                | Event::StepFailed { step, .. }
+                | Event::StepCancelled { step, .. }
+                | Event::RollbackSucceeded { step, .. }
+                | Event::RollbackFailed { step, .. } => {
+                    if !unrecorded
+                        .iter()
+                        .any(|s| s == step || s.strip_prefix('!') == Some(step))
+                    {
+                        unrecorded.push(step.clone());
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -404,6 +603,7 @@ impl Reporter for JournalWriter {
 
 /// Reads a run's journal.
 pub fn read(state_dir: &Path, run_id: &str) -> Result<Journal, JournalError> {
+    check_run_id(run_id)?;
     let dir = run_dir(state_dir, run_id);
     let path = dir.join("journal.jsonl");
     let file = File::open(&path).map_err(|e| match e.kind() {
@@ -430,15 +630,21 @@ pub fn read(state_dir: &Path, run_id: &str) -> Result<Journal, JournalError> {
         line,
         reason,
     };
-    let mut header = None;
+    let changed = |line: usize| JournalError::Changed {
+        run: run_id.to_string(),
+        line,
+    };
+    let mut header: Option<Header> = None;
     let mut events = Vec::new();
     let mut torn_tail = false;
+    let mut last_hash = String::new();
     let count = lines.len();
     for (i, raw) in lines.into_iter().enumerate() {
         let complete = raw.ends_with(b"\n");
-        let parsed = std::str::from_utf8(&raw).map_err(|e| e.to_string()).and_then(|text| {
+        let body = raw.strip_suffix(b"\n").unwrap_or(&raw);
+        let parsed = std::str::from_utf8(body).map_err(|e| e.to_string()).and_then(|text| {
             // Check the format version before the shape, so a newer journal says so.
-            let value: Json = serde_json::from_str(text.trim_end()).map_err(|e| e.to_string())?;
+            let value: Json = serde_json::from_str(text).map_err(|e| e.to_string())?;
             if let Some(format) = value.get("format").and_then(Json::as_u64)
                 && format > u64::from(FORMAT)
             {
@@ -457,10 +663,23 @@ pub fn read(state_dir: &Path, run_id: &str) -> Result<Journal, JournalError> {
             }
             Ok(Ok(Record::Header(h))) if i == 0 => header = Some(h),
             Ok(Ok(Record::Header(_))) => return Err(corrupt(i + 1, "a second header".into())),
-            Ok(Ok(Record::Event { seq, at, event })) if header.is_some() => events.push(TimedEvent { seq, at, event }),
-            Ok(Ok(Record::Event { .. })) => return Err(corrupt(i + 1, "an event before the header".into())),
+            Ok(Ok(Record::Event { seq, at, prev, event })) => {
+                let Some(header) = &header else {
+                    return Err(corrupt(i + 1, "an event before the header".into()));
+                };
+                // Journals from before records were chained are read as they are.
+                let chained = header.format >= 2;
+                let expected_seq = events.last().map_or(1, |e: &TimedEvent| e.seq + 1);
+                if chained && (prev != last_hash || seq != expected_seq) {
+                    return Err(changed(i + 1));
+                }
+                events.push(TimedEvent { seq, at, event });
+            }
             Err(_) if i + 1 == count && !complete && i > 0 => torn_tail = true,
             Err(reason) => return Err(corrupt(i + 1, reason)),
+        }
+        if !torn_tail {
+            last_hash = chain_hash(body);
         }
     }
     let header = header.ok_or_else(|| corrupt(1, "the journal is empty".into()))?;
@@ -469,7 +688,27 @@ pub fn read(state_dir: &Path, run_id: &str) -> Result<Journal, JournalError> {
         header,
         events,
         torn_tail,
+        last_hash,
     })
+}
+
+/// A run id is a name, never a path: `show ../../x` reads nothing outside
+/// the state directory.
+pub fn check_run_id(run_id: &str) -> Result<(), JournalError> {
+    let valid = !run_id.is_empty()
+        && run_id.len() <= 200
+        && !run_id.starts_with('.')
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !run_id.contains("..");
+    if valid {
+        Ok(())
+    } else {
+        Err(JournalError::BadRunId {
+            run: crate::printable::line(run_id).into_owned(),
+        })
+    }
 }
 
 /// A run, as `runbook runs` lists it.

@@ -472,6 +472,7 @@ impl<'a> Outcome<'a> {
                 RunStatus::Aborted => "✗ aborted, not rolled back: a person must take over",
                 RunStatus::Cancelled => "■ cancelled",
                 RunStatus::RolledBack => "↶ rolled back on request",
+                RunStatus::JournalFailed => "✗ the journal could not be written: a person must look at this",
             },
             Ending::Unfinished { .. } => "⚠ did not finish",
         }
