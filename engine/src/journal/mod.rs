@@ -587,13 +587,12 @@ impl Reporter for JournalWriter {
                 | Event::StepFailed { step, .. }
                 | Event::StepCancelled { step, .. }
                 | Event::RollbackSucceeded { step, .. }
-                | Event::RollbackFailed { step, .. } => {
+                | Event::RollbackFailed { step, .. }
                     if !unrecorded
                         .iter()
-                        .any(|s| s == step || s.strip_prefix('!') == Some(step))
-                    {
-                        unrecorded.push(step.clone());
-                    }
+                        .any(|s| s == step || s.strip_prefix('!') == Some(step)) =>
+                {
+                    unrecorded.push(step.clone());
                 }
                 _ => {}
             }
