@@ -39,6 +39,7 @@ mod json_query;
 mod json_validate;
 mod log;
 mod manifest;
+mod path_problem;
 mod runbook;
 mod shell;
 mod sleep;
