@@ -40,6 +40,7 @@ mod json_validate;
 mod log;
 mod manifest;
 mod path_problem;
+mod restore_plan;
 mod runbook;
 mod shell;
 mod sleep;
