@@ -30,7 +30,9 @@ pub struct FilePrune;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilePruneParams {
-    /// The directory that keeps the snapshots or backups.
+    /// The directory that keeps the snapshots or backups. A path that is
+    /// empty or `/`, or whose last part is `.`, `..` or empty (it ends in
+    /// `/`), is refused: it names a folder above the one meant.
     #[schemars(length(min = 1))]
     pub dir: String,
 
@@ -71,6 +73,7 @@ impl StepKind for FilePrune {
 
     fn validate(&self, params: &Json) -> Vec<ParamProblem> {
         let mut problems: Vec<ParamProblem> = HumanDuration::check(params, "older_than").into_iter().collect();
+        problems.extend(crate::path_problem::literal_problem(params, "dir", "prune"));
         if let Some(pattern) = params.get("pattern").and_then(Json::as_str)
             && pattern.contains('/')
         {
@@ -146,6 +149,7 @@ struct Candidate {
 /// What a prune would delete (oldest last) and how many entries it keeps.
 /// Reads the directory; changes nothing.
 fn select(params: &FilePruneParams) -> Result<(Vec<Candidate>, usize), StepError> {
+    crate::path_problem::check_path(&params.dir, "prune")?;
     let dir = PathBuf::from(&params.dir);
     let meta = fs::metadata(&dir).map_err(|e| io_error("prune", &dir, &e))?;
     if !meta.is_dir() {
@@ -308,6 +312,14 @@ mod tests {
             "/pattern",
             "holds a `/`",
         );
+        for dir in ["/", "/backups/..", "backups/.", "/backups/"] {
+            assert_rejected(
+                "file.prune",
+                json!({"dir": dir, "older_than": "7d"}),
+                "/dir",
+                &format!("refusing to prune `{dir}`: "),
+            );
+        }
     }
 
     #[test]
@@ -445,6 +457,30 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(left(d), ["app.env", "app.env.bak-3"]);
+    }
+
+    #[tokio::test]
+    async fn a_rendered_dir_that_names_a_parent_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        entry(d, "ledger-a", 10);
+        entry(d, "ledger-b", 9);
+        fs::create_dir(d.join("sub")).unwrap();
+        let host = Arc::new(FakeHost::new());
+        for rendered in [format!("{}/sub/..", d.display()), format!("{}/", d.display())] {
+            let error = run(
+                "file.prune",
+                &host,
+                json!({"dir": rendered, "older_than": "1d", "keep_latest": 0}),
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                error.message.starts_with(&format!("refusing to prune `{rendered}`: ")),
+                "{error}"
+            );
+        }
+        assert_eq!(left(d), ["ledger-a", "ledger-b", "sub"]);
     }
 
     #[tokio::test]

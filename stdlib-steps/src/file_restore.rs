@@ -6,8 +6,22 @@
 //! snapshot is checked against its manifest, its copy of the path is
 //! written to a hidden sibling of `to` and made durable, and only then is
 //! the current `to` renamed aside and the copy renamed into place; if that
-//! second rename fails the first is undone. A rollback is written by the
-//! user as another `file.restore`, with `from` set to this step's `aside`:
+//! second rename fails the first is undone. A path (`to`, `from`, `aside`)
+//! that is empty or `/`, or whose last part is `.`, `..` or empty, is
+//! refused: a template with an empty or `..` value renders such a path, and
+//! it names a folder above the one meant.
+//!
+//! The process may die at any point, between the two renames too. So each
+//! attempt journals its plan before acting ([`RestorePlan`]): before it
+//! writes the copy, and again before the first rename. On `runbook resume`
+//! or a later `runbook rollback`, [`StepKind::recover`] reads the plan and
+//! puts the world back as it was before the attempt (the original at `to`,
+//! no copy left over), even when the swap had finished; the step is then
+//! not done, and a resumed run does it again.
+//!
+//! It is undone automatically when the run rolls back; a rollback may also
+//! be written by the user as another `file.restore`, with `from` set to
+//! this step's `aside`:
 //!
 //! ```yaml
 //! - id: restore
@@ -18,7 +32,8 @@
 //!     with: { from: "{{ steps.restore.outputs.aside }}", to: /srv/ledger/data }
 //! ```
 
-use runbook_engine::step::{ParamProblem, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::step::{ParamProblem, RecoverFuture, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::testing::crash_point;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -31,6 +46,8 @@ use tokio_util::sync::CancellationToken;
 use crate::file_verify;
 use crate::file_work::{Scratch, base_name, blocking, free_name, io_error, parent_of, stamp, sync_dir, unique};
 use crate::is_template;
+use crate::path_problem::{check_path, literal_problem};
+use crate::restore_plan::{FileId, RestorePlan};
 use crate::stored_snapshot::StoredSnapshot;
 use crate::tree::{copy_tree, count_files};
 use crate::words::{code, field, series};
@@ -60,7 +77,9 @@ pub struct FileRestoreParams {
     #[schemars(with = "String", length(min = 1))]
     pub from: Option<String>,
 
-    /// The live file or directory to replace. It need not exist.
+    /// The live file or directory to replace. It need not exist. A path
+    /// that is empty or `/`, or whose last part is `.`, `..` or empty (it
+    /// ends in `/`), is refused, as it is for `from` and `aside`.
     #[schemars(length(min = 1))]
     pub to: String,
 
@@ -122,20 +141,17 @@ impl StepKind for FileRestore {
                 .and_then(Json::as_str)
                 .filter(|text| !is_template(text))
         };
-        if let Some(to) = plain("to") {
-            if let Err(why) = base_name(Path::new(to)) {
-                problems.push(
-                    ParamProblem::new("/to", format!("cannot restore to `{to}`: {why}"))
-                        .with_help("name the file or directory to replace, such as `/srv/ledger/data`"),
-                );
-            }
-            if plain("aside") == Some(to) || plain("from") == Some(to) {
-                let name = if plain("aside") == Some(to) { "aside" } else { "from" };
-                problems.push(ParamProblem::new(
-                    format!("/{name}"),
-                    format!("`{name}` is `to` itself"),
-                ));
-            }
+        problems.extend(literal_problem(params, "to", "restore to"));
+        problems.extend(literal_problem(params, "from", "restore from"));
+        problems.extend(literal_problem(params, "aside", "move the current one aside to"));
+        if let Some(to) = plain("to")
+            && (plain("aside") == Some(to) || plain("from") == Some(to))
+        {
+            let name = if plain("aside") == Some(to) { "aside" } else { "from" };
+            problems.push(ParamProblem::new(
+                format!("/{name}"),
+                format!("`{name}` is `to` itself"),
+            ));
         }
         problems
     }
@@ -189,13 +205,42 @@ impl StepKind for FileRestore {
         }
     }
 
+    /// Puts right an attempt cut short by the death of the run, from the
+    /// plan it journaled: see [`RestorePlan::recover`].
+    fn recover<'a>(&'a self, checkpoint: &'a Json) -> RecoverFuture<'a> {
+        Box::pin(async move { recover(checkpoint).await })
+    }
+
     fn run(&self, cx: StepContext) -> StepFuture<'_> {
         Box::pin(async move {
             let params: FileRestoreParams = crate::read_params("file.restore", &cx.params)?;
-            blocking(&cx.cancel, move |cancel| restore(&params, cancel)).await
+            let (host, step) = (cx.host.clone(), cx.step_id.clone());
+            let journal = move |plan: &RestorePlan| {
+                host.checkpoint(&step, plan.to_json()).map_err(|e| {
+                    StepError::new(format!(
+                        "cannot journal what this restore is about to do, so it does nothing: {e}. Nothing was changed"
+                    ))
+                })
+            };
+            blocking(&cx.cancel, move |cancel| restore(&params, &journal, cancel)).await
         })
     }
 }
+
+/// Recovers from a restore's checkpoint off the async runtime.
+pub(crate) async fn recover(checkpoint: &Json) -> Result<Option<String>, String> {
+    let plan = match RestorePlan::from_json(checkpoint) {
+        Ok(Some(plan)) => plan,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(format!("a `file.restore` was cut short, and {e}")),
+    };
+    tokio::task::spawn_blocking(move || plan.recover())
+        .await
+        .map_err(|e| format!("putting right a `file.restore` stopped unexpectedly: {e}"))?
+}
+
+/// Journals a plan before it is carried out.
+type Journal<'a> = dyn Fn(&RestorePlan) -> Result<(), StepError> + Send + Sync + 'a;
 
 /// What will be put at `to`: a copy made for the purpose (removed if the
 /// restore fails), or `from` itself, moved.
@@ -213,16 +258,32 @@ impl Incoming {
     }
 }
 
-fn restore(params: &FileRestoreParams, cancel: &CancellationToken) -> Result<Json, StepError> {
+/// Where what is restored comes from, checked, before anything is written.
+enum Source {
+    Snapshot(StoredSnapshot),
+    /// `from`, and whether it must be copied (it is on another filesystem).
+    Path(PathBuf, bool),
+}
+
+fn restore(params: &FileRestoreParams, journal: &Journal<'_>, cancel: &CancellationToken) -> Result<Json, StepError> {
+    check_path(&params.to, "restore to")?;
+    for (value, action) in [
+        (&params.from, "restore from"),
+        (&params.aside, "move the current one aside to"),
+    ] {
+        if let Some(value) = value {
+            check_path(value, action)?;
+        }
+    }
     let to = PathBuf::from(&params.to);
     let name = base_name(&to).map_err(|why| StepError::new(format!("cannot restore to `{}`: {why}", to.display())))?;
     let parent = parent_of(&to);
     let parent_meta = fs::metadata(parent).map_err(|e| io_error("restore into", parent, &e))?;
-    let has_current = to.symlink_metadata().is_ok();
+    let original = FileId::of(&to);
     let aside = match &params.aside {
         Some(aside) => {
             let aside = PathBuf::from(aside);
-            if has_current && aside.symlink_metadata().is_ok() {
+            if original.is_some() && aside.symlink_metadata().is_ok() {
                 return Err(StepError::new(format!(
                     "`{}` already exists; choose another `aside`. Nothing was changed",
                     aside.display()
@@ -230,23 +291,70 @@ fn restore(params: &FileRestoreParams, cancel: &CancellationToken) -> Result<Jso
             }
             aside
         }
-        // Built from the name, so that `to: /srv/data/` does not put it inside.
         None => free_name(parent.join(format!("{name}.before-restore-{}", stamp()))),
     };
 
-    let (incoming, files) = match (&params.snapshot, &params.from) {
+    // Check everything before writing anything.
+    let source = match (&params.snapshot, &params.from) {
         (Some(snapshot), None) => {
             let snapshot = StoredSnapshot::open(Path::new(snapshot))?;
-            from_snapshot(&snapshot, name, parent, params.verify, cancel)?
+            check_snapshot(&snapshot, name, params.verify, cancel)?;
+            Source::Snapshot(snapshot)
         }
-        (None, Some(from)) => from_path(Path::new(from), &to, name, parent, parent_meta.dev(), cancel)?,
+        (None, Some(from)) => {
+            let from = PathBuf::from(from);
+            let meta = fs::symlink_metadata(&from).map_err(|e| io_error("restore from", &from, &e))?;
+            if from == to {
+                return Err(StepError::new(format!("`from` and `to` are both `{}`", to.display())));
+            }
+            Source::Path(from, meta.dev() != parent_meta.dev())
+        }
         (Some(_), Some(_)) => return Err(StepError::new("`snapshot` and `from` are both given")),
         (None, None) => return Err(StepError::new("missing parameter `snapshot` or `from`")),
     };
 
+    // Write the copy beside `to`, journaled first so that a copy cut short
+    // by a crash is found and deleted.
+    let (incoming, files) = match source {
+        Source::Path(from, false) => {
+            let files = count_files(&from, cancel)?;
+            (Incoming::Move(from), files)
+        }
+        source => {
+            let copy = Scratch::new(free_name(parent.join(format!(".restore-{name}-{}", unique()))));
+            journal(&RestorePlan::Copy {
+                to: absolute(&to)?,
+                copy: absolute(copy.path())?,
+            })?;
+            crash_point("file.restore:copying");
+            let files = match &source {
+                Source::Snapshot(snapshot) => snapshot.extract(name, copy.path(), cancel)?,
+                Source::Path(from, _) => copy_tree(from, copy.path(), cancel)?,
+            };
+            crash_point("file.restore:copied");
+            (Incoming::Copy(copy), files)
+        }
+    };
+
     // The last point at which stopping leaves everything as it was.
     crate::file_work::check(cancel)?;
-    swap(&to, incoming.path(), has_current.then_some(aside.as_path()))?;
+    let incoming_id = FileId::of(incoming.path()).ok_or_else(|| {
+        StepError::new(format!(
+            "the copy to restore, `{}`, is gone. Nothing was changed",
+            incoming.path().display()
+        ))
+    })?;
+    journal(&RestorePlan::Swap {
+        to: absolute(&to)?,
+        original,
+        aside: original.is_some().then(|| absolute(&aside)).transpose()?,
+        incoming: absolute(incoming.path())?,
+        incoming_id,
+        copy: matches!(incoming, Incoming::Copy(_)),
+    })?;
+    crash_point("file.restore:planned");
+    swap(&to, incoming.path(), original.is_some().then_some(aside.as_path()))?;
+    crash_point("file.restore:swapped");
     let moved_from = match incoming {
         Incoming::Copy(scratch) => {
             scratch.keep();
@@ -255,7 +363,7 @@ fn restore(params: &FileRestoreParams, cancel: &CancellationToken) -> Result<Jso
         Incoming::Move(from) => Some(from),
     };
     sync_dir(parent)?;
-    if has_current && parent_of(&aside) != parent {
+    if original.is_some() && parent_of(&aside) != parent {
         sync_dir(parent_of(&aside))?;
     }
     if let Some(from) = moved_from
@@ -263,22 +371,27 @@ fn restore(params: &FileRestoreParams, cancel: &CancellationToken) -> Result<Jso
     {
         sync_dir(parent_of(&from))?;
     }
+    crash_point("file.restore:synced");
     Ok(json!({
         "restored": params.to,
-        "aside": has_current.then(|| aside.display().to_string()),
+        "aside": original.is_some().then(|| aside.display().to_string()),
         "files": files,
     }))
 }
 
-/// Checks the snapshot if asked, and writes its copy of `name` to a hidden
-/// sibling of `to`.
-fn from_snapshot(
+/// `path` made absolute for a plan, so that recovery finds the same files
+/// whatever folder `runbook resume` is started in.
+fn absolute(path: &Path) -> Result<PathBuf, StepError> {
+    std::path::absolute(path).map_err(|e| io_error("find the absolute path of", path, &e))
+}
+
+/// Checks the snapshot if asked, and that it holds `name`.
+fn check_snapshot(
     snapshot: &StoredSnapshot,
     name: &str,
-    parent: &Path,
     verify: bool,
     cancel: &CancellationToken,
-) -> Result<(Incoming, u64), StepError> {
+) -> Result<(), StepError> {
     let contents = if verify {
         let (contents, diff) = file_verify::check(snapshot, None, cancel)?;
         if !diff.is_empty() {
@@ -304,31 +417,7 @@ fn from_snapshot(
             snapshot.path().display()
         )));
     }
-    let copy = Scratch::new(parent.join(format!(".restore-{name}-{}", unique())));
-    let files = snapshot.extract(name, copy.path(), cancel)?;
-    Ok((Incoming::Copy(copy), files))
-}
-
-/// `from` itself when it can be renamed to `to`, else a copy of it beside `to`.
-fn from_path(
-    from: &Path,
-    to: &Path,
-    name: &str,
-    parent: &Path,
-    parent_dev: u64,
-    cancel: &CancellationToken,
-) -> Result<(Incoming, u64), StepError> {
-    let meta = fs::symlink_metadata(from).map_err(|e| io_error("restore from", from, &e))?;
-    if from == to {
-        return Err(StepError::new(format!("`from` and `to` are both `{}`", to.display())));
-    }
-    let files = count_files(from, cancel)?;
-    if meta.dev() == parent_dev {
-        return Ok((Incoming::Move(from.to_path_buf()), files));
-    }
-    let copy = Scratch::new(parent.join(format!(".restore-{name}-{}", unique())));
-    copy_tree(from, copy.path(), cancel)?;
-    Ok((Incoming::Copy(copy), files))
+    Ok(())
 }
 
 /// Moves `to` (if there is one) to `aside`, then `incoming` to `to`; if the
@@ -347,6 +436,7 @@ fn swap(to: &Path, incoming: &Path, aside: Option<&Path>) -> Result<(), StepErro
             }
             StepError::new(format!("{message}. Nothing was changed"))
         })?;
+        crash_point("file.restore:moved-aside");
     }
     if let Err(e) = fs::rename(incoming, to) {
         let failed = format!("cannot put the restored copy at `{}`: {}", to.display(), words(&e));
@@ -369,312 +459,4 @@ fn words(error: &io::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::file_work::testing::{listing, live, snapshot};
-    use crate::manifest::MANIFEST;
-    use crate::tests::{FakeHost, assert_rejected, assert_valid, describe_all, run};
-    use std::sync::Arc;
-
-    #[test]
-    fn good_params_pass() {
-        assert_valid::<FileRestoreParams>(
-            "file.restore",
-            json!({"snapshot": "/backups/s", "to": "/srv/ledger/data"}),
-        );
-        assert_valid::<FileRestoreParams>(
-            "file.restore",
-            json!({"snapshot": "/backups/s.tar.gz", "to": "/srv/x", "aside": "/srv/x.old", "verify": false}),
-        );
-        assert_valid::<FileRestoreParams>(
-            "file.restore",
-            json!({"from": "{{ steps.restore.outputs.aside }}", "to": "/srv/ledger/data"}),
-        );
-    }
-
-    #[test]
-    fn bad_params_are_rejected() {
-        assert_rejected(
-            "file.restore",
-            json!({"to": "/x"}),
-            "",
-            "missing parameter `snapshot` or `from`",
-        );
-        assert_rejected(
-            "file.restore",
-            json!({"snapshot": "/s", "from": "/a", "to": "/x"}),
-            "/from",
-            "`snapshot` and `from` are both given",
-        );
-        assert_rejected(
-            "file.restore",
-            json!({"from": "/a", "to": "/x", "verify": true}),
-            "/verify",
-            "`verify` applies to `snapshot` only",
-        );
-        assert_rejected("file.restore", json!({"snapshot": "/s"}), "", "missing parameter `to`");
-        assert_rejected(
-            "file.restore",
-            json!({"snapshot": "/s", "to": "/"}),
-            "/to",
-            "cannot restore to `/`: `/` has no file name",
-        );
-        assert_rejected(
-            "file.restore",
-            json!({"snapshot": "/s", "to": "/x", "aside": "/x"}),
-            "/aside",
-            "`aside` is `to` itself",
-        );
-    }
-
-    #[test]
-    fn describe() {
-        insta::assert_snapshot!(describe_all(
-            "file.restore",
-            &[
-                json!({"snapshot": "<steps.snap.outputs.path>", "to": "/srv/ledger/data"}),
-                json!({"snapshot": "/backups/s.tar.gz", "to": "/srv/x", "aside": "/forensics/x", "verify": false}),
-                json!({"from": "<steps.restore.outputs.aside>", "to": "/srv/ledger/data"}),
-                json!({"to": "/srv/x"}),
-                json!({}),
-            ],
-        ));
-    }
-
-    #[tokio::test]
-    async fn restores_a_directory_and_keeps_the_old_one_aside() {
-        for format in ["dir", "tar.gz"] {
-            let dir = tempfile::tempdir().unwrap();
-            let (data, _) = live(dir.path());
-            let taken = snapshot(dir.path(), format).await;
-            let before = listing(&data);
-            // The live directory goes bad.
-            fs::write(data.join("ledger.db"), "corrupt").unwrap();
-            fs::remove_file(data.join("blocks/0001")).unwrap();
-            let corrupt = listing(&data);
-            let host = Arc::new(FakeHost::new());
-            let result = run("file.restore", &host, json!({"snapshot": taken["path"], "to": data}))
-                .await
-                .unwrap();
-            assert_eq!(result["restored"], data.display().to_string());
-            assert_eq!(result["files"], 2);
-            let aside = PathBuf::from(result["aside"].as_str().unwrap());
-            let aside_name = aside.file_name().unwrap().to_str().unwrap();
-            assert!(aside_name.starts_with("data.before-restore-20"), "{aside_name}");
-            assert_eq!(listing(&data), before, "{format}");
-            assert_eq!(listing(&aside), corrupt, "{format}");
-            // No hidden copy is left beside it.
-            let mut names: Vec<_> = fs::read_dir(data.parent().unwrap())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .collect();
-            names.sort();
-            assert_eq!(names, ["config.yaml", "data", aside_name], "{format}");
-        }
-    }
-
-    #[tokio::test]
-    async fn restores_a_single_file_and_a_missing_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, config) = live(dir.path());
-        let taken = snapshot(dir.path(), "tar.gz").await;
-        fs::remove_file(&config).unwrap();
-        let host = Arc::new(FakeHost::new());
-        let result = run("file.restore", &host, json!({"snapshot": taken["path"], "to": config}))
-            .await
-            .unwrap();
-        assert_eq!(
-            result,
-            json!({"restored": config.display().to_string(), "aside": null, "files": 1})
-        );
-        assert_eq!(fs::read_to_string(&config).unwrap(), "mode: normal\n");
-    }
-
-    #[tokio::test]
-    async fn long_names_and_a_trailing_slash() {
-        let dir = tempfile::tempdir().unwrap();
-        let (data, _) = live(dir.path());
-        // Past the 100 bytes a plain tar header holds.
-        let deep = data.join(format!("{}/{}", "d".repeat(60), "f".repeat(80)));
-        fs::create_dir_all(deep.parent().unwrap()).unwrap();
-        fs::write(&deep, "deep").unwrap();
-        let taken = snapshot(dir.path(), "tar.gz").await;
-        let before = listing(&data);
-        fs::remove_dir_all(data.join("d".repeat(60))).unwrap();
-        let host = Arc::new(FakeHost::new());
-        let to = format!("{}/", data.display());
-        let result = run("file.restore", &host, json!({"snapshot": taken["path"], "to": to}))
-            .await
-            .unwrap();
-        assert_eq!(listing(&data), before);
-        assert_eq!(result["files"], 3);
-        // The old one goes beside `data`, not into it.
-        let aside = PathBuf::from(result["aside"].as_str().unwrap());
-        assert_eq!(aside.parent(), data.parent());
-    }
-
-    #[tokio::test]
-    async fn a_corrupt_snapshot_is_refused_and_nothing_is_touched() {
-        let dir = tempfile::tempdir().unwrap();
-        let (data, _) = live(dir.path());
-        let taken = snapshot(dir.path(), "dir").await;
-        let path = PathBuf::from(taken["path"].as_str().unwrap());
-        fs::write(path.join("data/blocks/0001"), "bit rot").unwrap();
-        fs::write(data.join("ledger.db"), "live and different").unwrap();
-        let live_before = listing(dir.path());
-        let host = Arc::new(FakeHost::new());
-        let error = run("file.restore", &host, json!({"snapshot": path, "to": data}))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            error.message,
-            format!(
-                "refusing to restore: the snapshot `{}` does not match its manifest: 1 changed (`data/blocks/0001`). Nothing was changed",
-                path.display()
-            )
-        );
-        assert_eq!(error.result.unwrap()["changed"], json!(["data/blocks/0001"]));
-        assert_eq!(listing(dir.path()), live_before);
-
-        // With `verify: false` the damaged copy is put in place all the same.
-        let result = run(
-            "file.restore",
-            &host,
-            json!({"snapshot": path, "to": data, "verify": false}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(fs::read_to_string(data.join("blocks/0001")).unwrap(), "bit rot");
-        assert_eq!(result["files"], 2);
-    }
-
-    #[tokio::test]
-    async fn a_name_the_snapshot_does_not_hold_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        live(dir.path());
-        let taken = snapshot(dir.path(), "dir").await;
-        let other = dir.path().join("live/other");
-        fs::write(&other, "x").unwrap();
-        let host = Arc::new(FakeHost::new());
-        let error = run("file.restore", &host, json!({"snapshot": taken["path"], "to": other}))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            error.message,
-            format!(
-                "the snapshot `{}` holds no `other` (it holds `config.yaml` and `data`). Nothing was changed",
-                taken["path"].as_str().unwrap()
-            )
-        );
-        assert_eq!(fs::read_to_string(&other).unwrap(), "x");
-    }
-
-    #[tokio::test]
-    async fn the_rollback_puts_the_aside_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let (data, _) = live(dir.path());
-        let taken = snapshot(dir.path(), "dir").await;
-        fs::write(data.join("ledger.db"), "ledger v2").unwrap();
-        let v2 = listing(&data);
-        let host = Arc::new(FakeHost::new());
-        let restored = run("file.restore", &host, json!({"snapshot": taken["path"], "to": data}))
-            .await
-            .unwrap();
-        let v1 = listing(&data);
-        assert_ne!(v1, v2);
-        // rollback: { uses: file.restore, with: { from: "{{ steps.r.outputs.aside }}", to: ... } }
-        let undone = run("file.restore", &host, json!({"from": restored["aside"], "to": data}))
-            .await
-            .unwrap();
-        assert_eq!(listing(&data), v2);
-        assert_eq!(undone["files"], 2);
-        assert!(
-            !Path::new(restored["aside"].as_str().unwrap()).exists(),
-            "the aside was moved back"
-        );
-        // Twice in one second: the second aside gets a name of its own.
-        let second_aside = PathBuf::from(undone["aside"].as_str().unwrap());
-        assert_ne!(undone["aside"], restored["aside"]);
-        assert_eq!(listing(&second_aside), v1);
-    }
-
-    #[tokio::test]
-    async fn an_existing_aside_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let (data, _) = live(dir.path());
-        let taken = snapshot(dir.path(), "dir").await;
-        let aside = dir.path().join("taken");
-        fs::write(&aside, "").unwrap();
-        let before = listing(dir.path());
-        let host = Arc::new(FakeHost::new());
-        let error = run(
-            "file.restore",
-            &host,
-            json!({"snapshot": taken["path"], "to": data, "aside": aside}),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(
-            error.message,
-            format!(
-                "`{}` already exists; choose another `aside`. Nothing was changed",
-                aside.display()
-            )
-        );
-        assert_eq!(listing(dir.path()), before);
-    }
-
-    #[tokio::test]
-    async fn a_failed_swap_puts_the_current_state_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let to = dir.path().join("state");
-        fs::create_dir(&to).unwrap();
-        fs::write(to.join("x"), "current").unwrap();
-        let aside = dir.path().join("aside");
-        // The incoming copy is missing, so the second rename fails after
-        // the first one succeeded.
-        let error = swap(&to, &dir.path().join("gone"), Some(&aside)).unwrap_err();
-        assert_eq!(
-            error.message,
-            format!(
-                "cannot put the restored copy at `{}`: no such file or directory. Nothing was changed",
-                to.display()
-            )
-        );
-        assert_eq!(fs::read_to_string(to.join("x")).unwrap(), "current");
-        assert!(!aside.exists());
-    }
-
-    #[tokio::test]
-    async fn an_archive_cannot_write_outside_its_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let archive = dir.path().join("evil.tar.gz");
-        let file = fs::File::create(&archive).unwrap();
-        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::default()));
-        let mut header = tar::Header::new_gnu();
-        let name = b"snap/../../escaped";
-        header.as_old_mut().name[..name.len()].copy_from_slice(name);
-        header.set_size(1);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_cksum();
-        builder.append(&header, &b"x"[..]).unwrap();
-        builder.into_inner().unwrap().finish().unwrap();
-        let host = Arc::new(FakeHost::new());
-        let error = run(
-            "file.restore",
-            &host,
-            json!({"snapshot": archive, "to": dir.path().join("x"), "verify": false}),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(
-            error.message,
-            format!(
-                "`{}` is not a safe snapshot archive: it holds `snap/../../escaped`",
-                archive.display()
-            )
-        );
-        assert!(!dir.path().parent().unwrap().join("escaped").exists());
-        assert!(!dir.path().join(MANIFEST).exists());
-    }
-}
+mod tests;

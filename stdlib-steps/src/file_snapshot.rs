@@ -6,7 +6,8 @@
 //! `.partial-…` name beside its final place, made durable, and then renamed.
 //! Each file is read once, hashed as it is copied, so the manifest describes
 //! exactly the bytes the snapshot holds even if the live file changes
-//! meanwhile.
+//! meanwhile. Symbolic links are stored as links and never read through,
+//! so a link to a file outside the paths does not copy that file.
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::file_work::{Scratch, base_name, blocking, digest_stream, hex, io_error, stream_error, sync_dir};
 use crate::is_template;
 use crate::manifest::{MANIFEST, Manifest};
+use crate::path_problem::PathProblem;
 use crate::tree::{DirModes, Found, Node, walk};
 use crate::words::{code, field, scalars, series};
 
@@ -41,8 +43,11 @@ pub struct FileSnapshot;
 #[serde(deny_unknown_fields)]
 pub struct FileSnapshotParams {
     /// The files and directories to copy. Each is stored under its own name
-    /// (`/srv/ledger/data` as `data`), so no two may share a name. Symbolic
-    /// links are followed: the snapshot holds what they point to.
+    /// (`/srv/ledger/data` as `data`), so no two may share a name; `/` and
+    /// paths whose last part is `.` or `..` are refused. Symbolic links
+    /// (a path itself, or anything under it) are stored as links and never
+    /// followed: the snapshot records where each points, not what it points
+    /// to, and `file.restore` puts the link back.
     #[schemars(length(min = 1))]
     pub paths: Vec<String>,
 
@@ -114,6 +119,10 @@ impl StepKind for FileSnapshot {
                 continue;
             };
             let pointer = format!("/paths/{i}");
+            if let Some(problem) = PathProblem::of(path).filter(|p| *p != PathProblem::TrailingSlash) {
+                problems.push(problem.param(&pointer, "snapshot", path));
+                continue;
+            }
             match base_name(Path::new(path)) {
                 Err(why) => problems.push(
                     ParamProblem::new(pointer, format!("cannot snapshot: {why}"))
@@ -166,7 +175,8 @@ impl StepKind for FileSnapshot {
     /// Result: `{"path": "<the snapshot>", "manifest": "<its manifest>",
     /// "digest": "<SHA-256 of the manifest>", "files": n, "bytes": n}`.
     /// For a `tar.gz`, `manifest` is the manifest's name inside the archive.
-    /// `bytes` counts the files' contents.
+    /// `files` and `bytes` count regular files and their contents; `links`
+    /// counts symbolic links.
     fn undo_summary(&self, params: &Json) -> Option<String> {
         (params.get("keep").and_then(Json::as_bool) != Some(true)).then(|| "delete the snapshot it made".to_string())
     }
@@ -246,6 +256,7 @@ fn take(params: &FileSnapshotParams, cancel: &CancellationToken) -> Result<Json,
         "manifest": manifest_name,
         "digest": crate::file_work::sha256(manifest_text.as_bytes()),
         "files": tally.manifest.len(),
+        "links": tally.manifest.links(),
         "bytes": tally.bytes,
     }))
 }
@@ -254,8 +265,11 @@ fn take(params: &FileSnapshotParams, cancel: &CancellationToken) -> Result<Json,
 /// has, and it does not hold the place snapshots are kept.
 fn sources(paths: &[String], into: &Path) -> Result<Vec<Source>, StepError> {
     let mut sources: Vec<Source> = Vec::new();
-    for path in paths {
-        let path = PathBuf::from(path);
+    for given in paths {
+        if let Some(problem) = PathProblem::of(given).filter(|p| *p != PathProblem::TrailingSlash) {
+            return Err(problem.error("snapshot", given));
+        }
+        let path = PathBuf::from(given);
         let name = base_name(&path).map_err(|why| StepError::new(format!("cannot snapshot: {why}")))?;
         if name == MANIFEST {
             return Err(StepError::new(format!(
@@ -263,7 +277,7 @@ fn sources(paths: &[String], into: &Path) -> Result<Vec<Source>, StepError> {
                 path.display()
             )));
         }
-        fs::metadata(&path).map_err(|e| io_error("snapshot", &path, &e))?;
+        let meta = fs::symlink_metadata(&path).map_err(|e| io_error("snapshot", &path, &e))?;
         if let Some(other) = sources.iter().find(|s| s.name == name) {
             return Err(StepError::new(format!(
                 "`{}` and `{}` would both be stored as `{name}`; take a snapshot of each in a step of its own",
@@ -271,8 +285,10 @@ fn sources(paths: &[String], into: &Path) -> Result<Vec<Source>, StepError> {
                 path.display()
             )));
         }
-        // A snapshot kept inside what it copies would copy itself.
-        if let (Ok(source), Ok(keep)) = (path.canonicalize(), deepest_existing(into).canonicalize())
+        // A snapshot kept inside what it copies would copy itself. A link
+        // is stored as a link, so nothing under it is copied.
+        if !meta.file_type().is_symlink()
+            && let (Ok(source), Ok(keep)) = (path.canonicalize(), deepest_existing(into).canonicalize())
             && keep.starts_with(&source)
         {
             return Err(StepError::new(format!(
@@ -311,16 +327,19 @@ fn write_folder(
             match found.node {
                 Node::Dir => {
                     fs::create_dir(&target).map_err(|e| io_error("create", &target, &e))?;
-                    if let Some(meta) = found.meta {
-                        dirs.push(target, meta.permissions());
-                    }
+                    dirs.push(target, found.meta.permissions());
+                }
+                Node::Link => {
+                    let link = found.link.unwrap_or(Path::new(""));
+                    std::os::unix::fs::symlink(link, &target).map_err(|e| io_error("create the link", &target, &e))?;
+                    tally.manifest.insert_link(found.rel.to_string(), link);
                 }
                 Node::File => {
-                    let mut from = File::open(found.path).map_err(|e| io_error("read", found.path, &e))?;
+                    let mut from = open_no_follow(found.path)?;
                     let mut to = File::create_new(&target).map_err(|e| io_error("create", &target, &e))?;
                     let (digest, bytes) = digest_stream(&mut from, cancel, |chunk| to.write_all(chunk))
                         .map_err(|e| stream_error("copy", found.path, &e))?;
-                    let mode = found.meta.map_or(0o644, |m| m.permissions().mode() & 0o7777);
+                    let mode = found.meta.permissions().mode() & 0o7777;
                     to.set_permissions(Permissions::from_mode(mode))
                         .and_then(|()| to.sync_all())
                         .map_err(|e| io_error("write", &target, &e))?;
@@ -367,9 +386,11 @@ fn write_archive(
     for source in sources {
         walk(&source.path, &source.name, cancel, &mut |found| {
             let member = format!("{folder}/{}", found.rel);
-            let (mode, mtime) = found.meta.map_or((0o644, now), |m| {
-                (m.permissions().mode() & 0o7777, u64::try_from(m.mtime()).unwrap_or(0))
-            });
+            let meta = found.meta;
+            let (mode, mtime) = (
+                meta.permissions().mode() & 0o7777,
+                u64::try_from(meta.mtime()).unwrap_or(0),
+            );
             match found.node {
                 Node::Dir => {
                     let mut header = header(tar::EntryType::Directory, mode, mtime, 0);
@@ -377,9 +398,17 @@ fn write_archive(
                         .append_data(&mut header, format!("{member}/"), io::empty())
                         .map_err(|e| write_error(&e))?;
                 }
+                Node::Link => {
+                    let link = found.link.unwrap_or(Path::new(""));
+                    let mut header = header(tar::EntryType::Symlink, 0o777, mtime, 0);
+                    builder
+                        .append_link(&mut header, &member, link)
+                        .map_err(|e| write_error(&e))?;
+                    tally.manifest.insert_link(found.rel.to_string(), link);
+                }
                 Node::File => {
-                    let size = found.meta.map_or(0, |m| m.len());
-                    let file = File::open(found.path).map_err(|e| io_error("read", found.path, &e))?;
+                    let size = meta.len();
+                    let file = open_no_follow(found.path)?;
                     let mut reader = Hashing::new(file.take(size), cancel);
                     let mut header = header(tar::EntryType::Regular, mode, mtime, size);
                     builder.append_data(&mut header, &member, &mut reader).map_err(|e| {
@@ -432,9 +461,20 @@ fn put_in_place(partial: Scratch, done: &Path, into: &Path) -> Result<(), StepEr
     sync_dir(into)
 }
 
+/// Opens a file the walk found to be a regular file, refusing to follow a
+/// link that has taken its place since.
+fn open_no_follow(path: &Path) -> Result<File, StepError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| io_error("read", path, &e))
+}
+
 fn not_copyable(found: &Found<'_>, what: &str) -> StepError {
     StepError::new(format!(
-        "cannot snapshot `{}`: it is {what}; a snapshot holds files and directories",
+        "cannot snapshot `{}`: it is {what}; a snapshot holds files, directories and symbolic links",
         found.path.display()
     ))
 }
@@ -480,270 +520,4 @@ impl<R: Read> Read for Hashing<'_, R> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::file_work::testing::live;
-    use crate::tests::{FakeHost, assert_rejected, assert_valid, describe_all, run};
-    use serde_json::json;
-    use std::sync::Arc;
-
-    #[test]
-    fn good_params_pass() {
-        assert_valid::<FileSnapshotParams>(
-            "file.snapshot",
-            json!({"paths": ["/srv/ledger/data", "/srv/ledger/config.yaml"], "into": "/backups"}),
-        );
-        assert_valid::<FileSnapshotParams>(
-            "file.snapshot",
-            json!({"paths": ["{{ inputs.a }}", "{{ inputs.b }}"], "into": "/b", "name": "ledger", "format": "tar.gz"}),
-        );
-    }
-
-    #[test]
-    fn bad_params_are_rejected() {
-        assert_rejected(
-            "file.snapshot",
-            json!({"paths": ["/a"]}),
-            "",
-            "missing parameter `into`",
-        );
-        assert_rejected(
-            "file.snapshot",
-            json!({"paths": [], "into": "/b"}),
-            "/paths",
-            "needs at least 1 item",
-        );
-        let problem = assert_rejected(
-            "file.snapshot",
-            json!({"paths": ["/a/data", "/b/data"], "into": "/b"}),
-            "/paths/1",
-            "`/a/data` and `/b/data` would both be stored as `data`",
-        );
-        assert_eq!(
-            problem.help.as_deref(),
-            Some("take a snapshot of each in a step of its own")
-        );
-        assert_rejected(
-            "file.snapshot",
-            json!({"paths": ["/"], "into": "/b"}),
-            "/paths/0",
-            "cannot snapshot: `/` has no file name",
-        );
-        assert_rejected(
-            "file.snapshot",
-            json!({"paths": ["/x/MANIFEST.sha256"], "into": "/b"}),
-            "/paths/0",
-            "the snapshot's manifest has that name",
-        );
-        assert_rejected(
-            "file.snapshot",
-            json!({"paths": ["/a"], "into": "/b", "name": "a/b"}),
-            "/name",
-            "`a/b` cannot start a snapshot's name: it holds a `/`",
-        );
-        assert_rejected(
-            "file.snapshot",
-            json!({"paths": ["/a"], "into": "/b", "format": "zip"}),
-            "/format",
-            "must be one of `dir` or `tar.gz`",
-        );
-    }
-
-    #[test]
-    fn describe() {
-        insta::assert_snapshot!(describe_all(
-            "file.snapshot",
-            &[
-                json!({"paths": ["/srv/ledger/data", "/srv/ledger/config.yaml"], "into": "/backups/", "name": "ledger"}),
-                json!({"paths": ["/srv/a", "/srv/b", "/srv/c", "/srv/d", "/srv/e"], "into": "/backups", "format": "tar.gz"}),
-                json!({"paths": "<inputs.paths>", "into": "<vars.backup_dir>"}),
-                json!({}),
-            ],
-        ));
-    }
-
-    /// The manifest of a snapshot folder, read back.
-    fn manifest_of(folder: &Path) -> String {
-        fs::read_to_string(folder.join(MANIFEST)).unwrap()
-    }
-
-    #[tokio::test]
-    async fn copies_into_a_new_folder_with_a_manifest() {
-        let dir = tempfile::tempdir().unwrap();
-        let (data, config) = live(dir.path());
-        fs::set_permissions(&config, Permissions::from_mode(0o600)).unwrap();
-        let into = dir.path().join("backups");
-        let host = Arc::new(FakeHost::new());
-        let result = run(
-            "file.snapshot",
-            &host,
-            json!({"paths": [data, config], "into": into, "name": "ledger"}),
-        )
-        .await
-        .unwrap();
-        let path = PathBuf::from(result["path"].as_str().unwrap());
-        let name = path.file_name().unwrap().to_str().unwrap();
-        assert_eq!(path.parent(), Some(into.as_path()));
-        // ledger-20261122T010203Z-a1b2
-        assert!(
-            name.starts_with("ledger-") && name.len() == "ledger-20261122T010203Z-a1b2".len(),
-            "{name}"
-        );
-        assert_eq!(result["manifest"], path.join(MANIFEST).display().to_string());
-        assert_eq!((&result["files"], &result["bytes"]), (&json!(3), &json!(9 + 9 + 13)));
-        let manifest = manifest_of(&path);
-        assert_eq!(result["digest"], crate::file_work::sha256(manifest.as_bytes()));
-        let sha = |text: &str| crate::file_work::sha256(text.as_bytes());
-        assert_eq!(
-            manifest,
-            format!(
-                "{}  config.yaml\n{}  data/blocks/0001\n{}  data/ledger.db\n",
-                sha("mode: normal\n"),
-                sha("block one"),
-                sha("ledger v1")
-            )
-        );
-        assert_eq!(fs::read_to_string(path.join("data/blocks/0001")).unwrap(), "block one");
-        let mode = fs::metadata(path.join("config.yaml")).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        // Nothing else is left in `into`: no partial folder.
-        let names: Vec<_> = fs::read_dir(&into).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, [path.file_name().unwrap()]);
-    }
-
-    #[tokio::test]
-    async fn writes_a_tar_gz_of_the_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let (data, config) = live(dir.path());
-        let into = dir.path().join("backups");
-        let host = Arc::new(FakeHost::new());
-        let result = run(
-            "file.snapshot",
-            &host,
-            json!({"paths": [data, config], "into": into, "format": "tar.gz"}),
-        )
-        .await
-        .unwrap();
-        let path = PathBuf::from(result["path"].as_str().unwrap());
-        let file_name = path.file_name().unwrap().to_str().unwrap();
-        let folder = file_name.strip_suffix(".tar.gz").unwrap();
-        assert!(folder.starts_with("snapshot-"), "{folder}");
-        assert_eq!(result["manifest"], format!("{folder}/{MANIFEST}"));
-        assert_eq!(result["files"], 3);
-        // `tar` reads it: one folder holding the paths and the manifest.
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(File::open(&path).unwrap()));
-        let mut members = Vec::new();
-        let mut manifest = String::new();
-        for entry in archive.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            let member = entry.path().unwrap().display().to_string();
-            if member.ends_with(MANIFEST) {
-                entry.read_to_string(&mut manifest).unwrap();
-            }
-            members.push(member);
-        }
-        assert_eq!(
-            members,
-            [
-                format!("{folder}/"),
-                format!("{folder}/data/"),
-                format!("{folder}/data/blocks/"),
-                format!("{folder}/data/blocks/0001"),
-                format!("{folder}/data/ledger.db"),
-                format!("{folder}/config.yaml"),
-                format!("{folder}/{MANIFEST}"),
-            ]
-        );
-        assert_eq!(result["digest"], crate::file_work::sha256(manifest.as_bytes()));
-        assert_eq!(manifest.lines().count(), 3);
-    }
-
-    #[tokio::test]
-    async fn a_missing_path_is_named_and_nothing_is_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let (data, _) = live(dir.path());
-        let missing = dir.path().join("live/nope.db");
-        let into = dir.path().join("backups");
-        let host = Arc::new(FakeHost::new());
-        let error = run("file.snapshot", &host, json!({"paths": [data, missing], "into": into}))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            error.message,
-            format!("cannot snapshot `{}`: no such file or directory", missing.display())
-        );
-        assert!(!into.exists());
-    }
-
-    #[tokio::test]
-    async fn refuses_what_it_cannot_copy_and_cleans_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let (data, _) = live(dir.path());
-        std::os::unix::fs::symlink(dir.path().join("nowhere"), data.join("dangling")).unwrap();
-        let into = dir.path().join("backups");
-        let host = Arc::new(FakeHost::new());
-        for format in ["dir", "tar.gz"] {
-            let error = run(
-                "file.snapshot",
-                &host,
-                json!({"paths": [&data], "into": into, "format": format}),
-            )
-            .await
-            .unwrap_err();
-            assert_eq!(
-                error.message,
-                format!(
-                    "cannot snapshot `{}`: it is a symbolic link to nothing; a snapshot holds files and directories",
-                    data.join("dangling").display()
-                )
-            );
-            assert_eq!(fs::read_dir(&into).unwrap().count(), 0, "a partial snapshot is left");
-        }
-    }
-
-    #[tokio::test]
-    async fn refuses_to_keep_snapshots_inside_what_it_copies() {
-        let dir = tempfile::tempdir().unwrap();
-        let (data, _) = live(dir.path());
-        let host = Arc::new(FakeHost::new());
-        let into = data.join("backups/new");
-        let error = run("file.snapshot", &host, json!({"paths": [&data], "into": into}))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            error.message,
-            format!(
-                "cannot keep snapshots in `{}`: it is inside `{}`, which the snapshot copies",
-                into.display(),
-                data.display()
-            )
-        );
-        assert!(!data.join("backups").exists());
-    }
-
-    #[tokio::test]
-    async fn two_snapshots_in_one_second_differ() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, config) = live(dir.path());
-        let into = dir.path().join("backups");
-        let host = Arc::new(FakeHost::new());
-        let params = json!({"paths": [config], "into": into});
-        let first = run("file.snapshot", &host, params.clone()).await.unwrap();
-        let second = run("file.snapshot", &host, params).await.unwrap();
-        assert_ne!(first["path"], second["path"]);
-        assert_eq!(first["digest"], second["digest"]);
-    }
-
-    #[tokio::test]
-    async fn a_cancelled_snapshot_leaves_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let (data, _) = live(dir.path());
-        let into = dir.path().join("backups");
-        let host = Arc::new(FakeHost::new());
-        let cx = host.step_context(json!({"paths": [data], "into": into}));
-        cx.cancel.cancel();
-        let error = crate::tests::run_with("file.snapshot", cx).await.unwrap_err();
-        assert_eq!(error.message, "cancelled");
-        assert_eq!(fs::read_dir(&into).unwrap().count(), 0);
-    }
-}
+mod tests;

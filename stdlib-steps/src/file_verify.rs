@@ -1,7 +1,9 @@
 //! The `file.verify` step kind: checks a snapshot's files (or a live
 //! directory) against the snapshot's `MANIFEST.sha256`, and names every
 //! file that is missing, extra or changed. `file.restore` runs the same
-//! check before it touches anything.
+//! check before it touches anything. A symbolic link is checked by where it
+//! points, never read through: one that points elsewhere, or that became a
+//! file, is changed.
 
 use runbook_engine::step::{StepContext, StepError, StepFuture, StepKind};
 use schemars::JsonSchema;

@@ -4,7 +4,14 @@
 //! The text goes to a hidden temporary file in the same directory, which is
 //! made durable and then renamed over the file; then the directory is made
 //! durable too. With `backup` the previous file is kept under a new name
-//! (a hard link to it, so it costs nothing), which a rollback puts back:
+//! (a hard link to it, so it costs nothing), which a rollback puts back.
+//!
+//! A `path` that is a symbolic link is refused unless `follow_symlinks` is
+//! given: replacing the link's target is a change somewhere else, maybe in
+//! a file shared with other things. With it, the target is written and the
+//! link stays as it is; the backup and the automatic rollback are of the
+//! target, so a rollback leaves the link a link and gives the target its
+//! old contents back. A rollback written by hand:
 //!
 //! ```yaml
 //! - id: env
@@ -15,7 +22,7 @@
 //!     with: { from: "{{ steps.env.outputs.previous }}", to: /srv/app/.env }
 //! ```
 
-use runbook_engine::step::{StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::step::{ParamProblem, RecoverFuture, StepContext, StepError, StepFuture, StepKind};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -36,8 +43,9 @@ pub struct FileWrite;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileWriteParams {
-    /// The file to write; its directory must exist. A symbolic link is
-    /// followed: the file it points to is replaced.
+    /// The file to write; its directory must exist. A path that is empty or
+    /// `/`, or whose last part is `.`, `..` or empty (it ends in `/`), is
+    /// refused. A symbolic link is refused unless `follow_symlinks` is true.
     #[schemars(length(min = 1))]
     pub path: String,
 
@@ -56,6 +64,14 @@ pub struct FileWriteParams {
     /// and `from`.
     #[serde(default)]
     pub backup: bool,
+
+    /// When `path` is a symbolic link, write the file it points to (the
+    /// link stays a link) instead of refusing. The result's `target` names
+    /// that file, the backup is made beside it, and a rollback gives it its
+    /// previous contents back; a rollback written by hand uses `target` as
+    /// its `to`.
+    #[serde(default)]
+    pub follow_symlinks: bool,
 }
 
 impl StepKind for FileWrite {
@@ -69,6 +85,12 @@ impl StepKind for FileWrite {
 
     fn params_schema(&self) -> Json {
         crate::schema_of::<FileWriteParams>()
+    }
+
+    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
+        crate::path_problem::literal_problem(params, "path", "write")
+            .into_iter()
+            .collect()
     }
 
     fn describe(&self, params: &Json) -> String {
@@ -87,6 +109,9 @@ impl StepKind for FileWrite {
         if let Some(mode) = field(params, "mode") {
             text.push_str(&format!(", with mode {mode}"));
         }
+        if params.get("follow_symlinks") == Some(&Json::Bool(true)) {
+            text.push_str(" (the file it points to, if it is a link)");
+        }
         if params.get("backup") == Some(&Json::Bool(true)) {
             text.push_str(&format!(
                 ", keeping the previous file as {}",
@@ -96,22 +121,36 @@ impl StepKind for FileWrite {
         text
     }
 
-    /// Result: `{"path": "...", "bytes": n, "sha256": "<of the new
-    /// contents>", "previous": "<the backup>"}`; `previous` is null without
-    /// `backup` or when there was no file before.
+    /// Result: `{"path": "...", "target": "<the file written>", "bytes": n,
+    /// "sha256": "<of the new contents>", "previous": "<the backup>"}`;
+    /// `target` is `path` unless a link was followed; `previous` is null
+    /// without `backup` or when there was no file before.
     fn undo_summary(&self, params: &Json) -> Option<String> {
         (params.get("backup").and_then(Json::as_bool) == Some(true)).then(|| "put the previous file back".to_string())
     }
 
-    /// Only with a backup: without one, the previous contents are gone.
+    /// Only with a backup: without one, the previous contents are gone. It
+    /// puts the backup back at the file that was written, which is the
+    /// link's target when a link was followed: the link stays a link.
     fn undo(&self, _params: &Json, result: &Json) -> Option<runbook_engine::step::Undo> {
-        let path = result.get("path")?.as_str()?;
+        let path = result
+            .get("target")
+            .and_then(Json::as_str)
+            .or_else(|| result.get("path")?.as_str())?;
         let previous = result.get("previous")?.as_str()?;
         Some(runbook_engine::step::Undo {
             kind: "file.restore".into(),
             params: json!({ "from": previous, "to": path }),
             description: format!("put the previous {} back", code(path)),
         })
+    }
+
+    /// A write is one rename and needs no recovery, but its rollback is a
+    /// `file.restore`, whose checkpoints the engine hands to this kind (the
+    /// step's) when that rollback was cut short: they are put right as
+    /// `file.restore` would.
+    fn recover<'a>(&'a self, checkpoint: &'a Json) -> RecoverFuture<'a> {
+        Box::pin(crate::file_restore::recover(checkpoint))
     }
 
     fn run(&self, cx: StepContext) -> StepFuture<'_> {
@@ -130,12 +169,21 @@ fn parse_mode(text: &str) -> Result<u32, StepError> {
 }
 
 fn write(params: &FileWriteParams, cancel: &CancellationToken) -> Result<Json, StepError> {
+    crate::path_problem::check_path(&params.path, "write")?;
     let given = PathBuf::from(&params.path);
     let is_link = given.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
-    let path = if is_link {
-        fs::canonicalize(&given).map_err(|e| io_error("follow the link", &given, &e))?
-    } else {
-        given
+    let path = match (is_link, params.follow_symlinks) {
+        (false, _) => given,
+        (true, true) => fs::canonicalize(&given).map_err(|e| io_error("follow the link", &given, &e))?,
+        (true, false) => {
+            let target = fs::read_link(&given)
+                .map(|t| format!(" to `{}`", t.display()))
+                .unwrap_or_default();
+            return Err(StepError::new(format!(
+                "refusing to write `{}`: it is a symbolic link{target}. Nothing was changed; add `follow_symlinks: true` to write the file it points to (the link stays a link), or name that file as `path`",
+                given.display()
+            )));
+        }
     };
     let name = base_name(&path).map_err(|why| StepError::new(format!("cannot write: {why}")))?;
     let dir = parent_of(&path);
@@ -196,6 +244,7 @@ fn write(params: &FileWriteParams, cancel: &CancellationToken) -> Result<Json, S
     sync_dir(dir)?;
     Ok(json!({
         "path": params.path,
+        "target": if is_link { path.display().to_string() } else { params.path.clone() },
         "bytes": params.content.len(),
         "sha256": sha256(params.content.as_bytes()),
         "previous": previous.map(|p| p.display().to_string()),
@@ -285,6 +334,7 @@ mod tests {
             result,
             json!({
                 "path": path.display().to_string(),
+                "target": path.display().to_string(),
                 "bytes": 4,
                 "sha256": sha256(b"A=1\n"),
                 "previous": null,
@@ -338,18 +388,54 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn writes_through_a_symbolic_link() {
+    async fn refuses_a_symbolic_link_unless_told_to_follow_it() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("real.conf");
         fs::write(&target, "old").unwrap();
         let link = dir.path().join("link.conf");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let host = Arc::new(FakeHost::new());
-        run("file.write", &host, json!({"path": link, "content": "new"}))
-            .await
-            .unwrap();
+        let error = run(
+            "file.write",
+            &host,
+            json!({"path": link, "content": "new", "backup": true}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            error.message,
+            format!(
+                "refusing to write `{}`: it is a symbolic link to `{}`. Nothing was changed; add `follow_symlinks: true` to write the file it points to (the link stays a link), or name that file as `path`",
+                link.display(),
+                target.display()
+            )
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), "old");
+        assert_eq!(names(dir.path()), ["link.conf", "real.conf"]);
+
+        let params = json!({"path": link, "content": "new", "backup": true, "follow_symlinks": true});
+        let result = run("file.write", &host, params.clone()).await.unwrap();
         assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
         assert_eq!(fs::read_to_string(&target).unwrap(), "new");
+        assert_eq!(result["path"], link.display().to_string());
+        assert_eq!(result["target"], target.canonicalize().unwrap().display().to_string());
+        // The automatic rollback gives the target its old contents and
+        // leaves the link a link.
+        let undo = FileWrite.undo(&params, &result).unwrap();
+        run(&undo.kind, &host, undo.params).await.unwrap();
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_link(&link).unwrap(), target);
+        assert_eq!(fs::read_to_string(&target).unwrap(), "old");
+    }
+
+    #[test]
+    fn paths_that_name_a_folder_above_are_refused() {
+        assert_rejected(
+            "file.write",
+            json!({"path": "/srv/app/..", "content": ""}),
+            "/path",
+            "refusing to write `/srv/app/..`: its last part is `..`",
+        );
     }
 
     #[tokio::test]

@@ -39,6 +39,8 @@ mod json_query;
 mod json_validate;
 mod log;
 mod manifest;
+mod path_problem;
+mod restore_plan;
 mod runbook;
 mod shell;
 mod sleep;

@@ -7,6 +7,11 @@
 //! newline is escaped as `sha256sum` does: the line starts with `\`, and the
 //! path has `\\` and `\n`. Reading a manifest refuses absolute paths and
 //! `..`, since restoring writes where the manifest points.
+//!
+//! A symbolic link is listed on a line of its own, `#symlink <hex>  <path>`,
+//! where the digest is that of what the link points to (its text). The `#`
+//! makes it a comment to `sha256sum -c`, which would otherwise read through
+//! the link.
 
 use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,9 +21,18 @@ use crate::words::series;
 /// The file name of a snapshot's manifest, at the top of the snapshot.
 pub(crate) const MANIFEST: &str = "MANIFEST.sha256";
 
-/// Relative path → SHA-256 (hex) of each file in a snapshot.
+/// How a link's line starts.
+const LINK_LINE: &str = "#symlink ";
+
+/// How a link's entry is told from a file's: its digest starts with this.
+const LINK: &str = "symlink:";
+
+/// Relative path → SHA-256 (hex) of each file in a snapshot, and of what
+/// each symbolic link points to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Manifest {
+    /// A link's digest is kept as `symlink:<hex>`, so that a link and a file
+    /// never compare equal.
     files: BTreeMap<String, String>,
 }
 
@@ -27,8 +41,26 @@ impl Manifest {
         self.files.insert(path, digest);
     }
 
+    /// Adds a symbolic link at `path` pointing to `target`.
+    pub(crate) fn insert_link(&mut self, path: String, target: &std::path::Path) {
+        use std::os::unix::ffi::OsStrExt;
+        self.insert_link_bytes(path, target.as_os_str().as_bytes());
+    }
+
+    /// Adds a symbolic link at `path` whose target is `target` (as bytes).
+    pub(crate) fn insert_link_bytes(&mut self, path: String, target: &[u8]) {
+        self.files
+            .insert(path, format!("{LINK}{}", crate::file_work::sha256(target)));
+    }
+
+    /// How many files it lists (links not counted).
     pub(crate) fn len(&self) -> usize {
-        self.files.len()
+        self.files.len() - self.links()
+    }
+
+    /// How many symbolic links it lists.
+    pub(crate) fn links(&self) -> usize {
+        self.files.values().filter(|d| d.starts_with(LINK)).count()
     }
 
     /// The first component of every path: the names the snapshot stores.
@@ -43,6 +75,13 @@ impl Manifest {
     pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         for (path, digest) in &self.files {
+            let digest = match digest.strip_prefix(LINK) {
+                Some(digest) => {
+                    text.push_str(LINK_LINE);
+                    digest
+                }
+                None => digest,
+            };
             if path.contains(['\\', '\n']) {
                 let escaped = path.replace('\\', "\\\\").replace('\n', "\\n");
                 text.push_str(&format!("\\{digest}  {escaped}\n"));
@@ -61,6 +100,10 @@ impl Manifest {
             if line.trim().is_empty() {
                 continue;
             }
+            let (link, line) = match line.strip_prefix(LINK_LINE) {
+                Some(rest) => (true, rest),
+                None => (false, line),
+            };
             let (escaped, line) = match line.strip_prefix('\\') {
                 Some(rest) => (true, rest),
                 None => (false, line),
@@ -82,11 +125,9 @@ impl Manifest {
                     "line {number}: `{path}` is not a relative path inside the snapshot"
                 ));
             }
-            if manifest
-                .files
-                .insert(path.clone(), digest.to_ascii_lowercase())
-                .is_some()
-            {
+            let digest = digest.to_ascii_lowercase();
+            let digest = if link { format!("{LINK}{digest}") } else { digest };
+            if manifest.files.insert(path.clone(), digest).is_some() {
                 return Err(format!("line {number}: `{path}` is listed twice"));
             }
         }
@@ -219,6 +260,21 @@ mod tests {
             m.top_level().into_iter().collect::<Vec<_>>(),
             ["config.yaml", "data", "odd\\name\nx"]
         );
+    }
+
+    #[test]
+    fn links_have_lines_of_their_own() {
+        let mut m = manifest(&[("data/a", A)]);
+        m.insert_link("data/current".into(), std::path::Path::new("../v1"));
+        let target = crate::file_work::sha256(b"../v1");
+        let text = m.render();
+        assert_eq!(text, format!("{A}  data/a\n#symlink {target}  data/current\n"));
+        assert_eq!(Manifest::parse(&text), Ok(m.clone()));
+        assert_eq!((m.len(), m.links()), (1, 1));
+        // A file where a link was (with the same digest) is changed.
+        let file = manifest(&[("data/a", A), ("data/current", &target)]);
+        assert_eq!(m.compare(&file).changed, ["data/current"]);
+        assert!(Manifest::parse("#symlink x  y").is_err());
     }
 
     #[test]

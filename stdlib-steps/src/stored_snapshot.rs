@@ -5,7 +5,9 @@
 //! An archive is read as a stream, never unpacked whole: checking it hashes
 //! each member as it goes by, and restoring writes out only the members
 //! under the one name asked for. Member paths must be plain relative paths,
-//! so an archive cannot write outside the place it is restored to.
+//! so an archive cannot write outside the place it is restored to; a
+//! symbolic link is made as a link, and a member below a link (which would
+//! be written through it) is refused.
 
 use flate2::read::GzDecoder;
 use runbook_engine::step::StepError;
@@ -228,6 +230,9 @@ fn read_archive(path: &Path, digest_files: bool, cancel: &CancellationToken) -> 
             let (digest, _) =
                 digest_stream(entry, cancel, |_| Ok(())).map_err(|e| stream_error("read the archive", path, &e))?;
             files.insert(rel, digest);
+        } else if kind.is_symlink() {
+            let target = entry.link_name_bytes().unwrap_or_default();
+            files.insert_link_bytes(rel, &target);
         } else {
             files.insert(rel, "-".to_string());
         }
@@ -240,6 +245,29 @@ fn read_archive(path: &Path, digest_files: bool, cancel: &CancellationToken) -> 
         top_level,
         files: digest_files.then_some(files),
     })
+}
+
+/// `Err` when `to` or a folder between it and the member at `rest` is a
+/// symbolic link: writing the member would write through the link.
+fn not_through_a_link(archive: &Path, to: &Path, rest: &[String]) -> Result<(), StepError> {
+    let mut path = to.to_path_buf();
+    for part in std::iter::once(None).chain(rest.iter().map(Some)) {
+        if let Some(part) = part {
+            path.push(part);
+        }
+        match path.symlink_metadata() {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(StepError::new(format!(
+                    "`{}` is not a safe snapshot archive: it holds `{}` where a symbolic link was already made",
+                    archive.display(),
+                    rest.join("/")
+                )));
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 fn extract_member(archive: &Path, name: &str, to: &Path, cancel: &CancellationToken) -> Result<u64, StepError> {
@@ -255,8 +283,26 @@ fn extract_member(archive: &Path, name: &str, to: &Path, cancel: &CancellationTo
         }
         found = true;
         let target = rest.iter().fold(to.to_path_buf(), |path, part| path.join(part));
+        not_through_a_link(archive, to, rest)?;
         let mode = Permissions::from_mode(entry.header().mode().unwrap_or(0o644) & 0o7777);
         let kind = entry.header().entry_type();
+        if kind.is_symlink() {
+            let Some(link) = entry
+                .link_name()
+                .map_err(|e| io_error("read the archive", archive, &e))?
+            else {
+                return Err(StepError::new(format!(
+                    "`{}` holds `{}`, a symbolic link without a target",
+                    archive.display(),
+                    below.join("/")
+                )));
+            };
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).map_err(|e| io_error("create", parent, &e))?;
+            }
+            std::os::unix::fs::symlink(&link, &target).map_err(|e| io_error("create the link", &target, &e))?;
+            return Ok(());
+        }
         if kind.is_dir() {
             fs::create_dir_all(&target).map_err(|e| io_error("create", &target, &e))?;
             dirs.push(target, mode);
@@ -264,7 +310,7 @@ fn extract_member(archive: &Path, name: &str, to: &Path, cancel: &CancellationTo
         }
         if !kind.is_file() {
             return Err(StepError::new(format!(
-                "cannot restore `{}` from `{}`: it is not a file or a folder",
+                "cannot restore `{}` from `{}`: it is not a file, a folder or a symbolic link",
                 below.join("/"),
                 archive.display()
             )));

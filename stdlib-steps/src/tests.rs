@@ -74,6 +74,9 @@ pub struct FakeHost {
     nested_calls: AtomicU32,
     lines: Mutex<Vec<(String, OutputStream, String)>>,
     logs: Mutex<Vec<(String, String, String)>>,
+    checkpoints: Mutex<Vec<Json>>,
+    /// What `checkpoint` answers, as a journal that cannot be written would.
+    checkpoint_error: Option<String>,
 }
 
 impl FakeHost {
@@ -85,7 +88,20 @@ impl FakeHost {
             nested_calls: AtomicU32::new(0),
             lines: Mutex::default(),
             logs: Mutex::default(),
+            checkpoints: Mutex::default(),
+            checkpoint_error: None,
         }
+    }
+
+    /// A host whose journal cannot be written: every checkpoint fails.
+    pub fn with_checkpoint_error(mut self, error: &str) -> Self {
+        self.checkpoint_error = Some(error.to_string());
+        self
+    }
+
+    /// The checkpoints journaled so far, in order.
+    pub fn checkpoints(&self) -> Vec<Json> {
+        self.checkpoints.lock().expect("not poisoned").clone()
     }
 
     pub fn with_context(mut self, context: Json) -> Self {
@@ -181,6 +197,14 @@ impl Host for FakeHost {
     fn output(&self, step: &str, stream: OutputStream, line: &str, _line_end: bool) {
         let mut lines = self.lines.lock().expect("not poisoned");
         lines.push((step.to_string(), stream, line.to_string()));
+    }
+
+    fn checkpoint(&self, _step: &str, state: Json) -> Result<(), String> {
+        if let Some(error) = &self.checkpoint_error {
+            return Err(error.clone());
+        }
+        self.checkpoints.lock().expect("not poisoned").push(state);
+        Ok(())
     }
 
     fn log(&self, step: &str, level: &str, message: &str) {

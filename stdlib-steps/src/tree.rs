@@ -1,17 +1,16 @@
 //! Walking a file or a directory tree on disk the way a snapshot sees it,
 //! and the copies and digests built on that walk.
 //!
-//! A snapshot holds regular files and directories. Symbolic links are
-//! followed (as `sha256sum` and `cp -L` do), so a snapshot holds what they
-//! point to; a link back into a directory that holds it is an error rather
-//! than an endless walk. Anything else (a link to nothing, a socket, a
-//! device) is reported to the visitor as [`Node::Other`], for the caller
-//! to refuse or to list as changed.
+//! A snapshot holds regular files, directories and symbolic links. A link
+//! is never followed: it is kept as a link (what it points to, as text), so
+//! a link to a secret outside the tree does not copy the secret, and a link
+//! back up the tree is not an endless walk. Anything else (a socket, a
+//! device, a named pipe) is reported to the visitor as [`Node::Other`], for
+//! the caller to refuse or to list as changed.
 
 use runbook_engine::step::StepError;
 use std::fs::{self, File, Metadata, Permissions};
-use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +22,9 @@ use crate::manifest::Manifest;
 pub(crate) enum Node {
     Dir,
     File,
-    /// Neither, in words: `a socket`, `a symbolic link to nothing`.
+    /// A symbolic link; [`Found::link`] says what it points to.
+    Link,
+    /// None of those, in words: `a socket`, `a device`.
     Other(&'static str),
 }
 
@@ -35,8 +36,10 @@ pub(crate) struct Found<'a> {
     /// the name the walk was given.
     pub rel: &'a str,
     pub node: Node,
-    /// The metadata of what the path points to; `None` for a link to nothing.
-    pub meta: Option<&'a Metadata>,
+    /// The path's own metadata (a link's, not its target's).
+    pub meta: &'a Metadata,
+    /// What a link points to, as stored in the link.
+    pub link: Option<&'a Path>,
 }
 
 /// Visits `path` and, if it is a directory, everything under it, parents
@@ -47,40 +50,24 @@ pub(crate) fn walk(
     cancel: &CancellationToken,
     visit: &mut dyn FnMut(&Found<'_>) -> Result<(), StepError>,
 ) -> Result<(), StepError> {
-    walk_below(path, rel, cancel, &mut Vec::new(), visit)
-}
-
-fn walk_below(
-    path: &Path,
-    rel: &str,
-    cancel: &CancellationToken,
-    ancestors: &mut Vec<(u64, u64)>,
-    visit: &mut dyn FnMut(&Found<'_>) -> Result<(), StepError>,
-) -> Result<(), StepError> {
     check(cancel)?;
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && path.symlink_metadata().is_ok() => {
-            let node = Node::Other("a symbolic link to nothing");
-            return visit(&Found {
-                path,
-                rel,
-                node,
-                meta: None,
-            });
-        }
-        Err(e) => return Err(io_error("read", path, &e)),
+    let meta = fs::symlink_metadata(path).map_err(|e| io_error("read", path, &e))?;
+    let kind = meta.file_type();
+    let found = |node, link| Found {
+        path,
+        rel,
+        node,
+        meta: &meta,
+        link,
     };
-    if meta.is_file() {
-        return visit(&Found {
-            path,
-            rel,
-            node: Node::File,
-            meta: Some(&meta),
-        });
+    if kind.is_symlink() {
+        let target = fs::read_link(path).map_err(|e| io_error("read the link", path, &e))?;
+        return visit(&found(Node::Link, Some(&target)));
     }
-    if !meta.is_dir() {
-        let kind = meta.file_type();
+    if kind.is_file() {
+        return visit(&found(Node::File, None));
+    }
+    if !kind.is_dir() {
         let what = if kind.is_fifo() {
             "a named pipe"
         } else if kind.is_socket() {
@@ -88,28 +75,11 @@ fn walk_below(
         } else if kind.is_block_device() || kind.is_char_device() {
             "a device"
         } else {
-            "neither a file nor a directory"
+            "neither a file, a directory nor a link"
         };
-        return visit(&Found {
-            path,
-            rel,
-            node: Node::Other(what),
-            meta: Some(&meta),
-        });
+        return visit(&found(Node::Other(what), None));
     }
-    let id = (meta.dev(), meta.ino());
-    if ancestors.contains(&id) {
-        return Err(StepError::new(format!(
-            "`{}` is a symbolic link to a directory that holds it",
-            path.display()
-        )));
-    }
-    visit(&Found {
-        path,
-        rel,
-        node: Node::Dir,
-        meta: Some(&meta),
-    })?;
+    visit(&found(Node::Dir, None))?;
     let mut children = Vec::new();
     for entry in fs::read_dir(path).map_err(|e| io_error("read", path, &e))? {
         let entry = entry.map_err(|e| io_error("read", path, &e))?;
@@ -123,17 +93,16 @@ fn walk_below(
         children.push((name.to_string(), entry.path()));
     }
     children.sort();
-    ancestors.push(id);
     for (name, child) in children {
-        walk_below(&child, &format!("{rel}/{name}"), cancel, ancestors, visit)?;
+        walk(&child, &format!("{rel}/{name}"), cancel, visit)?;
     }
-    ancestors.pop();
     Ok(())
 }
 
 /// Adds the SHA-256 of every file at or under `path` to `into`, named
-/// `rel/...`. What is neither a file nor a directory goes in with `-` for a
-/// digest, so that it shows as changed or extra.
+/// `rel/...`, and every link with the digest of what it points to. What is
+/// none of those goes in with `-` for a digest, so that it shows as changed
+/// or extra.
 pub(crate) fn digest_tree(
     path: &Path,
     rel: &str,
@@ -149,6 +118,7 @@ pub(crate) fn digest_tree(
                     digest_stream(&mut file, cancel, |_| Ok(())).map_err(|e| stream_error("read", found.path, &e))?;
                 into.insert(found.rel.to_string(), digest);
             }
+            Node::Link => into.insert_link(found.rel.to_string(), found.link.unwrap_or(Path::new(""))),
             Node::Other(_) => into.insert(found.rel.to_string(), "-".to_string()),
         }
         Ok(())
@@ -166,8 +136,8 @@ pub(crate) fn count_files(path: &Path, cancel: &CancellationToken) -> Result<u64
 }
 
 /// Copies the file or tree at `from` to `to` (which must not exist), with
-/// its permissions, each file and directory made durable. Returns how many
-/// files were copied.
+/// its permissions, each file and directory made durable; links are copied
+/// as links. Returns how many files were copied.
 pub(crate) fn copy_tree(from: &Path, to: &Path, cancel: &CancellationToken) -> Result<u64, StepError> {
     let mut files = 0;
     let mut dirs = DirModes::default();
@@ -180,9 +150,11 @@ pub(crate) fn copy_tree(from: &Path, to: &Path, cancel: &CancellationToken) -> R
         match found.node {
             Node::Dir => {
                 fs::create_dir(&target).map_err(|e| io_error("create", &target, &e))?;
-                if let Some(meta) = found.meta {
-                    dirs.push(target, meta.permissions());
-                }
+                dirs.push(target, found.meta.permissions());
+            }
+            Node::Link => {
+                let link = found.link.unwrap_or(Path::new(""));
+                std::os::unix::fs::symlink(link, &target).map_err(|e| io_error("create the link", &target, &e))?;
             }
             Node::File => {
                 fs::copy(found.path, &target).map_err(|e| io_error("copy", found.path, &e))?;
@@ -234,52 +206,67 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     #[test]
-    fn walks_in_order_and_follows_links() {
+    fn walks_in_order_and_keeps_links_as_links() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("data");
         fs::create_dir_all(root.join("b/c")).unwrap();
         fs::write(root.join("a.txt"), "a").unwrap();
         fs::write(root.join("b/c/d.txt"), "d").unwrap();
-        symlink(root.join("a.txt"), root.join("link")).unwrap();
+        symlink("a.txt", root.join("link")).unwrap();
         symlink(dir.path().join("nowhere"), root.join("dangling")).unwrap();
+        // A link up the tree is a link like any other, not a loop.
+        symlink("..", root.join("b/up")).unwrap();
         let mut seen = Vec::new();
         walk(&root, "data", &CancellationToken::new(), &mut |found| {
-            seen.push(format!("{} {:?}", found.rel, found.node));
+            let link = found.link.map(|l| format!(" -> {}", l.display())).unwrap_or_default();
+            seen.push(format!("{} {:?}{link}", found.rel, found.node));
             Ok(())
         })
         .unwrap();
         assert_eq!(
             seen,
             [
-                "data Dir",
-                "data/a.txt File",
-                "data/b Dir",
-                "data/b/c Dir",
-                "data/b/c/d.txt File",
-                "data/dangling Other(\"a symbolic link to nothing\")",
-                "data/link File",
+                "data Dir".to_string(),
+                "data/a.txt File".to_string(),
+                "data/b Dir".to_string(),
+                "data/b/c Dir".to_string(),
+                "data/b/c/d.txt File".to_string(),
+                "data/b/up Link -> ..".to_string(),
+                format!("data/dangling Link -> {}", dir.path().join("nowhere").display()),
+                "data/link Link -> a.txt".to_string(),
             ]
         );
         let mut manifest = Manifest::default();
         digest_tree(&root, "data", &CancellationToken::new(), &mut manifest).unwrap();
-        assert_eq!(manifest.len(), 4);
-        assert_eq!(count_files(&root, &CancellationToken::new()).unwrap(), 3);
+        assert_eq!((manifest.len(), manifest.links()), (2, 3));
+        assert_eq!(count_files(&root, &CancellationToken::new()).unwrap(), 2);
     }
 
     #[test]
-    fn a_link_loop_is_an_error() {
+    fn a_socket_is_other() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("data");
-        fs::create_dir_all(root.join("sub")).unwrap();
-        symlink(&root, root.join("sub/up")).unwrap();
-        let error = walk(&root, "data", &CancellationToken::new(), &mut |_| Ok(())).unwrap_err();
-        assert_eq!(
-            error.message,
-            format!(
-                "`{}` is a symbolic link to a directory that holds it",
-                root.join("sub/up").display()
-            )
-        );
+        let socket = dir.path().join("s");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let mut seen = Vec::new();
+        walk(&socket, "s", &CancellationToken::new(), &mut |found| {
+            seen.push(found.node);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [Node::Other("a socket")]);
+    }
+
+    #[test]
+    fn copies_links_as_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("from");
+        fs::create_dir_all(&from).unwrap();
+        fs::write(dir.path().join("secret"), "SECRET").unwrap();
+        symlink(dir.path().join("secret"), from.join("link")).unwrap();
+        let to = dir.path().join("to");
+        assert_eq!(copy_tree(&from, &to, &CancellationToken::new()).unwrap(), 0);
+        assert!(to.join("link").symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_link(to.join("link")).unwrap(), dir.path().join("secret"));
     }
 
     #[test]
