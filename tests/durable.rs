@@ -231,6 +231,7 @@ steps:
         .args(["run", "runbook.yaml"])
         .current_dir(sandbox.path())
         .env("SANDBOX", sandbox.path())
+        .env("RUNBOOK_LOCK_DIR", sandbox.path().join(".locks"))
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -114,6 +114,7 @@ impl Demo {
             .current_dir(self.dir.path())
             .env("NO_COLOR", "1")
             .env_remove("RUNBOOK_STATE_DIR")
+            .env("RUNBOOK_LOCK_DIR", self.dir.path().join("locks"))
             .stdin(Stdio::null())
             .output()
             .expect("the runbook binary runs");

@@ -111,6 +111,7 @@ impl Scenario {
             .arg("--yes")
             .arg("--state-dir")
             .arg(self.path(".runbook"))
+            .env("RUNBOOK_LOCK_DIR", self.path(".locks"))
             .arg("--report")
             .arg(&report)
             .args(["--report-format", "json"])

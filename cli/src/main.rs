@@ -622,6 +622,7 @@ fn execute_runbook(
     let Some((source, loaded)) = load(terminal, &registry, path, &bytes, "nothing was run") else {
         return exit::INVALID;
     };
+    let rolling_back = matches!(mode, Mode::Rollback(_));
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let style = match options.output {
         OutputFormat::Json => Style::Json,
@@ -690,6 +691,17 @@ fn execute_runbook(
             }
             Err(diagnostics) => {
                 console.finish();
+                // A rollback with nothing left to undo has done what was asked.
+                if rolling_back
+                    && diagnostics
+                        .iter()
+                        .all(|d| d.code == runbook_engine::execute::codes::NOTHING_TO_DO)
+                {
+                    for diagnostic in &diagnostics {
+                        eprintln!("note: {}", printable::line(&diagnostic.message));
+                    }
+                    return exit::SUCCESS;
+                }
                 terminal.diagnostics(&source, &diagnostics);
                 if diagnostics
                     .iter()
@@ -697,6 +709,7 @@ fn execute_runbook(
                 {
                     return exit::NEEDS_A_PERSON;
                 }
+
                 terminal.error(&format!("{name}: the run cannot start; nothing was run"));
                 exit::INVALID
             }

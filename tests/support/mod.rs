@@ -43,6 +43,8 @@ pub fn command(dir: &Path, args: &[&str]) -> Command {
         .env("COLUMNS", "100")
         .env("SANDBOX", dir)
         .env_remove("RUNBOOK_STATE_DIR")
+        // Locks are machine-wide: tests that run at once keep theirs apart.
+        .env("RUNBOOK_LOCK_DIR", dir.join(".locks"))
         .stdin(Stdio::null());
     command
 }

@@ -47,6 +47,8 @@ pub mod codes {
     /// A cut-short attempt could not be put right: a person must look.
     pub const RECOVER: &str = "runbook::run::recover";
     pub const MASKED_INPUT: &str = "runbook::run::masked_input";
+    /// A step was in flight and nobody could say whether to run it again.
+    pub const IN_FLIGHT: &str = "runbook::run::in_flight";
 }
 
 /// How to run.
@@ -165,9 +167,60 @@ type Prepared = (serde_json::Map<String, Json>, HashMap<String, String>);
 
 /// Checks what a run needs before anything runs: inputs, secrets, and
 /// someone to answer confirmations. Returns the inputs and secret values.
-fn prepare(compiled: &Compiled, request: &RunRequest<'_>, interactive: bool) -> Result<Prepared, Vec<Diagnostic>> {
+fn prepare(
+    compiled: &Compiled,
+    registry: &Registry,
+    request: &RunRequest<'_>,
+    interactive: bool,
+) -> Result<Prepared, Vec<Diagnostic>> {
     let runbook = &compiled.runbook;
     let mut errors = Vec::new();
+    if let Mode::Resume(journal) = &request.mode
+        && !request.yes
+        && !interactive
+    {
+        // Whether to run again a step that may have taken effect is a
+        // person's call: without one, the run is left as it was.
+        for id in in_flight(journal) {
+            let Some(step) = runbook.steps.iter().find(|s| s.id == id) else {
+                continue;
+            };
+            let read_only = registry.get(&step.kind).is_some_and(|k| k.read_only());
+            if !step.idempotent && !read_only {
+                errors.push(
+                    Diagnostic::error(
+                        codes::IN_FLIGHT,
+                        format!(
+                            "step `{id}` was running when the run stopped and may already have taken effect; \
+                             there is no terminal to ask whether to run it again, so the run is left as it was"
+                        ),
+                    )
+                    .with_label(step.span, "in flight when the run stopped")
+                    .with_help(
+                        "resume from a terminal to be asked, or pass `--yes` to run it again (mark steps that are safe to repeat `idempotent: true`)",
+                    ),
+                );
+            }
+        }
+    }
+    if let Mode::Rollback(journal) = &request.mode
+        && let Some(summary) = journal.finished()
+        && !anything_to_roll_back(runbook, journal)
+    {
+        let said = if summary.status == RunStatus::RolledBack {
+            "was already rolled back"
+        } else {
+            "left nothing in place to roll back"
+        };
+        errors.push(
+            Diagnostic::error(
+                codes::NOTHING_TO_DO,
+                format!("run `{}` {said}; nothing was done", summary.run_id),
+            )
+            .with_help(format!("`runbook show {}` tells what it did", summary.run_id)),
+        );
+        return Err(errors);
+    }
     let inputs: serde_json::Map<String, Json> = match request.mode.journal() {
         Some(journal) => journaled_inputs(runbook, journal, request, &mut errors),
         None => resolve_inputs(runbook, &request.inputs, request.env, &mut errors)
@@ -424,6 +477,8 @@ struct RunHost {
     /// The run's journal, for records a kind must see written before it acts.
     journal: Option<Arc<JournalWriter>>,
     redactor: Arc<Redactor>,
+    /// The kind each step's current action runs (a rollback body's, an undo's).
+    running_kinds: std::sync::Mutex<HashMap<String, String>>,
     /// Output held back per step and stream, see [`crate::secrets::StreamMasker`].
     streams: std::sync::Mutex<HashMap<(String, OutputStream), crate::secrets::StreamMasker>>,
 }
@@ -824,6 +879,9 @@ impl RunHost {
     /// The kind running as step `step` now: its rollback body's while it is
     /// being rolled back (the journal says which), else the step's own.
     fn kind_of(&self, step: &str) -> Option<String> {
+        if let Some(kind) = self.running_kinds.lock().ok().and_then(|k| k.get(step).cloned()) {
+            return Some(kind);
+        }
         let runbook = &self.compiled.runbook;
         let found = runbook.steps.iter().chain(&runbook.finally).find(|s| s.id == step)?;
         Some(found.kind.clone())
@@ -971,6 +1029,7 @@ impl RunHost {
             host: self,
             step: action.id,
         };
+        self.set_running_kind(action.id, action.kind);
         let mut future = kind.run(cx);
         let timeout = action.timeout;
         let expired = async {
@@ -994,8 +1053,15 @@ impl RunHost {
         }
     }
 
+    fn set_running_kind(&self, step: &str, kind: &str) {
+        if let Ok(mut kinds) = self.running_kinds.lock() {
+            kinds.insert(step.to_string(), kind.to_string());
+        }
+    }
+
     /// Runs the action a kind gave to undo a step (parameters already concrete).
     async fn run_undo(&self, step: &str, undo: crate::step::Undo, cancel: CancellationToken) -> Result<(), String> {
+        self.set_running_kind(step, &undo.kind);
         let kind = self
             .registry
             .get(&undo.kind)
@@ -1105,7 +1171,7 @@ pub async fn execute(
     interrupts: mpsc::UnboundedReceiver<&'static str>,
 ) -> Result<RunSummary, Vec<Diagnostic>> {
     let interactive = operator.is_interactive();
-    let (inputs, secrets) = prepare(&compiled, &request, interactive)?;
+    let (inputs, secrets) = prepare(&compiled, &registry, &request, interactive)?;
     if let Some(journal) = request.mode.journal()
         && let Some(summary) = journal.finished()
         && matches!(request.mode, Mode::Resume(_))
@@ -1182,13 +1248,11 @@ pub async fn execute(
             })?,
             None => runbook.name.clone(),
         };
-        _lock = Some(
-            crate::journal::lock::acquire(&state.state_dir, &key, &run_id).map_err(|e| {
-                vec![Diagnostic::error(codes::LOCKED, redactor.redact(&e.to_string()).into_owned()).with_help(
-                "two runs with the same lock key never overlap; wait for the other run, or check `runbook runs`",
-            )]
-            })?,
-        );
+        let locked = crate::journal::lock::lock_dir(request.env)
+            .and_then(|dir| crate::journal::lock::acquire(&dir, &key, &run_id));
+        _lock = Some(locked.map_err(|e| {
+            vec![Diagnostic::error(codes::LOCKED, redactor.redact(&e.to_string()).into_owned()).with_help(e.help())]
+        })?);
         let writer = match request.mode.journal() {
             Some(journal) => JournalWriter::append_to(journal),
             None => {
@@ -1259,6 +1323,7 @@ pub async fn execute(
         journal: journal_writer.clone(),
         redactor: redactor.clone(),
         streams: std::sync::Mutex::new(HashMap::new()),
+        running_kinds: std::sync::Mutex::new(HashMap::new()),
     });
     let shared = host;
     if let Some(journal) = request.mode.journal() {
@@ -1294,13 +1359,20 @@ pub async fn execute(
                     .ask(false, move |o| o.confirm(&id, &question, "run the step again"))
                     .await
                 {
-                    run.stop_with(Stop::Cancel {
-                        reason: format!(
-                            "step `{}` was in flight and was not run again; check it, then resume again",
-                            step.id
-                        ),
-                        rollback: false,
-                    });
+                    // The run is left as it was, to be resumed once checked.
+                    return Err(vec![
+                        Diagnostic::error(
+                            codes::IN_FLIGHT,
+                            format!(
+                                "step `{}` was in flight and was not run again; the run is left as it was",
+                                step.id
+                            ),
+                        )
+                        .with_label(step.span, "in flight when the run stopped")
+                        .with_help(format!(
+                            "check what the step did, then `runbook resume {run_id}` again (or `runbook rollback {run_id}`)"
+                        )),
+                    ]);
                 }
             }
             reporter.event(&Event::RunResumed {
@@ -1326,17 +1398,67 @@ pub async fn execute(
     let status = run.finish(&mut interrupts).await;
     let mut summary = run.summary(status, started.elapsed());
     summary.mask(&redactor);
-    reporter.event(&Event::RunFinished {
+    let finished = Event::RunFinished {
         status,
         duration_ms: millis(started.elapsed()),
         summary: summary.clone(),
-    });
+    };
+    if status == RunStatus::JournalFailed {
+        // Not journaled even where it could be: the run is to be resumed.
+        display.event(&finished);
+    } else {
+        reporter.event(&finished);
+    }
     if status != RunStatus::JournalFailed && !run.shared.journaled() {
         // Everything ran, but the end could not be recorded.
         summary.status = RunStatus::JournalFailed;
         summary.reason = Some(redactor.redact(&run.journal_failure_words()).into_owned());
     }
     Ok(summary)
+}
+
+/// Main steps a journal shows started and not finished (or cancelled): in
+/// flight when the run died.
+fn in_flight(journal: &Journal) -> Vec<String> {
+    let mut open: indexmap::IndexSet<String> = indexmap::IndexSet::new();
+    for timed in &journal.events {
+        match &timed.event {
+            Event::StepStarted { step, .. } | Event::StepCancelled { step, .. } => {
+                open.insert(step.clone());
+            }
+            Event::StepSucceeded { step, .. } | Event::StepFailed { step, .. } | Event::StepSkipped { step, .. } => {
+                open.shift_remove(step);
+            }
+            _ => {}
+        }
+    }
+    open.into_iter().collect()
+}
+
+/// Whether a run's journal shows a step still in place that can be undone
+/// (it succeeded, has a rollback, an undo from its kind or a child run, and
+/// was not rolled back since).
+fn anything_to_roll_back(runbook: &checked::Runbook, journal: &Journal) -> bool {
+    let mut in_place: indexmap::IndexSet<&str> = indexmap::IndexSet::new();
+    for timed in &journal.events {
+        match &timed.event {
+            Event::StepSucceeded { step, undo, .. } => {
+                let undoable = runbook
+                    .steps
+                    .iter()
+                    .find(|s| &s.id == step)
+                    .is_some_and(|s| s.rollback.is_some() || undo.is_some() || s.kind == crate::RUNBOOK_KIND);
+                if undoable {
+                    in_place.insert(step);
+                }
+            }
+            Event::StepStarted { step, .. } | Event::RollbackSucceeded { step, .. } => {
+                in_place.shift_remove(step.as_str());
+            }
+            _ => {}
+        }
+    }
+    !in_place.is_empty()
 }
 
 /// Attempts that were in flight when the run died, with the last checkpoint

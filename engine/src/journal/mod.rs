@@ -445,6 +445,18 @@ impl JournalWriter {
             .unwrap_or_default()
     }
 
+    /// Records the first failure and stops the run.
+    fn fail(&self, error: &str) {
+        if let Ok(mut failed) = self.failed.lock()
+            && failed.is_none()
+        {
+            *failed = Some(error.to_string());
+            if let Some(stop) = &self.on_failure {
+                let _ = stop.send(JOURNAL_FAILED);
+            }
+        }
+    }
+
     /// Gives the reserve back to the disk. True if there was one.
     fn release_reserve(&self) -> bool {
         let taken = self.reserve.lock().ok().and_then(|mut r| r.take());
@@ -487,6 +499,9 @@ impl JournalWriter {
             && e.raw_os_error() == Some(nix::libc::ENOSPC)
             && self.release_reserve()
         {
+            // The reserve lets this record and those of what is under way
+            // land; the run is told to stop all the same.
+            self.fail(&format!("{e}; the run stops while the journal can still record it"));
             truncate_to(&tail.file, length);
             result = write_line(&mut tail.file, line.as_bytes(), sync);
         }
@@ -565,14 +580,7 @@ impl Reporter for JournalWriter {
             return;
         }
         if let Err(e) = self.append(event) {
-            if let Ok(mut failed) = self.failed.lock()
-                && failed.is_none()
-            {
-                *failed = Some(e.to_string());
-                if let Some(stop) = &self.on_failure {
-                    let _ = stop.send(JOURNAL_FAILED);
-                }
-            }
+            self.fail(&e.to_string());
             // An action whose start could not be recorded does not start;
             // an action under way whose end could not be recorded is unknown.
             let Ok(mut unrecorded) = self.unrecorded.lock() else {
