@@ -80,7 +80,7 @@ enum Command {
         #[arg(long)]
         no_rollback: bool,
         /// A time limit for the whole run, e.g. `10m`; on expiry the run rolls back.
-        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        #[arg(long, value_name = "DURATION", value_parser = timeout)]
         timeout: Option<Duration>,
         /// How long cancelled steps' processes get between SIGTERM and SIGKILL.
         #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "5s")]
@@ -209,6 +209,10 @@ enum OutputFormat {
 
 fn duration(text: &str) -> Result<Duration, String> {
     runbook_engine::parse::raw::parse_duration(text)
+}
+
+fn timeout(text: &str) -> Result<Duration, String> {
+    runbook_engine::parse::raw::parse_timeout(text)
 }
 
 #[derive(Clone, Copy, ValueEnum)]

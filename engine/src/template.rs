@@ -14,6 +14,9 @@ pub fn environment() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // A template is bounded work: three nested loops over a long value
+        // end with an error in well under a second instead of never.
+        env.set_fuel(Some(FUEL));
         env.add_filter("quote", shell_quote);
         env.add_filter("shell_quote", shell_quote);
         env.set_auto_escape_callback(|_| AutoEscape::None);
@@ -34,6 +37,113 @@ pub fn environment() -> &'static Environment<'static> {
         });
         env
     })
+}
+
+/// How much work one template or expression may do (minijinja's
+/// instructions): far more than any runbook needs, and under a second.
+pub const FUEL: u64 = 5_000_000;
+
+/// Why a template failed, in words that say what to do when it ran out of fuel.
+pub fn failure_words(error: &minijinja::Error) -> String {
+    if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "the template did too much work (over {FUEL} steps), as a loop over a large value does; \
+             simplify it, or do the work in a `shell` step"
+        );
+    }
+    error.detail().map_or_else(|| error.kind().to_string(), str::to_string)
+}
+
+/// A filter or test a template names that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    /// Where the name is, inside the template's text.
+    pub range: Range<usize>,
+    /// `filter` or `test`.
+    pub kind: &'static str,
+    pub name: String,
+    /// The closest name that does exist, if one is close.
+    pub suggestion: Option<&'static str>,
+}
+
+/// The filters and tests a template (or, with `expression`, an
+/// expression) names that the environment does not have: found at `check`
+/// rather than halfway through a run.
+pub fn unknown_names(text: &str, expression: bool) -> Vec<UnknownName> {
+    use minijinja::machinery::{Token, tokenize};
+    if !expression && !is_template(text) {
+        return Vec::new();
+    }
+    let tokens: Vec<(Token<'_>, minijinja::machinery::Span)> =
+        tokenize(text, expression, Default::default()).map_while(Result::ok).collect();
+    let mut unknown = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let found = match &tokens[i].0 {
+            Token::Pipe => Some(("filter", i + 1)),
+            Token::Ident("is") => {
+                let next = if matches!(tokens.get(i + 1), Some((Token::Ident("not"), _))) { i + 2 } else { i + 1 };
+                Some(("test", next))
+            }
+            _ => None,
+        };
+        if let Some((kind, at)) = found
+            && let Some((Token::Ident(name), span)) = tokens.get(at)
+            && !known(kind, name)
+        {
+            let candidates = if kind == "filter" { FILTERS } else { TESTS };
+            unknown.push(UnknownName {
+                range: span.start_offset as usize..span.end_offset as usize,
+                kind,
+                name: name.to_string(),
+                suggestion: crate::diagnostic::did_you_mean(name, candidates.iter().copied().filter(|c| known(kind, c))),
+            });
+        }
+        i += 1;
+    }
+    unknown
+}
+
+/// The names of minijinja's built-in filters and ours, for suggestions (each
+/// is checked to exist before it is suggested).
+const FILTERS: &[&str] = &[
+    "abs", "attr", "batch", "bool", "capitalize", "chain", "count", "d", "default", "dictsort", "e", "escape",
+    "first", "float", "format", "groupby", "indent", "int", "items", "join", "last", "length", "lines", "list",
+    "lower", "map", "max", "min", "pprint", "quote", "reject", "rejectattr", "replace", "reverse", "round",
+    "safe", "select", "selectattr", "shell_quote", "slice", "sort", "split", "string", "sum", "title", "tojson",
+    "trim", "unique", "upper", "urlencode", "zip",
+];
+const TESTS: &[&str] = &[
+    "boolean", "defined", "divisibleby", "endingwith", "eq", "equalto", "escaped", "even", "false", "filter",
+    "float", "ge", "greaterthan", "gt", "in", "integer", "iterable", "le", "lessthan", "lower", "lt", "mapping",
+    "ne", "none", "number", "odd", "safe", "sameas", "sequence", "startingwith", "string", "test", "true",
+    "undefined", "upper",
+];
+
+/// Whether the environment has a filter (or test) of this name: asked of
+/// the environment itself, so the answer follows minijinja's version.
+fn known(kind: &str, name: &str) -> bool {
+    static SEEN: std::sync::Mutex<Option<std::collections::HashMap<(bool, String), bool>>> = std::sync::Mutex::new(None);
+    let filter = kind == "filter";
+    let key = (filter, name.to_string());
+    if let Some(answer) = SEEN.lock().ok().and_then(|s| s.as_ref().and_then(|m| m.get(&key).copied())) {
+        return answer;
+    }
+    let probe = if filter {
+        format!("{{{{ 1 | {name} }}}}")
+    } else {
+        format!("{{{{ 1 is {name} }}}}")
+    };
+    let unknown_kind = if filter {
+        minijinja::ErrorKind::UnknownFilter
+    } else {
+        minijinja::ErrorKind::UnknownTest
+    };
+    let answer = !matches!(environment().render_str(&probe, ()), Err(e) if e.kind() == unknown_kind);
+    if let Ok(mut seen) = SEEN.lock() {
+        seen.get_or_insert_with(Default::default).insert(key, answer);
+    }
+    answer
 }
 
 thread_local! {
@@ -246,8 +356,12 @@ fn sorted(names: std::collections::HashSet<String>) -> Vec<String> {
     names
 }
 
-/// Why a template or expression failed, in minijinja's words.
+/// Why a template or expression failed, in minijinja's words (ours when it
+/// ran out of fuel).
 pub fn reason(error: &minijinja::Error) -> String {
+    if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        return failure_words(error);
+    }
     error.detail().map_or_else(|| error.kind().to_string(), str::to_string)
 }
 
@@ -443,6 +557,35 @@ mod tests {
             serde_json::json!({"b": false, "n": null, "l": ["a", 1]}),
         ));
         assert_eq!(render("{{ b }}|{{ n }}|{{ l }}", &ctx).unwrap(), r#"false||["a",1]"#);
+    }
+
+    #[test]
+    fn unknown_filters_and_tests_are_found_with_a_suggestion() {
+        let found = unknown_names("{{ run.id | uppper }} {% if x is strng %}{{ y | upper }}{% endif %}", false);
+        let names: Vec<_> = found.iter().map(|u| (u.kind, u.name.as_str(), u.suggestion)).collect();
+        assert_eq!(names, [("filter", "uppper", Some("upper")), ("test", "strng", Some("string"))]);
+        assert_eq!(&"{{ run.id | uppper }}"[found[0].range.clone()], "uppper");
+        let found = unknown_names("result.status is not numbr and x | lenght > 0", true);
+        let names: Vec<_> = found.iter().map(|u| (u.name.as_str(), u.suggestion)).collect();
+        assert_eq!(names, [("numbr", Some("number")), ("lenght", Some("length"))]);
+        assert!(unknown_names("{{ 'a | b' }} {{ x | quote }} {{ x is defined }}", false).is_empty());
+    }
+
+    #[test]
+    fn every_suggested_name_exists_or_is_left_out() {
+        // The lists only feed suggestions; what exists is asked of minijinja.
+        assert!(known("filter", "upper") && known("filter", "quote") && known("test", "defined"));
+        assert!(!known("filter", "uppper") && !known("test", "strng"));
+    }
+
+    #[test]
+    fn runaway_templates_run_out_of_fuel() {
+        let ctx = Value::from(std::collections::BTreeMap::from([("s", "x".repeat(3000))]));
+        let started = std::time::Instant::now();
+        let error = render("{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}{% endfor %}{% endfor %}", &ctx)
+            .unwrap_err();
+        assert!(failure_words(&error).contains("too much work"), "{error}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -29,7 +29,11 @@ impl HumanDuration {
         if is_template(text) {
             return None;
         }
-        let error = parse_duration(text).err()?;
+        let error = if name == "timeout" {
+            runbook_engine::parse::raw::parse_timeout(text).err()?
+        } else {
+            parse_duration(text).err()?
+        };
         Some(
             ParamProblem::new(format!("/{name}"), format!("`{name}` is not a duration: {error}"))
                 .with_help("write a number and a unit, such as `10s`, `1m30s` or `500ms`"),

@@ -133,7 +133,9 @@ enum Probe {
 async fn poll(cx: StepContext) -> Result<Json, StepError> {
     let params: WaitParams = crate::read_params("wait", &cx.params)?;
     let started = Instant::now();
-    let deadline = started + params.timeout.0;
+    let deadline = started
+        .checked_add(params.timeout.0)
+        .unwrap_or_else(|| started + runbook_engine::parse::raw::MAX_DURATION);
     let mut attempts = 0u32;
     let mut last = Probe::None;
     loop {

@@ -1597,7 +1597,7 @@ impl Run {
             max_parallel,
             step_mode: request.step_mode,
             no_rollback: request.no_rollback,
-            deadline: request.timeout.map(|t| Instant::now() + t),
+            deadline: request.timeout.and_then(|t| Instant::now().checked_add(t)),
             timeout: request.timeout,
             cancel: CancellationToken::new(),
             skip_reason: HashMap::new(),

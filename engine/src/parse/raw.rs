@@ -455,7 +455,11 @@ impl FromNode for Spanned<DurationText> {
     fn from_node(node: &Node, key: &str, cx: &mut Collector) -> Option<Self> {
         let expected = "a duration such as `30s`, `5m` or `1h30m`";
         match &node.value {
-            Value::Str(s) => match parse_duration(s) {
+            Value::Str(s) => match if key == "timeout" {
+                parse_timeout(s)
+            } else {
+                parse_duration(s)
+            } {
                 Ok(d) => Some(Spanned::new(DurationText(d), node.span)),
                 Err(reason) => {
                     cx.diagnostics.push(
@@ -484,7 +488,11 @@ impl FromNode for Spanned<DurationText> {
     }
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h30m`, `2d`.
+/// The longest duration a runbook may give (a year): longer is a mistake,
+/// and would overflow the clock's arithmetic.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses `500ms`, `30s`, `5m`, `1h30m`, `2d`, up to [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
@@ -493,7 +501,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if trimmed.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!("`{trimmed}` has no unit; write e.g. `{trimmed}s`"));
     }
-    humantime::parse_duration(trimmed).map_err(|e| e.to_string())
+    let too_long = || format!("`{trimmed}` is longer than a year, the longest duration a runbook may give");
+    match humantime::parse_duration(trimmed) {
+        Ok(duration) if duration > MAX_DURATION => Err(too_long()),
+        Ok(duration) => Ok(duration),
+        Err(humantime::DurationError::NumberOverflow) => Err(too_long()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Parses a time limit: a duration that is not zero.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!(
+            "a time limit of `{}` would stop everything at once; give a duration such as `30s`",
+            text.trim()
+        )),
+        duration => Ok(duration),
+    }
 }
 
 /// Formats a duration the way users write it: `1m30s`, `500ms`.
@@ -970,6 +995,11 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("18446744073709551615s").unwrap_err().contains("longer than a year"));
+        assert!(parse_duration("9300000000000000000s").unwrap_err().contains("longer than a year"));
+        assert!(parse_duration("367d").unwrap_err().contains("longer than a year"));
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        assert!(parse_timeout("0s").unwrap_err().contains("would stop everything at once"));
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(format_duration(Duration::from_secs(14 * 86_400)), "14d");
     }

@@ -27,6 +27,7 @@ pub mod codes {
     pub const BAD_PARAMETER: &str = "runbook::validate::bad_parameter";
     pub const UNKNOWN_DEPENDENCY: &str = "runbook::validate::unknown_dependency";
     pub const TEMPLATE_SYNTAX: &str = "runbook::validate::template_syntax";
+    pub const UNKNOWN_FILTER: &str = "runbook::validate::unknown_filter";
     pub const UNDEFINED_NAME: &str = "runbook::validate::undefined_name";
     pub const BAD_INPUT: &str = "runbook::validate::bad_input";
     pub const BAD_SECRET: &str = "runbook::validate::bad_secret";
@@ -695,8 +696,27 @@ impl<'a> Validator<'a> {
                 return None;
             }
         };
-        let mut refs = Vec::with_capacity(paths.len());
         let mut ok = true;
+        for unknown in template::unknown_names(value, mode == Mode::Expression) {
+            let label_span = template::map_range(&self.source.text, span, value, unknown.range.clone());
+            let help = match unknown.suggestion {
+                Some(name) => format!("did you mean `{name}`?"),
+                None => format!(
+                    "the {kind}s are minijinja's built-in {kind}s, and `quote` for shell words",
+                    kind = unknown.kind
+                ),
+            };
+            self.error(
+                Diagnostic::error(
+                    codes::UNKNOWN_FILTER,
+                    format!("unknown {} `{}`", unknown.kind, unknown.name),
+                )
+                .with_label(label_span, format!("no such {}", unknown.kind))
+                .with_help(help),
+            );
+            ok = false;
+        }
+        let mut refs = Vec::with_capacity(paths.len());
         for path in paths {
             let ref_span = template::find_name(&self.source.text, span, value, &path);
             ok &= self.check_reference(&path, ref_span, scope);
