@@ -24,6 +24,7 @@
 //! ```
 
 mod assert;
+mod command_output;
 mod confirm;
 mod file_prune;
 mod file_remove;

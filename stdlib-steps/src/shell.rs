@@ -20,7 +20,7 @@ use indexmap::IndexMap;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use runbook_engine::step::{Host, OutputStream, ParamProblem, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::step::{OutputStream, ParamProblem, StepContext, StepError, StepFuture, StepKind};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -28,12 +28,13 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
+use crate::command_output::{Capture, Reader, pump};
 use crate::words::{any, code, field, keys, scalar, scalars};
 
 /// Runs a command and fails when it exits with a code not in `ok_codes`.
@@ -185,18 +186,6 @@ impl StepKind for Shell {
         Box::pin(execute(cx))
     }
 }
-
-/// How much of each output stream the result keeps (the end of it).
-const CAPTURE_LIMIT: usize = 1 << 20;
-
-/// A line longer than this is passed on in pieces, so that output without
-/// newlines still shows live and cannot fill memory.
-const MAX_LINE: usize = 64 << 10;
-
-/// How long output is still read once the command and its group have ended.
-/// Only a process that left the group (with `setsid`) can hold a pipe open
-/// that long; the step does not wait for it.
-const PIPE_LINGER: Duration = Duration::from_millis(500);
 
 /// How often a group being stopped is checked for processes still running.
 const POLL: Duration = Duration::from_millis(20);
@@ -366,102 +355,8 @@ fn start_error(program: &str, cwd: Option<&str>, error: &std::io::Error) -> Step
     ))
 }
 
-type Reader = Box<dyn AsyncRead + Send + Unpin>;
-
 fn boxed(reader: impl AsyncRead + Send + Unpin + 'static) -> Reader {
     Box::new(reader)
-}
-
-/// Reads one output stream to its end: passes each line to the host as it
-/// comes, and keeps the end of the stream for the result. Once the group has
-/// ended it reads for [`PIPE_LINGER`] more at most.
-async fn pump(
-    mut reader: Reader,
-    stream: OutputStream,
-    host: Arc<dyn Host>,
-    step: String,
-    group_ended: CancellationToken,
-) -> Capture {
-    let give_up = async move {
-        group_ended.cancelled().await;
-        tokio::time::sleep(PIPE_LINGER).await;
-    };
-    tokio::pin!(give_up);
-    let mut capture = Capture::default();
-    let mut buffer = vec![0; 16 << 10];
-    let mut line = Vec::new();
-    let mut emit = |line: &mut Vec<u8>, line_end: bool| {
-        capture.push(line);
-        let text = line.strip_suffix(b"\n").unwrap_or(line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        host.output(&step, stream, &String::from_utf8_lossy(text), line_end);
-        line.clear();
-    };
-    loop {
-        let read = tokio::select! {
-            read = reader.read(&mut buffer) => read,
-            () = &mut give_up => break,
-        };
-        let Ok(n @ 1..) = read else { break };
-        for piece in buffer[..n].split_inclusive(|b| *b == b'\n') {
-            line.extend_from_slice(piece);
-            if piece.ends_with(b"\n") || line.len() >= MAX_LINE {
-                let line_end = piece.ends_with(b"\n");
-                emit(&mut line, line_end);
-            }
-        }
-    }
-    if !line.is_empty() {
-        emit(&mut line, true);
-    }
-    capture
-}
-
-/// The end of an output stream, at most [`CAPTURE_LIMIT`] bytes of it.
-#[derive(Debug, Default)]
-struct Capture {
-    bytes: Vec<u8>,
-    /// How many bytes from the start were left out.
-    dropped: usize,
-}
-
-impl Capture {
-    fn push(&mut self, data: &[u8]) {
-        self.bytes.extend_from_slice(data);
-        // Trimming only now and then keeps pushing cheap.
-        if self.bytes.len() > 2 * CAPTURE_LIMIT {
-            self.trim();
-        }
-    }
-
-    fn trim(&mut self) {
-        let Some(excess) = self.bytes.len().checked_sub(CAPTURE_LIMIT).filter(|&e| e > 0) else {
-            return;
-        };
-        // Start the kept text at a line if one starts nearby, else at a
-        // character.
-        let rest = &self.bytes[excess..];
-        let skip = match rest.iter().take(MAX_LINE).position(|b| *b == b'\n') {
-            Some(newline) => newline + 1,
-            None => rest.iter().take_while(|b| (**b & 0xC0) == 0x80).count(),
-        };
-        self.bytes.drain(..excess + skip);
-        self.dropped += excess + skip;
-    }
-
-    /// The text kept, without one trailing newline, after a note saying how
-    /// much was left out.
-    fn into_text(mut self) -> String {
-        self.trim();
-        let mut text = String::from_utf8_lossy(&self.bytes).into_owned();
-        if text.ends_with('\n') {
-            text.pop();
-        }
-        if self.dropped > 0 {
-            text.insert_str(0, &format!("[{} bytes of earlier output left out]\n", self.dropped));
-        }
-        text
-    }
 }
 
 /// How the processes of a group came to an end.
@@ -958,29 +853,5 @@ mod tests {
                 "the command left processes running in the background; they were stopped with SIGTERM".to_string()
             )]
         );
-    }
-
-    #[test]
-    fn keeps_the_end_of_a_long_output() {
-        let mut capture = Capture::default();
-        let line = format!("{}\n", "é".repeat(500));
-        for _ in 0..3_000 {
-            capture.push(line.as_bytes());
-        }
-        capture.push(b"last\n");
-        let text = capture.into_text();
-        let (note, kept) = text.split_once('\n').unwrap();
-        let dropped: usize = note
-            .strip_prefix('[')
-            .and_then(|n| n.strip_suffix(" bytes of earlier output left out]"))
-            .unwrap()
-            .parse()
-            .unwrap();
-        // Everything is either kept or counted as left out (the last newline
-        // aside), and what is kept starts at a line.
-        assert_eq!(dropped + kept.len() + 1, 3_000 * line.len() + 5);
-        assert!(kept.starts_with('é') && kept.ends_with("é\nlast"));
-        assert!(kept.len() <= CAPTURE_LIMIT && kept.len() > CAPTURE_LIMIT - line.len());
-        assert!(!text.contains('\u{fffd}'));
     }
 }
