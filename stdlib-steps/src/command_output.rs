@@ -27,16 +27,16 @@ pub(crate) const MAX_LINE: usize = 64 << 10;
 const BLOCK: usize = 256 << 10;
 const FIRST_BLOCK: usize = 8 << 10;
 
-/// How long output is still read once the command and its group have ended.
-/// Only a process that left the group (with `setsid`) can hold a pipe open
-/// that long; the step does not wait for it.
+/// How long output is still read once the command and its processes have
+/// ended. Only a process that escaped being stopped (another user's) can
+/// hold a pipe open that long; the step does not wait for it.
 const PIPE_LINGER: Duration = Duration::from_millis(500);
 
 pub(crate) type Reader = Box<dyn AsyncRead + Send + Unpin>;
 
 /// Reads one output stream to its end: passes each line to the host as it
 /// comes, and keeps the end of the stream for the result. Once the
-/// command's group has ended it reads for [`PIPE_LINGER`] more at most.
+/// command's processes have ended it reads for [`PIPE_LINGER`] more at most.
 pub(crate) async fn pump(
     mut reader: Reader,
     stream: OutputStream,

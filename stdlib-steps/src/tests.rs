@@ -74,6 +74,9 @@ pub struct FakeHost {
     nested_calls: AtomicU32,
     lines: Mutex<Vec<(String, OutputStream, String)>>,
     logs: Mutex<Vec<(String, String, String)>>,
+    checkpoints: Mutex<Vec<(String, Json)>>,
+    /// What `checkpoint` answers: `Err` as a full disk would.
+    pub checkpoint_answer: Result<(), String>,
 }
 
 impl FakeHost {
@@ -85,7 +88,19 @@ impl FakeHost {
             nested_calls: AtomicU32::new(0),
             lines: Mutex::default(),
             logs: Mutex::default(),
+            checkpoints: Mutex::default(),
+            checkpoint_answer: Ok(()),
         }
+    }
+
+    pub fn with_checkpoint_answer(mut self, answer: Result<(), String>) -> Self {
+        self.checkpoint_answer = answer;
+        self
+    }
+
+    /// The checkpoints journaled so far, as `(step, state)`.
+    pub fn checkpoints(&self) -> Vec<(String, Json)> {
+        self.checkpoints.lock().expect("not poisoned").clone()
     }
 
     pub fn with_context(mut self, context: Json) -> Self {
@@ -181,6 +196,14 @@ impl Host for FakeHost {
     fn output(&self, step: &str, stream: OutputStream, line: &str, _line_end: bool) {
         let mut lines = self.lines.lock().expect("not poisoned");
         lines.push((step.to_string(), stream, line.to_string()));
+    }
+
+    fn checkpoint(&self, step: &str, state: Json) -> Result<(), String> {
+        self.checkpoints
+            .lock()
+            .expect("not poisoned")
+            .push((step.to_string(), state));
+        self.checkpoint_answer.clone()
     }
 
     fn log(&self, step: &str, level: &str, message: &str) {
