@@ -273,9 +273,20 @@ fn a_second_rollback_does_nothing_and_says_so() {
 
 #[test]
 fn resume_without_a_terminal_refuses_and_leaves_the_run_as_it_was() {
-    let sandbox = Sandbox::new(STEPS);
     // Killed right after step `two` was journaled as started.
-    let crashed = sandbox.runbook(&["run", "runbook.yaml"], &[("RUNBOOK_TEST_CRASH_AFTER_EVENTS", "4")]);
+    let baseline = Sandbox::new(STEPS);
+    assert_eq!(baseline.run(&[]).code, Some(0));
+    let two_started = std::fs::read_to_string(journal_path(&baseline, &baseline.run_ids()[0]))
+        .unwrap()
+        .lines()
+        .position(|l| l.contains(r#""event":"step_started","step":"two""#))
+        .unwrap()
+        .to_string();
+    let sandbox = Sandbox::new(STEPS);
+    let crashed = sandbox.runbook(
+        &["run", "runbook.yaml"],
+        &[("RUNBOOK_TEST_CRASH_AFTER_EVENTS", &two_started)],
+    );
     assert_eq!(crashed.code, None, "{}", crashed.transcript());
     let run = sandbox.run_ids().pop().unwrap();
     let journal = std::fs::read(journal_path(&sandbox, &run)).unwrap();

@@ -74,15 +74,20 @@ pub fn unknown_names(text: &str, expression: bool) -> Vec<UnknownName> {
     if !expression && !is_template(text) {
         return Vec::new();
     }
-    let tokens: Vec<(Token<'_>, minijinja::machinery::Span)> =
-        tokenize(text, expression, Default::default()).map_while(Result::ok).collect();
+    let tokens: Vec<(Token<'_>, minijinja::machinery::Span)> = tokenize(text, expression, Default::default())
+        .map_while(Result::ok)
+        .collect();
     let mut unknown = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
         let found = match &tokens[i].0 {
             Token::Pipe => Some(("filter", i + 1)),
             Token::Ident("is") => {
-                let next = if matches!(tokens.get(i + 1), Some((Token::Ident("not"), _))) { i + 2 } else { i + 1 };
+                let next = if matches!(tokens.get(i + 1), Some((Token::Ident("not"), _))) {
+                    i + 2
+                } else {
+                    i + 1
+                };
                 Some(("test", next))
             }
             _ => None,
@@ -96,7 +101,10 @@ pub fn unknown_names(text: &str, expression: bool) -> Vec<UnknownName> {
                 range: span.start_offset as usize..span.end_offset as usize,
                 kind,
                 name: name.to_string(),
-                suggestion: crate::diagnostic::did_you_mean(name, candidates.iter().copied().filter(|c| known(kind, c))),
+                suggestion: crate::diagnostic::did_you_mean(
+                    name,
+                    candidates.iter().copied().filter(|c| known(kind, c)),
+                ),
             });
         }
         i += 1;
@@ -107,26 +115,108 @@ pub fn unknown_names(text: &str, expression: bool) -> Vec<UnknownName> {
 /// The names of minijinja's built-in filters and ours, for suggestions (each
 /// is checked to exist before it is suggested).
 const FILTERS: &[&str] = &[
-    "abs", "attr", "batch", "bool", "capitalize", "chain", "count", "d", "default", "dictsort", "e", "escape",
-    "first", "float", "format", "groupby", "indent", "int", "items", "join", "last", "length", "lines", "list",
-    "lower", "map", "max", "min", "pprint", "quote", "reject", "rejectattr", "replace", "reverse", "round",
-    "safe", "select", "selectattr", "shell_quote", "slice", "sort", "split", "string", "sum", "title", "tojson",
-    "trim", "unique", "upper", "urlencode", "zip",
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "chain",
+    "count",
+    "d",
+    "default",
+    "dictsort",
+    "e",
+    "escape",
+    "first",
+    "float",
+    "format",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "pprint",
+    "quote",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "safe",
+    "select",
+    "selectattr",
+    "shell_quote",
+    "slice",
+    "sort",
+    "split",
+    "string",
+    "sum",
+    "title",
+    "tojson",
+    "trim",
+    "unique",
+    "upper",
+    "urlencode",
+    "zip",
 ];
 const TESTS: &[&str] = &[
-    "boolean", "defined", "divisibleby", "endingwith", "eq", "equalto", "escaped", "even", "false", "filter",
-    "float", "ge", "greaterthan", "gt", "in", "integer", "iterable", "le", "lessthan", "lower", "lt", "mapping",
-    "ne", "none", "number", "odd", "safe", "sameas", "sequence", "startingwith", "string", "test", "true",
-    "undefined", "upper",
+    "boolean",
+    "defined",
+    "divisibleby",
+    "endingwith",
+    "eq",
+    "equalto",
+    "escaped",
+    "even",
+    "false",
+    "filter",
+    "float",
+    "ge",
+    "greaterthan",
+    "gt",
+    "in",
+    "integer",
+    "iterable",
+    "le",
+    "lessthan",
+    "lower",
+    "lt",
+    "mapping",
+    "ne",
+    "none",
+    "number",
+    "odd",
+    "safe",
+    "sameas",
+    "sequence",
+    "startingwith",
+    "string",
+    "test",
+    "true",
+    "undefined",
+    "upper",
 ];
 
 /// Whether the environment has a filter (or test) of this name: asked of
 /// the environment itself, so the answer follows minijinja's version.
 fn known(kind: &str, name: &str) -> bool {
-    static SEEN: std::sync::Mutex<Option<std::collections::HashMap<(bool, String), bool>>> = std::sync::Mutex::new(None);
+    static SEEN: std::sync::Mutex<Option<std::collections::HashMap<(bool, String), bool>>> =
+        std::sync::Mutex::new(None);
     let filter = kind == "filter";
     let key = (filter, name.to_string());
-    if let Some(answer) = SEEN.lock().ok().and_then(|s| s.as_ref().and_then(|m| m.get(&key).copied())) {
+    if let Some(answer) = SEEN
+        .lock()
+        .ok()
+        .and_then(|s| s.as_ref().and_then(|m| m.get(&key).copied()))
+    {
         return answer;
     }
     let probe = if filter {
@@ -561,9 +651,15 @@ mod tests {
 
     #[test]
     fn unknown_filters_and_tests_are_found_with_a_suggestion() {
-        let found = unknown_names("{{ run.id | uppper }} {% if x is strng %}{{ y | upper }}{% endif %}", false);
+        let found = unknown_names(
+            "{{ run.id | uppper }} {% if x is strng %}{{ y | upper }}{% endif %}",
+            false,
+        );
         let names: Vec<_> = found.iter().map(|u| (u.kind, u.name.as_str(), u.suggestion)).collect();
-        assert_eq!(names, [("filter", "uppper", Some("upper")), ("test", "strng", Some("string"))]);
+        assert_eq!(
+            names,
+            [("filter", "uppper", Some("upper")), ("test", "strng", Some("string"))]
+        );
         assert_eq!(&"{{ run.id | uppper }}"[found[0].range.clone()], "uppper");
         let found = unknown_names("result.status is not numbr and x | lenght > 0", true);
         let names: Vec<_> = found.iter().map(|u| (u.name.as_str(), u.suggestion)).collect();
@@ -582,10 +678,17 @@ mod tests {
     fn runaway_templates_run_out_of_fuel() {
         let ctx = Value::from(std::collections::BTreeMap::from([("s", "x".repeat(3000))]));
         let started = std::time::Instant::now();
-        let error = render("{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}{% endfor %}{% endfor %}", &ctx)
-            .unwrap_err();
+        let error = render(
+            "{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}{% endfor %}{% endfor %}",
+            &ctx,
+        )
+        .unwrap_err();
         assert!(failure_words(&error).contains("too much work"), "{error}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! ```
 
 mod assert;
+mod command_output;
 mod confirm;
 mod file_prune;
 mod file_remove;
@@ -39,11 +40,14 @@ mod json_query;
 mod json_validate;
 mod log;
 mod manifest;
+mod parent_death;
 mod path_problem;
+mod process_table;
 mod restore_plan;
 mod runbook;
 mod shell;
 mod sleep;
+mod step_processes;
 mod stored_snapshot;
 mod tree;
 mod wait;

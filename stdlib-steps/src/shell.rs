@@ -1,4 +1,4 @@
-//! The `shell` step kind: runs a command, either a command line through
+//! The `shell` kind: runs a command, either a command line through
 //! `sh -c` or a program with its arguments directly.
 //!
 //! Commands run under `tokio::process` rather than `duct`, which the
@@ -9,31 +9,34 @@
 //! With tokio the step stays an ordinary future that can be cancelled, timed
 //! out or dropped at any point.
 //!
-//! Every command runs in a process group of its own, so that stopping it
-//! reaches its children and grandchildren too: SIGTERM to the group, then
-//! `kill_grace` to finish, then SIGKILL. Whatever a command leaves running
-//! in the background when it exits is stopped the same way, and a guard
-//! kills the group if the step's future is dropped: nothing a step starts
-//! outlives it.
+//! Nothing a step starts outlives it, wherever it goes: the supervisor in
+//! [`crate::step_processes`] finds the command's process group, every
+//! process carrying the attempt's token (`RUNBOOK_STEP_TOKEN`, in the
+//! environment, which survives `setsid` and a daemon's double fork) and
+//! their descendants, and stops them all with SIGTERM, then `kill_grace` to
+//! finish, then SIGKILL: on timeout, on cancellation, when the command
+//! leaves something running in the background, and when the step's future
+//! is dropped. The command gets SIGKILL if `runbook` dies, and the group
+//! and token are journaled right after it starts, so that a resumed run
+//! stops whatever else survived ([`StepKind::recover`]) before it runs the
+//! step again.
 
 use indexmap::IndexMap;
-use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use runbook_engine::step::{Host, OutputStream, ParamProblem, StepContext, StepError, StepFuture, StepKind};
+use nix::sys::signal::Signal;
+use runbook_engine::step::{OutputStream, ParamProblem, RecoverFuture, StepContext, StepError, StepFuture, StepKind};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
-use tokio::time::Instant;
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
+use crate::command_output::{Capture, Reader, pump};
+use crate::step_processes::{ProcessToken, StepProcesses, Stopped};
 use crate::words::{any, code, field, keys, scalar, scalars};
 
 /// Runs a command and fails when it exits with a code not in `ok_codes`.
@@ -184,25 +187,14 @@ impl StepKind for Shell {
     fn run(&self, cx: StepContext) -> StepFuture<'_> {
         Box::pin(execute(cx))
     }
+
+    /// Stops what the attempt left running when `runbook` died (its command
+    /// itself got SIGKILL then): its group, if the leader's start time
+    /// still matches, and every process carrying its token.
+    fn recover<'a>(&'a self, checkpoint: &'a Json) -> RecoverFuture<'a> {
+        Box::pin(crate::step_processes::recover(checkpoint))
+    }
 }
-
-/// How much of each output stream the result keeps (the end of it).
-const CAPTURE_LIMIT: usize = 1 << 20;
-
-/// A line longer than this is passed on in pieces, so that output without
-/// newlines still shows live and cannot fill memory.
-const MAX_LINE: usize = 64 << 10;
-
-/// How long output is still read once the command and its group have ended.
-/// Only a process that left the group (with `setsid`) can hold a pipe open
-/// that long; the step does not wait for it.
-const PIPE_LINGER: Duration = Duration::from_millis(500);
-
-/// How often a group being stopped is checked for processes still running.
-const POLL: Duration = Duration::from_millis(20);
-
-/// How long killed processes get to be gone before the step ends anyway.
-const KILL_WAIT: Duration = Duration::from_secs(1);
 
 async fn execute(cx: StepContext) -> Result<Json, StepError> {
     let params: ShellParams = crate::read_params("shell", &cx.params)?;
@@ -232,23 +224,24 @@ async fn execute(cx: StepContext) -> Result<Json, StepError> {
             Stdio::null()
         })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     if let Some(cwd) = &params.cwd {
         command.current_dir(cwd);
     }
 
-    let mut child = command
-        .spawn()
-        .map_err(|e| start_error(program, params.cwd.as_deref(), &e))?;
-    let Some(pid) = child.id() else {
-        return Err(StepError::new(format!("`{program}` ended before it could be watched")));
-    };
-    // From here on, dropping this future kills the whole group.
-    let mut group = ProcessGroup::new(pid);
+    let token = ProcessToken::for_attempt(&cx);
+    // From here on, dropping this future kills everything the command starts.
+    let (mut child, mut processes) =
+        StepProcesses::spawn(&mut command, &token).map_err(|e| start_error(program, params.cwd.as_deref(), &e))?;
+    if let Err(error) = cx.host.checkpoint(&cx.step_id, processes.checkpoint().to_json()) {
+        processes.kill_now();
+        let _ = child.wait().await;
+        return Err(StepError::new(format!(
+            "`{program}` was killed as soon as it started: {error}"
+        )));
+    }
 
-    let group_ended = CancellationToken::new();
+    let processes_ended = CancellationToken::new();
     let pump = |reader: Option<_>, stream| {
         reader.map(|reader| {
             AbortOnDropHandle::new(tokio::spawn(pump(
@@ -256,7 +249,7 @@ async fn execute(cx: StepContext) -> Result<Json, StepError> {
                 stream,
                 Arc::clone(&cx.host),
                 cx.step_id.clone(),
-                group_ended.clone(),
+                processes_ended.clone(),
             )))
         })
     };
@@ -274,7 +267,7 @@ async fn execute(cx: StepContext) -> Result<Json, StepError> {
         _ = child.wait() => false,
         () = cx.cancel.cancelled() => true,
     };
-    let stopped = group.stop(&mut child, cx.kill_grace).await;
+    let stopped = processes.stop(&mut child, cx.kill_grace).await;
     if !cancelled && stopped != Stopped::AlreadyGone {
         cx.host.log(
             &cx.step_id,
@@ -289,7 +282,7 @@ async fn execute(cx: StepContext) -> Result<Json, StepError> {
         .wait()
         .await
         .map_err(|e| StepError::new(format!("cannot learn how `{program}` ended: {e}")))?;
-    group_ended.cancel();
+    processes_ended.cancel();
     let stdout = match stdout {
         Some(task) => task.await.unwrap_or_default(),
         None => Capture::default(),
@@ -366,231 +359,8 @@ fn start_error(program: &str, cwd: Option<&str>, error: &std::io::Error) -> Step
     ))
 }
 
-type Reader = Box<dyn AsyncRead + Send + Unpin>;
-
 fn boxed(reader: impl AsyncRead + Send + Unpin + 'static) -> Reader {
     Box::new(reader)
-}
-
-/// Reads one output stream to its end: passes each line to the host as it
-/// comes, and keeps the end of the stream for the result. Once the group has
-/// ended it reads for [`PIPE_LINGER`] more at most.
-async fn pump(
-    mut reader: Reader,
-    stream: OutputStream,
-    host: Arc<dyn Host>,
-    step: String,
-    group_ended: CancellationToken,
-) -> Capture {
-    let give_up = async move {
-        group_ended.cancelled().await;
-        tokio::time::sleep(PIPE_LINGER).await;
-    };
-    tokio::pin!(give_up);
-    let mut capture = Capture::default();
-    let mut buffer = vec![0; 16 << 10];
-    let mut line = Vec::new();
-    let mut emit = |line: &mut Vec<u8>, line_end: bool| {
-        capture.push(line);
-        let text = line.strip_suffix(b"\n").unwrap_or(line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        host.output(&step, stream, &String::from_utf8_lossy(text), line_end);
-        line.clear();
-    };
-    loop {
-        let read = tokio::select! {
-            read = reader.read(&mut buffer) => read,
-            () = &mut give_up => break,
-        };
-        let Ok(n @ 1..) = read else { break };
-        for piece in buffer[..n].split_inclusive(|b| *b == b'\n') {
-            line.extend_from_slice(piece);
-            if piece.ends_with(b"\n") || line.len() >= MAX_LINE {
-                let line_end = piece.ends_with(b"\n");
-                emit(&mut line, line_end);
-            }
-        }
-    }
-    if !line.is_empty() {
-        emit(&mut line, true);
-    }
-    capture
-}
-
-/// The end of an output stream, at most [`CAPTURE_LIMIT`] bytes of it.
-#[derive(Debug, Default)]
-struct Capture {
-    bytes: Vec<u8>,
-    /// How many bytes from the start were left out.
-    dropped: usize,
-}
-
-impl Capture {
-    fn push(&mut self, data: &[u8]) {
-        self.bytes.extend_from_slice(data);
-        // Trimming only now and then keeps pushing cheap.
-        if self.bytes.len() > 2 * CAPTURE_LIMIT {
-            self.trim();
-        }
-    }
-
-    fn trim(&mut self) {
-        let Some(excess) = self.bytes.len().checked_sub(CAPTURE_LIMIT).filter(|&e| e > 0) else {
-            return;
-        };
-        // Start the kept text at a line if one starts nearby, else at a
-        // character.
-        let rest = &self.bytes[excess..];
-        let skip = match rest.iter().take(MAX_LINE).position(|b| *b == b'\n') {
-            Some(newline) => newline + 1,
-            None => rest.iter().take_while(|b| (**b & 0xC0) == 0x80).count(),
-        };
-        self.bytes.drain(..excess + skip);
-        self.dropped += excess + skip;
-    }
-
-    /// The text kept, without one trailing newline, after a note saying how
-    /// much was left out.
-    fn into_text(mut self) -> String {
-        self.trim();
-        let mut text = String::from_utf8_lossy(&self.bytes).into_owned();
-        if text.ends_with('\n') {
-            text.pop();
-        }
-        if self.dropped > 0 {
-            text.insert_str(0, &format!("[{} bytes of earlier output left out]\n", self.dropped));
-        }
-        text
-    }
-}
-
-/// How the processes of a group came to an end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stopped {
-    /// Nothing was running any more.
-    AlreadyGone,
-    /// They ended on SIGTERM, within the grace period.
-    Terminated,
-    /// They were still running at the end of the grace period.
-    Killed,
-}
-
-impl Stopped {
-    fn words(self) -> &'static str {
-        match self {
-            Stopped::AlreadyGone => "already gone",
-            Stopped::Terminated => "stopped with SIGTERM",
-            Stopped::Killed => "killed with SIGKILL after SIGTERM",
-        }
-    }
-}
-
-/// The process group a command runs in (its id is the command's pid). While
-/// armed, dropping it kills every process still in the group.
-#[derive(Debug)]
-struct ProcessGroup {
-    id: Pid,
-    armed: bool,
-}
-
-impl ProcessGroup {
-    fn new(pid: u32) -> Self {
-        Self {
-            id: Pid::from_raw(i32::try_from(pid).expect("a pid fits in an i32")),
-            armed: true,
-        }
-    }
-
-    /// Stops every process of the group: SIGTERM, up to `grace` for them to
-    /// end, then SIGKILL. Reaps `child`, the group's leader, once it ends.
-    async fn stop(&mut self, child: &mut Child, grace: Duration) -> Stopped {
-        let _ = child.try_wait();
-        if !self.alive() || killpg(self.id, Signal::SIGTERM) == Err(Errno::ESRCH) {
-            self.armed = false;
-            return Stopped::AlreadyGone;
-        }
-        let deadline = Instant::now() + grace;
-        loop {
-            let _ = child.try_wait();
-            if !self.alive() {
-                self.armed = false;
-                return Stopped::Terminated;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            tokio::time::sleep(POLL.min(deadline - now)).await;
-        }
-        let _ = killpg(self.id, Signal::SIGKILL);
-        self.armed = false;
-        // A killed process ends when it is next scheduled, which on a busy
-        // machine is not at once: wait for that, so that the step does not
-        // end before its processes do. Only a process stuck in the kernel
-        // (such as on a dead NFS mount) outlasts this.
-        let deadline = Instant::now() + KILL_WAIT;
-        while Instant::now() < deadline {
-            let _ = child.try_wait();
-            if !self.alive() {
-                break;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        Stopped::Killed
-    }
-
-    /// Whether any process of the group is still running (zombies, which
-    /// are only waiting to be reaped, do not count).
-    fn alive(&self) -> bool {
-        if killpg(self.id, None) == Err(Errno::ESRCH) {
-            return false;
-        }
-        has_running_member(self.id.as_raw())
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = killpg(self.id, Signal::SIGKILL);
-        }
-    }
-}
-
-/// Whether a process that is not a zombie belongs to process group `pgid`.
-/// Orphaned zombies stay in their group until something reaps them, and
-/// where the init process does not (in some containers) they would make a
-/// finished group look alive to `kill(-pgid, 0)`.
-#[cfg(target_os = "linux")]
-fn has_running_member(pgid: i32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    entries.flatten().any(|entry| {
-        let is_pid = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
-        if !is_pid {
-            return false;
-        }
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            return false;
-        };
-        // `pid (name) state ppid pgrp ...`, where the name may hold anything.
-        let Some((_, fields)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let mut fields = fields.split_whitespace();
-        let state = fields.next().unwrap_or_default();
-        let group = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
-        group == Some(pgid) && !matches!(state, "Z" | "X")
-    })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn has_running_member(_pgid: i32) -> bool {
-    true
 }
 
 /// Where a command line starts saying what it does: scripts often open with
@@ -631,9 +401,12 @@ fn command_line(argv: &[Json]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process_table::{self, ProcessInfo};
     use crate::tests::{FakeHost, assert_rejected, assert_valid, describe_all, run};
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
     use serde_json::json;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn good_params_pass() {
@@ -747,6 +520,62 @@ mod tests {
 
     fn pids(lines: &[String]) -> Vec<i32> {
         lines.iter().map(|line| line.parse().expect("a pid")).collect()
+    }
+
+    /// Whether a process that is not a zombie belongs to process group `pgid`.
+    fn has_running_member(pgid: i32) -> bool {
+        process_table::scan().iter().any(|p| p.pgid == pgid && !p.zombie)
+    }
+
+    /// Kills, when dropped, every process whose arguments hold `marker`: a
+    /// failed test leaves nothing running.
+    struct Cleanup(String);
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for pid in with_marker(&self.0) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+
+    /// The running processes with `marker` among their arguments.
+    fn with_marker(marker: &str) -> Vec<i32> {
+        process_table::scan()
+            .into_iter()
+            .filter(|p| !p.zombie)
+            .filter(|p| {
+                std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                    .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == marker.as_bytes()))
+            })
+            .map(|p| p.pid)
+            .collect()
+    }
+
+    /// A command that starts, with `marker` as their `$0`, one loop that
+    /// leaves the session with `setsid`, and one that does so from a
+    /// double fork as a daemon does; prints their pids (one per line) and
+    /// `ready`, then waits.
+    fn escapes(marker: &str) -> (String, Cleanup) {
+        let marker = format!("{marker}-{:08x}", fastrand::u32(..));
+        let run = format!(
+            "L='while :; do sleep 1; done'\n\
+             setsid sh -c \"$L\" {marker} & echo $!\n\
+             (setsid sh -c \"$L\" {marker} & echo $!) \n\
+             echo ready; sleep 100"
+        );
+        (run, Cleanup(marker))
+    }
+
+    /// Waits up to two seconds for nothing with `marker` to run.
+    async fn none_left(marker: &str) -> bool {
+        for _ in 0..200 {
+            if with_marker(marker).is_empty() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
     }
 
     #[tokio::test]
@@ -960,27 +789,145 @@ mod tests {
         );
     }
 
-    #[test]
-    fn keeps_the_end_of_a_long_output() {
-        let mut capture = Capture::default();
-        let line = format!("{}\n", "é".repeat(500));
-        for _ in 0..3_000 {
-            capture.push(line.as_bytes());
+    #[tokio::test]
+    async fn cancellation_stops_processes_that_left_the_session() {
+        let host = Arc::new(FakeHost::new());
+        let (command, cleanup) = escapes("cancel");
+        let cx = host.step_context(json!({ "run": command }));
+        let cancel = cx.cancel.clone();
+        let mut run = Shell.run(cx);
+        let escaped = tokio::select! {
+            _ = &mut run => panic!("the command ended by itself"),
+            lines = host.stdout_lines(3) => pids(&lines[..2]),
+        };
+        // (Counting processes by marker would also count a loop's fork
+        // that has not yet become `sleep`.)
+        for &pid in &escaped {
+            let info = ProcessInfo::read(pid).unwrap();
+            assert!(!info.zombie && info.pgid == pid, "{pid} runs in a session of its own");
         }
-        capture.push(b"last\n");
-        let text = capture.into_text();
-        let (note, kept) = text.split_once('\n').unwrap();
-        let dropped: usize = note
-            .strip_prefix('[')
-            .and_then(|n| n.strip_suffix(" bytes of earlier output left out]"))
-            .unwrap()
-            .parse()
+        cancel.cancel();
+        let error = run.await.unwrap_err();
+        assert_eq!(error.message, "cancelled (the command stopped on SIGTERM)");
+        assert!(none_left(&cleanup.0).await, "{:?} live on", with_marker(&cleanup.0));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_step_kills_processes_that_left_the_session() {
+        let host = Arc::new(FakeHost::new());
+        let (command, cleanup) = escapes("drop");
+        let mut run = Shell.run(host.step_context(json!({ "run": command })));
+        let escaped = tokio::select! {
+            _ = &mut run => panic!("the command ended by itself"),
+            lines = host.stdout_lines(3) => pids(&lines[..2]),
+        };
+        assert!(escaped.iter().all(|&pid| running(pid)), "{escaped:?}");
+        drop(run);
+        assert!(none_left(&cleanup.0).await, "{:?} live on", with_marker(&cleanup.0));
+    }
+
+    #[tokio::test]
+    async fn what_a_command_leaves_in_another_session_is_stopped_and_reaped() {
+        let host = Arc::new(FakeHost::new());
+        let (command, cleanup) = escapes("left");
+        let command = command.replace("echo ready; sleep 100", "exit 0");
+        let result = run("shell", &host, json!({ "run": command })).await.unwrap();
+        let escaped = pids(
+            &result["stdout"]
+                .as_str()
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>(),
+        );
+        assert!(with_marker(&cleanup.0).is_empty());
+        assert_eq!(
+            host.logs(),
+            [(
+                "warn".to_string(),
+                "the command left processes running in the background; they were stopped with SIGTERM".to_string()
+            )]
+        );
+        // They were re-parented to this process (a subreaper) and reaped
+        // here: not even zombies remain.
+        for _ in 0..100 {
+            if escaped.iter().all(|pid| ProcessInfo::read(*pid).is_none()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{escaped:?} were not reaped");
+    }
+
+    #[tokio::test]
+    async fn the_group_its_start_and_the_token_are_journaled_at_the_start() {
+        let host = Arc::new(FakeHost::new());
+        let result = run("shell", &host, json!({"run": "echo $$; echo \"$RUNBOOK_STEP_TOKEN\""}))
+            .await
             .unwrap();
-        // Everything is either kept or counted as left out (the last newline
-        // aside), and what is kept starts at a line.
-        assert_eq!(dropped + kept.len() + 1, 3_000 * line.len() + 5);
-        assert!(kept.starts_with('é') && kept.ends_with("é\nlast"));
-        assert!(kept.len() <= CAPTURE_LIMIT && kept.len() > CAPTURE_LIMIT - line.len());
-        assert!(!text.contains('\u{fffd}'));
+        let stdout = result["stdout"].as_str().unwrap();
+        let (pid, token) = stdout.split_once('\n').unwrap();
+        let checkpoints = host.checkpoints();
+        assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+        let (step, state) = &checkpoints[0];
+        assert_eq!(step, "step");
+        assert_eq!(state["pgid"].to_string(), pid);
+        assert_eq!(state["token"], token);
+        assert!(token.starts_with("run-1/step/1/"), "{token}");
+        assert!(state["start_time"].as_u64().is_some_and(|t| t > 0), "{state}");
+        assert_eq!(state["boot_id"].as_str(), process_table::boot_id().as_deref());
+    }
+
+    #[tokio::test]
+    async fn a_command_whose_processes_cannot_be_journaled_is_killed_at_once() {
+        let host = Arc::new(FakeHost::new().with_checkpoint_answer(Err(
+            "the journal cannot be written (no space left on device); nothing more was done".into(),
+        )));
+        let marker = format!("unjournaled-{:08x}", fastrand::u32(..));
+        let cleanup = Cleanup(marker.clone());
+        let started = Instant::now();
+        let error = run(
+            "shell",
+            &host,
+            json!({ "run": format!("sh -c 'sleep 1; while :; do sleep 1; done' {marker} & sleep 100") }),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            error.message,
+            "`sh` was killed as soon as it started: the journal cannot be written (no space left on device); nothing more was done"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(none_left(&cleanup.0).await);
+    }
+
+    #[tokio::test]
+    async fn recover_stops_what_a_dead_run_left_and_only_that() {
+        let marker = format!("survivor-{:08x}", fastrand::u32(..));
+        let cleanup = Cleanup(marker.clone());
+        // What a killed `runbook` leaves: the command's background process,
+        // carrying the attempt's token, re-parented away from us.
+        let token = format!("run-1/step/1/{marker}");
+        let mut survivor = std::process::Command::new("setsid")
+            .args(["sh", "-c", "while :; do sleep 1; done", &marker])
+            .env("RUNBOOK_STEP_TOKEN", &token)
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(survivor.id()).unwrap();
+        for _ in 0..100 {
+            if !with_marker(&marker).is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let checkpoint = json!({"pgid": 999_999, "start_time": 1, "token": token});
+        let words = Shell.recover(&checkpoint).await.unwrap().unwrap();
+        assert!(
+            words.starts_with("stopped ") && words.contains(&pid.to_string()),
+            "{words}"
+        );
+        survivor.wait().unwrap();
+        assert!(with_marker(&cleanup.0).is_empty());
+        assert_eq!(Shell.recover(&checkpoint).await, Ok(None));
     }
 }

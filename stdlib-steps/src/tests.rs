@@ -74,9 +74,9 @@ pub struct FakeHost {
     nested_calls: AtomicU32,
     lines: Mutex<Vec<(String, OutputStream, String)>>,
     logs: Mutex<Vec<(String, String, String)>>,
-    checkpoints: Mutex<Vec<Json>>,
-    /// What `checkpoint` answers, as a journal that cannot be written would.
-    checkpoint_error: Option<String>,
+    checkpoints: Mutex<Vec<(String, Json)>>,
+    /// What `checkpoint` answers: `Err` as a full disk would.
+    pub checkpoint_answer: Result<(), String>,
 }
 
 impl FakeHost {
@@ -89,18 +89,27 @@ impl FakeHost {
             lines: Mutex::default(),
             logs: Mutex::default(),
             checkpoints: Mutex::default(),
-            checkpoint_error: None,
+            checkpoint_answer: Ok(()),
         }
     }
 
-    /// A host whose journal cannot be written: every checkpoint fails.
-    pub fn with_checkpoint_error(mut self, error: &str) -> Self {
-        self.checkpoint_error = Some(error.to_string());
+    pub fn with_checkpoint_answer(mut self, answer: Result<(), String>) -> Self {
+        self.checkpoint_answer = answer;
         self
     }
 
-    /// The checkpoints journaled so far, in order.
-    pub fn checkpoints(&self) -> Vec<Json> {
+    /// A host whose journal cannot be written: every checkpoint fails.
+    pub fn with_checkpoint_error(self, error: &str) -> Self {
+        self.with_checkpoint_answer(Err(error.to_string()))
+    }
+
+    /// The states of the checkpoints journaled so far, in order.
+    pub fn checkpoint_states(&self) -> Vec<Json> {
+        self.checkpoints().into_iter().map(|(_, state)| state).collect()
+    }
+
+    /// The checkpoints journaled so far, as `(step, state)`.
+    pub fn checkpoints(&self) -> Vec<(String, Json)> {
         self.checkpoints.lock().expect("not poisoned").clone()
     }
 
@@ -199,12 +208,12 @@ impl Host for FakeHost {
         lines.push((step.to_string(), stream, line.to_string()));
     }
 
-    fn checkpoint(&self, _step: &str, state: Json) -> Result<(), String> {
-        if let Some(error) = &self.checkpoint_error {
-            return Err(error.clone());
-        }
-        self.checkpoints.lock().expect("not poisoned").push(state);
-        Ok(())
+    fn checkpoint(&self, step: &str, state: Json) -> Result<(), String> {
+        self.checkpoints
+            .lock()
+            .expect("not poisoned")
+            .push((step.to_string(), state));
+        self.checkpoint_answer.clone()
     }
 
     fn log(&self, step: &str, level: &str, message: &str) {

@@ -1,13 +1,14 @@
 //! The `wait` step kind: runs a probe step again and again until an
 //! expression over its result holds, or gives up.
 
-use runbook_engine::step::{ParamProblem, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::step::{ParamProblem, RecoverFuture, StepContext, StepError, StepFuture, StepKind};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::time::Instant;
 
 use crate::HumanDuration;
+use crate::step_processes::{ProcessCheckpoint, ProcessToken};
 use crate::words::{code, field};
 
 /// Polls a probe step until a condition on its result holds.
@@ -116,6 +117,12 @@ impl StepKind for Wait {
     fn run(&self, cx: StepContext) -> StepFuture<'_> {
         Box::pin(poll(cx))
     }
+
+    /// Stops what the probe in flight left running when `runbook` died:
+    /// every process carrying the attempt's token.
+    fn recover<'a>(&'a self, checkpoint: &'a Json) -> RecoverFuture<'a> {
+        Box::pin(crate::step_processes::recover(checkpoint))
+    }
 }
 
 /// What the last attempt of a probe came to.
@@ -132,6 +139,13 @@ enum Probe {
 
 async fn poll(cx: StepContext) -> Result<Json, StepError> {
     let params: WaitParams = crate::read_params("wait", &cx.params)?;
+    // The processes a probe starts (a `shell` probe's command) carry this
+    // attempt's token, journaled first under this step: the probe's own
+    // checkpoints are not this step's, so they would not be recovered.
+    let token = ProcessToken::for_attempt(&cx);
+    cx.host
+        .checkpoint(&cx.step_id, ProcessCheckpoint::token_only(&token).to_json())
+        .map_err(StepError::new)?;
     let started = Instant::now();
     let deadline = started
         .checked_add(params.timeout.0)
@@ -140,19 +154,19 @@ async fn poll(cx: StepContext) -> Result<Json, StepError> {
     let mut last = Probe::None;
     loop {
         attempts += 1;
-        let token = cx.cancel.child_token();
-        let probe = cx.host.run_nested(
+        let cancel = cx.cancel.child_token();
+        let probe = token.clone().enclose(cx.host.run_nested(
             &params.probe.uses,
             Json::Object(params.probe.with.clone()),
-            token.clone(),
-        );
+            cancel.clone(),
+        ));
         tokio::pin!(probe);
         let outcome = tokio::select! {
             outcome = &mut probe => Some(outcome),
             // A probe still running at the deadline is stopped, and given
             // the time it needs to stop cleanly.
             () = tokio::time::sleep_until(deadline) => {
-                token.cancel();
+                cancel.cancel();
                 let _ = probe.await;
                 None
             }
@@ -405,5 +419,55 @@ mod tests {
         });
         assert_eq!(outcome.unwrap_err().message, "cancelled");
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+
+    /// The probe runs the real `shell` kind, as the engine's host does.
+    fn shell_probes() -> Arc<FakeHost> {
+        Arc::new(FakeHost::new().with_nested(|_, params, cancel| {
+            Box::pin(async move {
+                static SHELL: crate::Shell = crate::Shell;
+                let probe_host = Arc::new(FakeHost::new());
+                let mut cx = probe_host.step_context(params);
+                cx.step_id = "shell probe".into();
+                cx.cancel = cancel;
+                SHELL.run(cx).await
+            })
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_shell_probe_s_processes_carry_the_token_the_wait_journaled() {
+        let host = shell_probes();
+        let params = json!({
+            "probe": {"uses": "shell", "with": {"run": "echo \"$RUNBOOK_STEP_TOKEN\""}},
+            "until": "result.exit_code == 1",
+            "interval": "10ms",
+            "timeout": "100ms",
+        });
+        let error = run("wait", &host, params).await.unwrap_err();
+        let checkpoints = host.checkpoints();
+        assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+        let (step, state) = &checkpoints[0];
+        assert_eq!(step, "step");
+        let token = state["token"].as_str().unwrap();
+        assert!(token.starts_with("run-1/step/1/"), "{token}");
+        // Every probe carried it.
+        assert!(host.nested_calls() >= 2);
+        assert_eq!(error.result.unwrap()["stdout"], token);
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_cannot_journal_its_token_runs_no_probe() {
+        let host = Arc::new(shell_probes_with_checkpoint_answer(Err("the disk is full".into())));
+        let params = json!({"probe": {"uses": "shell", "with": {"run": "touch /tmp/never"}}, "until": "true"});
+        let error = run("wait", &host, params).await.unwrap_err();
+        assert_eq!(error.message, "the disk is full");
+        assert_eq!(host.nested_calls(), 0);
+    }
+
+    fn shell_probes_with_checkpoint_answer(answer: Result<(), String>) -> FakeHost {
+        FakeHost::new()
+            .with_checkpoint_answer(answer)
+            .with_nested(|_, _, _| Box::pin(async { Err(StepError::new("no probe should run")) }))
     }
 }

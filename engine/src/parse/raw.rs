@@ -995,11 +995,23 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("18446744073709551615s").unwrap_err().contains("longer than a year"));
-        assert!(parse_duration("9300000000000000000s").unwrap_err().contains("longer than a year"));
+        assert!(
+            parse_duration("18446744073709551615s")
+                .unwrap_err()
+                .contains("longer than a year")
+        );
+        assert!(
+            parse_duration("9300000000000000000s")
+                .unwrap_err()
+                .contains("longer than a year")
+        );
         assert!(parse_duration("367d").unwrap_err().contains("longer than a year"));
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
-        assert!(parse_timeout("0s").unwrap_err().contains("would stop everything at once"));
+        assert!(
+            parse_timeout("0s")
+                .unwrap_err()
+                .contains("would stop everything at once")
+        );
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(format_duration(Duration::from_secs(14 * 86_400)), "14d");
     }

@@ -164,7 +164,7 @@ async fn long_names_and_a_trailing_slash_is_refused() {
         "{error}"
     );
     assert_eq!(listing(dir.path()), untouched);
-    assert!(host.checkpoints().is_empty());
+    assert!(host.checkpoint_states().is_empty());
     let result = run("file.restore", &host, json!({"snapshot": taken["path"], "to": data}))
         .await
         .unwrap();
@@ -183,7 +183,7 @@ async fn journals_its_plan_before_each_change() {
     let result = run("file.restore", &host, json!({"snapshot": taken["path"], "to": data}))
         .await
         .unwrap();
-    let checkpoints = host.checkpoints();
+    let checkpoints = host.checkpoint_states();
     assert_eq!(checkpoints.len(), 2, "{checkpoints:#?}");
     assert_eq!(checkpoints[0]["phase"], "copy");
     let copy = checkpoints[0]["copy"].as_str().unwrap();
