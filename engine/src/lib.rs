@@ -15,6 +15,7 @@ pub mod execute;
 pub mod journal;
 pub mod parse;
 pub mod plan;
+pub mod quote;
 pub mod report;
 pub mod schema;
 pub mod step;
