@@ -256,19 +256,29 @@ pub fn render(text: &str, context: &Value) -> Result<String, minijinja::Error> {
     environment().render_str(text, context)
 }
 
-/// Renders a shell command: values printed into it are quoted for `sh`.
+/// Renders a shell command: values printed into it are quoted for `sh`,
+/// each for the place it lands in (see [`crate::quote::shell`]).
 pub fn render_shell(text: &str, context: &Value) -> Result<String, minijinja::Error> {
     if !is_template(text) {
         return Ok(text.to_string());
     }
     let pieces = render_pieces(text, context)?;
-    Ok(pieces
-        .iter()
-        .map(|piece| match piece {
-            Piece::Value { text, safe: false } => quote_word(text),
-            other => other.text().to_string(),
-        })
-        .collect())
+    crate::quote::shell_command(&pieces).map_err(quoting_error)
+}
+
+/// Renders a URL: values printed into it are encoded for the part of the
+/// URL they land in (see [`crate::quote::url`]).
+pub fn render_url(text: &str, context: &Value) -> Result<String, minijinja::Error> {
+    if !is_template(text) {
+        return Ok(text.to_string());
+    }
+    let pieces = render_pieces(text, context)?;
+    crate::quote::url(&pieces).map_err(quoting_error)
+}
+
+/// A value that cannot be placed, as a template error saying what to do.
+pub fn quoting_error(reason: String) -> minijinja::Error {
+    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, reason)
 }
 
 /// Evaluates an expression with a context.
