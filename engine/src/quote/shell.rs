@@ -16,7 +16,7 @@ mod template_parts;
 use crate::template::Piece;
 use lexer::Lexer;
 use std::ops::Range;
-use template_parts::{TemplatePart, template_parts};
+use template_parts::{Filter, TemplatePart, template_parts};
 
 /// Renders a command from its pieces, each unsafe value quoted for the place
 /// it lands in; `safe` values go in as they are and are read as shell text.
@@ -58,30 +58,51 @@ pub struct ShellProblem {
 /// The places in a shell command's template where a printed value would be
 /// refused whatever it holds: inside backticks, `${…}`, `$'…'`, `$((…))`,
 /// right after `\` or `$`, as a here-document's delimiter, or after text
-/// that shells read differently. Values marked `| safe` or `| quote` are the
-/// author's business and are not judged.
+/// that shells read differently; and a `| quote` (a word of shell code)
+/// anywhere but in shell code. Values marked `| safe` are the author's
+/// business and are not judged.
 pub fn shell_template_problems(template: &str) -> Vec<ShellProblem> {
     let mut lexer = Lexer::default();
     let mut problems = Vec::new();
     for part in template_parts(template) {
-        match part {
+        let (range, filter) = match part {
             // Errors of the text itself depend on the values before it, which a check cannot know.
             TemplatePart::Text(text) => {
                 let _ = lexer.literal(text);
+                continue;
             }
-            TemplatePart::Print { safe: true, .. } => {}
-            TemplatePart::Print { range, safe: false } => match lexer.place() {
-                Place::Refused(refusal) => problems.push(ShellProblem {
-                    range,
-                    message: refusal.message(),
-                    label: refusal.label().to_string(),
-                    help: refusal.help().to_string(),
-                }),
-                place => {
-                    let _ = lexer.insert(place, "x", None);
-                }
+            TemplatePart::Print {
+                filter: Filter::Safe, ..
+            } => continue,
+            TemplatePart::Print { range, filter } => (range, filter),
+        };
+        let place = lexer.place();
+        let problem = match place {
+            Place::Refused(refusal) => ShellProblem {
+                range,
+                message: refusal.message(),
+                label: refusal.label().to_string(),
+                help: refusal.help().to_string(),
             },
-        }
+            Place::Word => {
+                let _ = lexer.insert(place, "x", None);
+                continue;
+            }
+            _ if filter == Filter::Quote => ShellProblem {
+                range,
+                message: format!(
+                    "`| quote` makes a word of shell code, but this value stands {}",
+                    place.words()
+                ),
+                label: place.words().to_string(),
+                help: "drop `| quote`: a bare `{{ x }}` is quoted for the place it stands in".into(),
+            },
+            _ => {
+                let _ = lexer.insert(place, "x", None);
+                continue;
+            }
+        };
+        problems.push(problem);
     }
     problems
 }
@@ -102,6 +123,20 @@ enum Place {
     /// A `#` comment.
     Comment,
     Refused(Refusal),
+}
+
+impl Place {
+    /// Where a value stands, in words.
+    fn words(self) -> &'static str {
+        match self {
+            Place::Word => "in shell code",
+            Place::Single => "inside '…'",
+            Place::Double => "inside \"…\"",
+            Place::HereDoc | Place::QuotedHereDoc => "in a here-document",
+            Place::Comment => "in a comment",
+            Place::Refused(refusal) => refusal.label(),
+        }
+    }
 }
 
 /// Why no value can go where one stands.

@@ -8,8 +8,19 @@ use std::ops::Range;
 pub(super) enum TemplatePart<'a> {
     /// Text the template writes (around its tags, trimmed where `-` says).
     Text(&'a str),
-    /// A `{{ … }}`; `safe` when its last filter is `safe` or `quote`.
-    Print { range: Range<usize>, safe: bool },
+    /// A `{{ … }}`, and what its last filter says of its text.
+    Print { range: Range<usize>, filter: Filter },
+}
+
+/// What a `{{ … }}`'s last filter says of the text it prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Filter {
+    /// Nothing: the value is quoted for its place.
+    None,
+    /// `safe`: the author vouches for the text, shell code and all.
+    Safe,
+    /// `quote` or `shell_quote`: quoted already, as a word of shell code.
+    Quote,
 }
 
 /// Cuts a template into its text and its `{{ … }}`; `{% … %}` and
@@ -48,7 +59,7 @@ pub(super) fn template_parts(template: &str) -> Vec<TemplatePart<'_>> {
         match close {
             "}}" => parts.push(TemplatePart::Print {
                 range: open..end + 2,
-                safe: vouched_for(inner),
+                filter: last_filter(inner),
             }),
             "%}" if inner.trim_matches(|c: char| c == '-' || c.is_whitespace()) == "raw" => {
                 let Some(raw_end) = template[at..].find("endraw") else {
@@ -94,14 +105,16 @@ fn find_close(template: &str, from: usize, close: &str) -> Option<usize> {
     None
 }
 
-/// Whether a `{{ … }}` ends with a filter by which the author vouches for
-/// the text (`safe`) or has quoted it already (`quote`, `shell_quote`).
-fn vouched_for(inner: &str) -> bool {
+/// What the last filter of a `{{ … }}` says of the text it prints.
+fn last_filter(inner: &str) -> Filter {
     let expression = inner.trim_matches(|c: char| c == '-' || c.is_whitespace());
     let Some((_, last)) = expression.rsplit_once('|') else {
-        return false;
+        return Filter::None;
     };
     let filter = last.trim();
-    let name = filter.split(['(', ' ']).next().unwrap_or(filter);
-    matches!(name, "safe" | "quote" | "shell_quote")
+    match filter.split(['(', ' ']).next().unwrap_or(filter) {
+        "safe" => Filter::Safe,
+        "quote" | "shell_quote" => Filter::Quote,
+        _ => Filter::None,
+    }
 }

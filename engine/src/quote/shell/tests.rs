@@ -171,6 +171,21 @@ fn the_check_finds_values_that_can_never_be_placed() {
     let problems = shell_template_problems(template);
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(&template[problems[0].range.clone()], "{{ x }}");
+    // `| quote` makes a word of shell code: anywhere else, the value could break out.
+    let template = "echo \"{{ a | quote }}\" '{{ b|shell_quote }}' {{ c | quote }} # {{ d | quote }}";
+    let found: Vec<(&str, String)> = shell_template_problems(template)
+        .into_iter()
+        .map(|p| (&template[p.range.clone()], p.message))
+        .collect();
+    let stands = |place: &str| format!("`| quote` makes a word of shell code, but this value stands {place}");
+    assert_eq!(
+        found,
+        [
+            ("{{ a | quote }}", stands("inside \"…\"")),
+            ("{{ b|shell_quote }}", stands("inside '…'")),
+            ("{{ d | quote }}", stands("in a comment")),
+        ]
+    );
     let template = "cat <<{{ '}}' }}\nx";
     let problems = shell_template_problems(template);
     assert_eq!(&template[problems[0].range.clone()], "{{ '}}' }}");
@@ -350,6 +365,12 @@ const HOSTILE: &[&str] = &[
     "&",
     "!",
     "touch pwned",
+    "\ntouch pwned\n",
+    ")touch pwned;(",
+    "EOF)\ntouch pwned\n",
+    "&touch pwned&",
+    "|touch pwned|",
+    "}touch pwned;{",
     "a",
     "é",
     "%s",
@@ -437,6 +458,85 @@ proptest! {
                     shell, value, rendered, String::from_utf8_lossy(&output.stderr)
                 );
             }
+        }
+    }
+}
+
+/// Pieces of shell an author might write, harmless on their own.
+const AUTHOR: &[&str] = &[
+    "echo ",
+    "printf '%s' ",
+    "cat ",
+    "true",
+    " ",
+    "x",
+    "=",
+    "\n",
+    "\t",
+    ";",
+    "|",
+    "&&",
+    "'",
+    "\"",
+    "`",
+    "\\",
+    "$",
+    "$(",
+    "(",
+    ")",
+    "((",
+    "$((",
+    "${",
+    "}",
+    "{",
+    "$'",
+    "#",
+    "<<EOF\n",
+    "<<'EOF'\n",
+    "<<-EOF\n",
+    "\nEOF\n",
+    "EOF",
+    "\n\tEOF\n",
+    "case ",
+    " in ",
+    "esac",
+    ";;",
+    "<",
+    ">/dev/null",
+    "$X",
+    "${X}",
+    "-",
+];
+
+fn author_template() -> impl Strategy<Value = String> {
+    let part = prop_oneof![
+        6 => proptest::sample::select(AUTHOR).prop_map(String::from),
+        2 => Just("{V}".to_string()),
+    ];
+    proptest::collection::vec(part, 1..16).prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Whatever the author writes around it, a value accepted into a
+    /// command runs nothing: the shells may fail on the author's syntax,
+    /// never run the value.
+    #[test]
+    fn no_template_lets_a_value_run(template in author_template(), value in hostile_value()) {
+        let Ok(rendered) = command(&template, &value) else { return Ok(()) };
+        let dir = tempfile::tempdir().unwrap();
+        for shell in shells() {
+            let _ = Command::new("timeout")
+                .args(["5", shell, "-c", &rendered])
+                .env("X", "x")
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            prop_assert!(
+                !dir.path().join("pwned").exists(),
+                "{shell} ran a command of {value:?} in {template:?}, rendered {rendered:?}"
+            );
         }
     }
 }
