@@ -815,19 +815,35 @@ impl Renderer<'_> {
 
 /// A URL as a run would encode it, except that what stands in for a value
 /// (a placeholder such as `<steps.resolve.outputs.pop>`, a masked secret)
-/// is shown as it is, so the plan reads as the URL the run will request.
+/// is shown as it is, so the plan reads as the URL the run will request. A
+/// stand-in at the start is the base URL, and is read as one.
 fn render_url(text: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+    /// Read in place of a base URL the plan cannot know.
+    const SOME_BASE: &str = "http://base.invalid";
     if !template::is_template(text) {
         return Ok(text.to_string());
     }
+    let mut base = None;
     let pieces: Vec<Piece> = template::render_pieces(text, ctx)?
         .into_iter()
-        .map(|piece| match piece {
+        .enumerate()
+        .map(|(i, piece)| match piece {
+            Piece::Value { text, safe: false } if stands_in(&text) && i == 0 => {
+                base = Some(text);
+                Piece::Value {
+                    text: SOME_BASE.into(),
+                    safe: false,
+                }
+            }
             Piece::Value { text, safe: false } if stands_in(&text) => Piece::Value { text, safe: true },
             piece => piece,
         })
         .collect();
-    quote::url(&pieces).map_err(template::quoting_error)
+    let url = quote::url(&pieces).map_err(template::quoting_error)?;
+    Ok(match base {
+        Some(base) => format!("{base}{}", &url[SOME_BASE.len()..]),
+        None => url,
+    })
 }
 
 /// Whether a printed value is the plan's stand-in for a value: a
@@ -856,5 +872,41 @@ impl OnFailure {
             OnFailure::Continue => "continue",
             OnFailure::Abort => "abort",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_show_stand_ins_as_they_are_and_encode_known_values() {
+        let steps = Value::from(BTreeMap::from([
+            ("base", placeholder("steps.a.outputs.base")),
+            ("id", placeholder("steps.a.outputs.id")),
+        ]));
+        let ctx = Value::from(BTreeMap::from([
+            ("steps", steps),
+            (
+                "inputs",
+                Value::from(BTreeMap::from([("q", "a&b"), ("api", "http://h:1")])),
+            ),
+            ("secrets", Value::from(BTreeMap::from([("key", "***")]))),
+        ]));
+        let url = render_url(
+            "{{ steps.base }}/items/{{ steps.id }}/{{ inputs.q }}?key={{ secrets.key }}&q={{ inputs.q }}",
+            &ctx,
+        );
+        assert_eq!(
+            url.unwrap(),
+            "<steps.a.outputs.base>/items/<steps.a.outputs.id>/a%26b?key=***&q=a%26b"
+        );
+        let url = render_url("{{ inputs.api }}/items/{{ inputs.q }}", &ctx);
+        assert_eq!(url.unwrap(), "http://h:1/items/a%26b");
+        let refused = render_url("{{ inputs.api }}/items/{{ '..' }}", &ctx).unwrap_err();
+        assert!(
+            template::reason(&refused).contains("climb out of the path"),
+            "{refused}"
+        );
     }
 }
