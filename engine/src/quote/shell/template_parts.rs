@@ -61,18 +61,12 @@ pub(super) fn template_parts(template: &str) -> Vec<TemplatePart<'_>> {
                 range: open..end + 2,
                 filter: last_filter(inner),
             }),
-            "%}" if inner.trim_matches(|c: char| c == '-' || c.is_whitespace()) == "raw" => {
-                let Some(raw_end) = template[at..].find("endraw") else {
-                    break;
-                };
-                let Some(tag) = template[..at + raw_end].rfind("{%") else {
+            "%}" if tag_is(inner, "raw") => {
+                let Some((tag, tag_end)) = endraw(template, at) else {
                     break;
                 };
                 parts.push(TemplatePart::Text(&template[at..tag]));
-                let Some(tag_end) = find_close(template, tag + 2, "%}") else {
-                    break;
-                };
-                at = tag_end + 2;
+                at = tag_end;
                 text_start = at;
             }
             _ => {}
@@ -84,6 +78,24 @@ pub(super) fn template_parts(template: &str) -> Vec<TemplatePart<'_>> {
     }
     parts.push(TemplatePart::Text(rest));
     parts
+}
+
+/// Whether a `{% … %}`'s inside is `name`, with or without `-`.
+fn tag_is(inner: &str, name: &str) -> bool {
+    inner.trim_matches(|c: char| c == '-' || c.is_whitespace()) == name
+}
+
+/// Where the `{% endraw %}` after `from` starts and ends.
+fn endraw(template: &str, from: usize) -> Option<(usize, usize)> {
+    let mut search = from;
+    loop {
+        let tag = search + template[search..].find("{%")?;
+        let end = find_close(template, tag + 2, "%}")?;
+        if tag_is(&template[tag + 2..end], "endraw") {
+            return Some((tag, end + 2));
+        }
+        search = tag + 2;
+    }
 }
 
 /// Where a tag's `close` is, past string literals in it.

@@ -186,6 +186,7 @@ fn the_check_finds_values_that_can_never_be_placed() {
             ("{{ d | quote }}", stands("in a comment")),
         ]
     );
+    assert!(shell_template_problems("{% raw %}endraw `{{ x }}`").is_empty());
     let template = "cat <<{{ '}}' }}\nx";
     let problems = shell_template_problems(template);
     assert_eq!(&template[problems[0].range.clone()], "{{ '}}' }}");
@@ -538,5 +539,19 @@ proptest! {
                 "{shell} ran a command of {value:?} in {template:?}, rendered {rendered:?}"
             );
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Any text, as a template to check or as a command's pieces, is
+    /// answered without a panic.
+    #[test]
+    fn any_text_is_answered(template in author_template(), noise in ".{0,40}", value in hostile_value()) {
+        let text = format!("{template}{noise}").replace("{V}", "{{ x }}");
+        let _ = shell_template_problems(&text);
+        let _ = shell_template_problems(&format!("{{% raw %}}{noise}{{{{ x }}}}{{% endraw"));
+        let _ = command(&format!("{template}{noise}"), &value);
     }
 }
