@@ -173,7 +173,27 @@ steps:
     with: { run: "echo two-{{ inputs.key }} >> $SANDBOX/effects" }
 "#,
     );
-    let env = [("TEST_TOKEN", secret), ("RUNBOOK_TEST_CRASH_AFTER_EVENTS", "3")];
+    // Killed once step `one` is journaled as done.
+    let baseline = Sandbox::new(&std::fs::read_to_string(sandbox.file("runbook.yaml")).unwrap());
+    let ran = baseline.runbook(&["run", "runbook.yaml", "-i", "key=x"], &[("TEST_TOKEN", secret)]);
+    assert_eq!(ran.code, Some(0), "{}", ran.transcript());
+    let journal = std::fs::read_to_string(
+        baseline
+            .state()
+            .join("runs")
+            .join(&runs(&baseline)[0])
+            .join("journal.jsonl"),
+    )
+    .unwrap();
+    let one_done = journal
+        .lines()
+        .position(|l| l.contains(r#""event":"step_succeeded","step":"one""#))
+        .unwrap()
+        .to_string();
+    let env = [
+        ("TEST_TOKEN", secret),
+        ("RUNBOOK_TEST_CRASH_AFTER_EVENTS", one_done.as_str()),
+    ];
     let crashed = sandbox.runbook(&["run", "runbook.yaml", "-i", &format!("key={secret}")], &env);
     assert_eq!(crashed.code, None, "{}", crashed.transcript());
     let id = runs(&sandbox).pop().unwrap();

@@ -16,6 +16,7 @@ pub mod journal;
 pub mod parse;
 pub mod plan;
 pub mod printable;
+pub mod quote;
 pub mod report;
 pub mod schema;
 pub mod secrets;

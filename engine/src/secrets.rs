@@ -196,6 +196,16 @@ fn forms(value: &str) -> Vec<String> {
         out.push(percent_encoding::utf8_percent_encode(text, URL_PART).to_string());
         out.push(percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string());
         out.extend(base64_forms(text.as_bytes()));
+        // Shell: inside `'…'` and `"…"`, as the engine quotes a value there.
+        out.push(text.replace('\'', r"'\''"));
+        let mut escaped = String::with_capacity(text.len());
+        for c in text.chars() {
+            if matches!(c, '\\' | '$' | '`' | '"') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        out.push(escaped);
     }
     out.retain(|form| form.len() >= MIN_LEN);
     out.sort();
@@ -362,6 +372,13 @@ mod tests {
             assert!(masked.contains(MASK), "{prefix}: {encoded} → {masked}");
             assert!(masked.len() < 20, "{prefix}: {masked}");
         }
+    }
+
+    #[test]
+    fn shell_quoted_forms_are_masked() {
+        let redactor = Redactor::new([r#"it's "$ecret""#.to_string()]);
+        assert_eq!(redactor.redact(r#"echo 'it'\''s "$ecret"'"#), "echo '***'");
+        assert_eq!(redactor.redact(r#"echo "it's \"\$ecret\"""#), r#"echo "***""#);
     }
 
     #[test]

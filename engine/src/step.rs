@@ -105,6 +105,14 @@ pub trait StepKind: Send + Sync + 'static {
         &[]
     }
 
+    /// JSON pointers of string parameters that are URLs: values templated
+    /// into them are encoded for the part of the URL they land in (a value
+    /// that starts the URL is its base), so an input cannot reach another
+    /// path, host or query (`{{ x | safe }}` opts out).
+    fn url_params(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Puts right an attempt of this kind that was in flight when the run
     /// died, from the last [`Host::checkpoint`] it journaled: stops what it
     /// left running, undoes a half-made change, so that the world is as it

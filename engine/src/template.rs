@@ -469,22 +469,21 @@ pub fn render(text: &str, context: &Value) -> Result<String, minijinja::Error> {
 pub enum Place {
     /// Plain text: values as they are.
     Text,
-    /// A shell command: values quoted for `sh`, so an input cannot inject commands.
+    /// A shell command: each value quoted for `sh` where it lands (see
+    /// [`crate::quote::shell`]), so an input cannot inject commands.
     Shell,
+    /// A URL: each value encoded for the part of the URL it lands in (see
+    /// [`crate::quote::url`]).
+    Url,
 }
 
 /// Puts rendered pieces together for their place.
 pub fn assemble(pieces: &[Piece], place: Place) -> Result<String, minijinja::Error> {
-    Ok(match place {
-        Place::Text => join(pieces),
-        Place::Shell => pieces
-            .iter()
-            .map(|piece| match piece {
-                Piece::Value { text, safe: false } => quote_word(text),
-                other => other.text().to_string(),
-            })
-            .collect(),
-    })
+    match place {
+        Place::Text => Ok(join(pieces)),
+        Place::Shell => crate::quote::shell_command(pieces).map_err(quoting_error),
+        Place::Url => crate::quote::url(pieces).map_err(quoting_error),
+    }
 }
 
 /// Renders a template for its place.
@@ -496,9 +495,21 @@ pub fn render_for(text: &str, context: &Value, place: Place) -> Result<String, m
     }
 }
 
-/// Renders a shell command: values printed into it are quoted for `sh`.
+/// Renders a shell command: values printed into it are quoted for `sh`,
+/// each for the place it lands in (see [`crate::quote::shell`]).
 pub fn render_shell(text: &str, context: &Value) -> Result<String, minijinja::Error> {
     render_for(text, context, Place::Shell)
+}
+
+/// Renders a URL: values printed into it are encoded for the part of the
+/// URL they land in (see [`crate::quote::url`]).
+pub fn render_url(text: &str, context: &Value) -> Result<String, minijinja::Error> {
+    render_for(text, context, Place::Url)
+}
+
+/// A value that cannot be placed, as a template error saying what to do.
+pub fn quoting_error(reason: String) -> minijinja::Error {
+    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, reason)
 }
 
 /// Evaluates an expression with a context.

@@ -4,6 +4,7 @@
 //! at step 10,000.
 
 use crate::execute::event::{RunStatus, StepStatus};
+use crate::quote::{Quote, Quoting};
 use crate::secrets::{MASK, Redactor, stand_in, stand_in_json};
 use crate::step::Registry;
 use crate::template::{self, Piece, Place};
@@ -274,12 +275,7 @@ impl Renderer<'_> {
     /// A step's parameters for kind `kind`: shell commands quoted, nested
     /// step bodies with their own kind's rules.
     pub fn params(&self, param: &Param, kind: &str) -> Result<Rendered<Json>, String> {
-        let shell: Vec<String> = self
-            .registry
-            .get(kind)
-            .map(|k| k.shell_params().iter().map(|s| s.to_string()).collect())
-            .unwrap_or_default();
-        self.render(param, "", &shell)
+        self.render(param, "", &Quoting::of(self.registry, kind))
     }
 
     /// A text such as a confirmation's message.
@@ -288,11 +284,11 @@ impl Renderer<'_> {
             .map_err(|e| render_error(&text.text, &e))
     }
 
-    fn render(&self, param: &Param, pointer: &str, shell: &[String]) -> Result<Rendered<Json>, String> {
-        let place = if shell.iter().any(|s| s == pointer) {
-            Place::Shell
-        } else {
-            Place::Text
+    fn render(&self, param: &Param, pointer: &str, quoting: &Quoting) -> Result<Rendered<Json>, String> {
+        let place = match quoting.at(pointer) {
+            Some(Quote::Shell) => Place::Shell,
+            Some(Quote::Url) => Place::Url,
+            None => Place::Text,
         };
         Ok(match param {
             Param::Value(v) => Rendered::plain(v.clone()),
@@ -337,7 +333,7 @@ impl Renderer<'_> {
                 let rendered: Vec<Rendered<Json>> = items
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| self.render(p, &format!("{pointer}/{i}"), shell))
+                    .map(|(i, p)| self.render(p, &format!("{pointer}/{i}"), quoting))
                     .collect::<Result<_, _>>()?;
                 let masked = rendered.iter().any(|r| r.shown.is_some());
                 Rendered {
@@ -357,7 +353,7 @@ impl Renderer<'_> {
                 for (key, param) in entries {
                     let rendered = match (&nested_kind, key.as_str()) {
                         (Some(kind), "with") => self.params(param, kind)?,
-                        _ => self.render(param, &format!("{pointer}/{key}"), shell)?,
+                        _ => self.render(param, &format!("{pointer}/{key}"), quoting)?,
                     };
                     masked |= rendered.shown.is_some();
                     shown.insert(key.clone(), rendered.shown().clone());
@@ -481,30 +477,31 @@ fn strings(value: &Json) -> Vec<String> {
 }
 
 /// Renders a step's parameters for running it, without telling secret
-/// values apart (for runs with no secrets, and tests).
+/// values apart. Shell commands and URLs (the kind's `shell_params` and
+/// `url_params`) have the values printed into them quoted for their place;
+/// nested step bodies use their own kind's.
 pub fn render_params(param: &Param, ctx: &Value, registry: &Registry, kind: &str) -> Result<Json, String> {
-    let shell: Vec<String> = registry
-        .get(kind)
-        .map(|k| k.shell_params().iter().map(|s| s.to_string()).collect())
-        .unwrap_or_default();
-    render(param, ctx, registry, "", &shell)
+    render(param, ctx, registry, "", &Quoting::of(registry, kind))
 }
 
-fn render(param: &Param, ctx: &Value, registry: &Registry, pointer: &str, shell: &[String]) -> Result<Json, String> {
+/// Renders a template of the parameter at `pointer`, quoted as `quoting` says.
+fn render_text(quoting: &Quoting, pointer: &str, text: &str, ctx: &Value) -> Result<String, String> {
+    match quoting.at(pointer) {
+        Some(Quote::Shell) => template::render_shell(text, ctx),
+        Some(Quote::Url) => template::render_url(text, ctx),
+        None => template::render(text, ctx),
+    }
+    .map_err(|e| render_error(text, &e))
+}
+
+fn render(param: &Param, ctx: &Value, registry: &Registry, pointer: &str, quoting: &Quoting) -> Result<Json, String> {
     Ok(match param {
         Param::Value(v) => v.clone(),
         Param::Expression(t) => Json::String(t.text.clone()),
-        Param::Template(t) => {
-            let rendered = if shell.iter().any(|s| s == pointer) {
-                template::render_shell(&t.text, ctx)
-            } else {
-                template::render(&t.text, ctx)
-            };
-            Json::String(rendered.map_err(|e| render_error(&t.text, &e))?)
-        }
+        Param::Template(t) => Json::String(render_text(quoting, pointer, &t.text, ctx)?),
         Param::Native(t) => {
-            if shell.iter().any(|s| s == pointer) {
-                Json::String(template::render_shell(&t.text, ctx).map_err(|e| render_error(&t.text, &e))?)
+            if quoting.at(pointer).is_some() {
+                Json::String(render_text(quoting, pointer, &t.text, ctx)?)
             } else {
                 let expression = template::single_expression(&t.text).unwrap_or(&t.text);
                 let value = template::eval(expression, ctx).map_err(|e| render_error(&t.text, &e))?;
@@ -515,7 +512,7 @@ fn render(param: &Param, ctx: &Value, registry: &Registry, pointer: &str, shell:
             items
                 .iter()
                 .enumerate()
-                .map(|(i, p)| render(p, ctx, registry, &format!("{pointer}/{i}"), shell))
+                .map(|(i, p)| render(p, ctx, registry, &format!("{pointer}/{i}"), quoting))
                 .collect::<Result<_, _>>()?,
         ),
         Param::Map(entries) => {
@@ -528,7 +525,7 @@ fn render(param: &Param, ctx: &Value, registry: &Registry, pointer: &str, shell:
             for (key, value) in entries {
                 let rendered = match (&nested_kind, key.as_str()) {
                     (Some(kind), "with") => render_params(value, ctx, registry, kind)?,
-                    _ => render(value, ctx, registry, &format!("{pointer}/{key}"), shell)?,
+                    _ => render(value, ctx, registry, &format!("{pointer}/{key}"), quoting)?,
                 };
                 out.insert(key.clone(), rendered);
             }

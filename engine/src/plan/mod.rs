@@ -13,8 +13,9 @@ pub use render::{render_dot, render_mermaid, render_text};
 use crate::compile::Compiled;
 use crate::diagnostic::Diagnostic;
 use crate::parse::raw::{Backoff, OnFailure, format_duration, list};
+use crate::quote::{self, Quote, Quoting};
 use crate::step::Registry;
-use crate::template;
+use crate::template::{self, Piece};
 use crate::validate::checked::{self, Param, SecretSource, Text};
 use crate::validate::inputs::parse_input_text;
 use minijinja::Value;
@@ -733,28 +734,28 @@ struct Renderer<'a> {
 }
 
 impl Renderer<'_> {
-    /// The `with` of a step of `kind`: its shell commands are rendered quoted, as a run would.
+    /// The `with` of a step of `kind`: its shell commands and URLs are rendered quoted, as a run would.
     fn params(&self, param: &Param, kind: &str, warnings: &mut Vec<Diagnostic>) -> Json {
-        let shell = self.registry.get(kind).map_or(&[][..], |k| k.shell_params());
-        self.walk(param, "", shell, warnings)
+        self.walk(param, "", &Quoting::of(self.registry, kind), warnings)
     }
 
-    fn walk(&self, param: &Param, pointer: &str, shell: &[&str], warnings: &mut Vec<Diagnostic>) -> Json {
-        let quoted = shell.contains(&pointer);
-        let render = |text: &str| {
-            if quoted {
-                template::render_shell(text, self.ctx)
-            } else {
-                template::render(text, self.ctx)
-            }
-        };
+    fn render(&self, quote: Option<Quote>, text: &str) -> Result<String, minijinja::Error> {
+        match quote {
+            Some(Quote::Shell) => template::render_shell(text, self.ctx),
+            Some(Quote::Url) => render_url(text, self.ctx),
+            None => template::render(text, self.ctx),
+        }
+    }
+
+    fn walk(&self, param: &Param, pointer: &str, quoting: &Quoting, warnings: &mut Vec<Diagnostic>) -> Json {
+        let quote = quoting.at(pointer);
         match param {
             Param::Value(v) => v.clone(),
             Param::Expression(t) => Json::String(t.text.clone()),
             // A choice made on a value known only at run time cannot be shown
             // rendered: the placeholder would pick a branch. Show it as written.
             Param::Template(t) if decides_at_run_time(t, self.assumed) => Json::String(t.text.clone()),
-            Param::Template(t) => match render(&t.text) {
+            Param::Template(t) => match self.render(quote, &t.text) {
                 Ok(s) => Json::String(s),
                 Err(e) => {
                     warnings.push(render_warning(t, &e));
@@ -763,8 +764,16 @@ impl Renderer<'_> {
             },
             Param::Native(t) => {
                 let pending = t.refs.iter().any(|r| runtime_only(&r.path, self.assumed));
-                if pending || quoted {
-                    return Json::String(render(&t.text).unwrap_or_else(|_| t.text.clone()));
+                if pending || quote.is_some() {
+                    return Json::String(match self.render(quote, &t.text) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            if quote.is_some() {
+                                warnings.push(render_warning(t, &e));
+                            }
+                            t.text.clone()
+                        }
+                    });
                 }
                 let expression = template::single_expression(&t.text).unwrap_or(&t.text);
                 match template::eval(expression, self.ctx) {
@@ -779,7 +788,7 @@ impl Renderer<'_> {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| self.walk(p, &format!("{pointer}/{i}"), shell, warnings))
+                    .map(|(i, p)| self.walk(p, &format!("{pointer}/{i}"), quoting, warnings))
                     .collect(),
             ),
             Param::Map(entries) => {
@@ -793,7 +802,7 @@ impl Renderer<'_> {
                         .map(|(k, p)| {
                             let value = match (nested_kind, k.as_str()) {
                                 (Some(kind), "with") => self.params(p, kind, warnings),
-                                _ => self.walk(p, &format!("{pointer}/{k}"), shell, warnings),
+                                _ => self.walk(p, &format!("{pointer}/{k}"), quoting, warnings),
                             };
                             (k.clone(), value)
                         })
@@ -802,6 +811,52 @@ impl Renderer<'_> {
             }
         }
     }
+}
+
+/// A URL as a run would encode it, except that what stands in for a value
+/// (a placeholder such as `<steps.resolve.outputs.pop>`, a masked secret)
+/// is shown as it is, so the plan reads as the URL the run will request. A
+/// stand-in at the start is the base URL, and is read as one.
+fn render_url(text: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+    /// Read in place of a base URL the plan cannot know.
+    const SOME_BASE: &str = "http://base.invalid";
+    if !template::is_template(text) {
+        return Ok(text.to_string());
+    }
+    let mut base = None;
+    let pieces: Vec<Piece> = template::render_pieces(text, ctx)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, piece)| match piece {
+            Piece::Value { text, safe: false } if stands_in(&text) && i == 0 => {
+                base = Some(text);
+                Piece::Value {
+                    text: SOME_BASE.into(),
+                    safe: false,
+                }
+            }
+            Piece::Value { text, safe: false } if stands_in(&text) => Piece::Value { text, safe: true },
+            piece => piece,
+        })
+        .collect();
+    let url = quote::url(&pieces).map_err(template::quoting_error)?;
+    Ok(match base {
+        Some(base) => format!("{base}{}", &url[SOME_BASE.len()..]),
+        None => url,
+    })
+}
+
+/// Whether a printed value is the plan's stand-in for a value: a
+/// placeholder or a masked secret.
+fn stands_in(text: &str) -> bool {
+    let placeholder = text
+        .strip_prefix('<')
+        .and_then(|t| t.strip_suffix('>'))
+        .is_some_and(|path| {
+            (path.starts_with("steps.") || path.starts_with("run."))
+                && path.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        });
+    placeholder || text == "***"
 }
 
 impl Guard {
@@ -817,5 +872,41 @@ impl OnFailure {
             OnFailure::Continue => "continue",
             OnFailure::Abort => "abort",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_show_stand_ins_as_they_are_and_encode_known_values() {
+        let steps = Value::from(BTreeMap::from([
+            ("base", placeholder("steps.a.outputs.base")),
+            ("id", placeholder("steps.a.outputs.id")),
+        ]));
+        let ctx = Value::from(BTreeMap::from([
+            ("steps", steps),
+            (
+                "inputs",
+                Value::from(BTreeMap::from([("q", "a&b"), ("api", "http://h:1")])),
+            ),
+            ("secrets", Value::from(BTreeMap::from([("key", "***")]))),
+        ]));
+        let url = render_url(
+            "{{ steps.base }}/items/{{ steps.id }}/{{ inputs.q }}?key={{ secrets.key }}&q={{ inputs.q }}",
+            &ctx,
+        );
+        assert_eq!(
+            url.unwrap(),
+            "<steps.a.outputs.base>/items/<steps.a.outputs.id>/a%26b?key=***&q=a%26b"
+        );
+        let url = render_url("{{ inputs.api }}/items/{{ inputs.q }}", &ctx);
+        assert_eq!(url.unwrap(), "http://h:1/items/a%26b");
+        let refused = render_url("{{ inputs.api }}/items/{{ '..' }}", &ctx).unwrap_err();
+        assert!(
+            template::reason(&refused).contains("climb out of the path"),
+            "{refused}"
+        );
     }
 }

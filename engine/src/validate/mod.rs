@@ -10,6 +10,7 @@ pub mod inputs;
 use crate::diagnostic::{Diagnostic, SourceFile, Span, suggestion};
 use crate::parse::node::{Node, Value};
 use crate::parse::raw::{self, Backoff, InputType, OnFailure, Spanned, list};
+use crate::quote;
 use crate::step::Registry;
 use crate::template;
 use checked::{Body, Needs, Param, Ref, Retry, SecretSource, Step, Text};
@@ -34,6 +35,7 @@ pub mod codes {
     pub const BAD_VALUE: &str = "runbook::validate::bad_value";
     pub const NOT_IN_FINALLY: &str = "runbook::validate::not_in_finally";
     pub const NO_STEPS: &str = "runbook::validate::no_steps";
+    pub const SHELL_QUOTING: &str = "runbook::validate::shell_quoting";
 }
 
 pub fn is_valid_name(name: &str) -> bool {
@@ -570,10 +572,31 @@ impl<'a> Validator<'a> {
                 .with_optional_help(problem.help),
             );
         }
+        self.shell_quoting(kind.shell_params(), node);
         let expressions = kind.expression_params();
         let nested = kind.nested_steps();
         let has_result = !nested.is_empty();
         self.kind_param(node, "", expressions, nested, has_result)
+    }
+
+    /// Values printed where no quoting can keep them from running commands
+    /// (inside backticks, `${…}`, `$'…'`): refused before anything runs.
+    fn shell_quoting(&mut self, shell_params: &[&str], with: &Node) {
+        for pointer in shell_params {
+            let Some(node) = with.pointer(pointer) else { continue };
+            let Some(text) = node.as_str() else { continue };
+            if !template::is_template(text) || template::template_references(text).is_err() {
+                continue;
+            }
+            for problem in quote::shell_template_problems(text) {
+                let span = template::map_range(&self.source.text, node.span, text, problem.range);
+                self.error(
+                    Diagnostic::error(codes::SHELL_QUOTING, problem.message)
+                        .with_label(span, problem.label)
+                        .with_help(problem.help),
+                );
+            }
+        }
     }
 
     fn kind_param(

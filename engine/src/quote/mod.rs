@@ -1,0 +1,55 @@
+//! Quoting a rendered value for the place it lands in: a word of a `sh`
+//! command, a part of a URL. Templates render into [`Piece`]s (the text the
+//! author wrote, and each value printed into it); the author's text is read
+//! the way its consumer will read it (a shell, a URL parser), so that each
+//! value is quoted or encoded for where it stands, whatever the author wrote
+//! around it. Where no quoting can keep a value in its place, it is refused
+//! with the reason and how to write the template instead.
+//!
+//! [`Piece`]: crate::template::Piece
+
+pub mod shell;
+pub mod url;
+
+pub use shell::{ShellProblem, shell_command, shell_template_problems};
+pub use url::url;
+
+use crate::step::Registry;
+
+/// How a parameter's values are quoted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quote {
+    /// A shell command: [`shell_command`].
+    Shell,
+    /// A URL: [`url()`].
+    Url,
+}
+
+/// Which parameters of a step kind are shell commands and which are URLs
+/// (its `shell_params` and `url_params`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quoting {
+    shell: &'static [&'static str],
+    url: &'static [&'static str],
+}
+
+impl Quoting {
+    /// The parameters of `kind`; none for a kind that is not registered.
+    pub fn of(registry: &Registry, kind: &str) -> Self {
+        registry.get(kind).map_or_else(Self::default, |k| Self {
+            shell: k.shell_params(),
+            url: k.url_params(),
+        })
+    }
+
+    /// How the parameter at `pointer` (a JSON pointer into `with`) is quoted.
+    pub fn at(&self, pointer: &str) -> Option<Quote> {
+        if self.shell.contains(&pointer) {
+            Some(Quote::Shell)
+        } else if self.url.contains(&pointer) {
+            Some(Quote::Url)
+        } else {
+            None
+        }
+    }
+}
