@@ -30,12 +30,20 @@ struct ViewState {
 }
 
 /// Prints events; shared with the prompts so that they can pause the live view.
+///
+/// Lines are gathered and written in batches (at the latest every
+/// [`BATCH`], and at once before anything else is shown), so that a step
+/// printing millions of lines costs a few writes, not two per line.
 pub struct Console {
     style: Style,
     color: bool,
     bar: Option<ProgressBar>,
     state: Mutex<ViewState>,
+    pending: Mutex<String>,
 }
+
+/// How long gathered output may wait before it is written.
+const BATCH: Duration = Duration::from_millis(40);
 
 impl Console {
     pub fn new(style: Style, color: bool) -> Arc<Self> {
@@ -47,7 +55,7 @@ impl Console {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Arc::new(Self {
+        let console = Arc::new(Self {
             style,
             color,
             bar,
@@ -56,7 +64,18 @@ impl Console {
                 done: 0,
                 total: 0,
             }),
-        })
+            pending: Mutex::new(String::new()),
+        });
+        // Writes what was gathered, until the console is gone.
+        let weak = Arc::downgrade(&console);
+        std::thread::spawn(move || {
+            while let Some(console) = weak.upgrade() {
+                console.flush();
+                drop(console);
+                std::thread::sleep(BATCH);
+            }
+        });
+        console
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -67,13 +86,29 @@ impl Console {
         }
     }
 
-    /// A line above the live view (or on stderr for plain output).
+    /// A line above the live view (or on stderr for plain output), soon.
     fn line(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None => {
-                let mut stderr = std::io::stderr().lock();
-                let _ = writeln!(stderr, "{text}");
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.push_str(text);
+            pending.push('\n');
+        }
+    }
+
+    /// Writes the lines gathered so far.
+    pub fn flush(&self) {
+        let text = match self.pending.lock() {
+            Ok(mut pending) if !pending.is_empty() => std::mem::take(&mut *pending),
+            _ => return,
+        };
+        match (&self.bar, self.style) {
+            (Some(bar), _) => bar.println(text.strip_suffix('\n').unwrap_or(&text)),
+            (None, Style::Json) => {
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+            }
+            (None, _) => {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
             }
         }
     }
@@ -96,6 +131,7 @@ impl Console {
 
     /// Runs `f` with the live view hidden (for prompts).
     pub fn suspend<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.flush();
         match &self.bar {
             Some(bar) => bar.suspend(f),
             None => f(),
@@ -103,6 +139,7 @@ impl Console {
     }
 
     pub fn finish(&self) {
+        self.flush();
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -118,6 +155,7 @@ impl Console {
 
     /// The final table: each step's status and duration, what was rolled back, total time.
     pub fn summary(&self, summary: &RunSummary) {
+        self.flush();
         if self.style == Style::Json {
             return;
         }
@@ -197,9 +235,10 @@ impl Reporter for Console {
     fn event(&self, event: &Event) {
         if self.style == Style::Json {
             if let Ok(text) = serde_json::to_string(event) {
-                let mut stdout = std::io::stdout().lock();
-                let _ = writeln!(stdout, "{text}");
-                let _ = stdout.flush();
+                self.line(&text);
+            }
+            if !matches!(event, Event::StepOutput { .. }) {
+                self.flush();
             }
             return;
         }
@@ -319,7 +358,11 @@ impl Reporter for Console {
         if let Some(text) = text {
             self.line(&text);
         }
-        self.refresh();
+        // Output waits for its batch; what the run does is shown at once.
+        if !matches!(event, Event::StepOutput { .. }) {
+            self.flush();
+            self.refresh();
+        }
     }
 }
 

@@ -372,7 +372,7 @@ fn print_stdout(text: &str) -> i32 {
 }
 
 fn read(terminal: &Terminal, path: &Path) -> Option<Vec<u8>> {
-    match std::fs::read(path) {
+    match runbook_engine::files::read_regular(path) {
         Ok(bytes) => Some(bytes),
         Err(e) => {
             let reason = match e.kind() {
@@ -574,10 +574,10 @@ fn from_journal(
     }
     let path = journal.header.runbook_path.clone();
     let copy = journal.dir.join("runbook.yaml");
-    let current = std::fs::read(&path).ok();
+    let current = runbook_engine::files::read_regular(&path).ok();
     let bytes = match current {
         // Rollback undoes what ran: always the runbook as it was.
-        _ if rollback => std::fs::read(&copy).ok(),
+        _ if rollback => runbook_engine::files::read_regular(&copy).ok(),
         Some(bytes) if runbook_engine::journal::sha256(&bytes) == journal.header.runbook_sha256 => Some(bytes),
         Some(bytes) if force => {
             eprintln!(
@@ -595,7 +595,7 @@ fn from_journal(
         }
         None => {
             eprintln!("note: {} is gone; using the copy kept with the run", path.display());
-            std::fs::read(&copy).ok()
+            runbook_engine::files::read_regular(&copy).ok()
         }
     };
     let Some(bytes) = bytes else {

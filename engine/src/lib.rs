@@ -12,6 +12,7 @@
 pub mod compile;
 pub mod diagnostic;
 pub mod execute;
+pub mod files;
 pub mod journal;
 pub mod parse;
 pub mod plan;
@@ -156,7 +157,7 @@ fn load_path_within(
             None => continue,
         };
         let child_path = base.join(&file);
-        let child_bytes = match std::fs::read(&child_path) {
+        let child_bytes = match files::read_regular(&child_path) {
             Ok(bytes) => bytes,
             Err(e) => {
                 errors.push(

@@ -200,6 +200,9 @@ fn compile_checking(runbook: checked::Runbook, check_references: bool) -> Result
 }
 
 /// One diagnostic per cycle, naming every step of it in order.
+/// How many steps of a cycle its diagnostic names and underlines.
+const MAX_CYCLE_NAMES: usize = 24;
+
 fn cycles(runbook: &checked::Runbook, graph: &DiGraph<usize, ()>, needs: &[Vec<Edge>]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut components = tarjan_scc(graph);
@@ -211,11 +214,19 @@ fn cycles(runbook: &checked::Runbook, graph: &DiGraph<usize, ()>, needs: &[Vec<E
             continue;
         }
         let path = cycle_path(&members, needs);
-        let names: Vec<String> = path
+        let mut names: Vec<String> = path
             .iter()
             .chain(path.first())
             .map(|&i| format!("`{}`", runbook.steps[i].id))
             .collect();
+        // A long cycle is named by its ends; each edge is still one to remove.
+        if names.len() > MAX_CYCLE_NAMES {
+            let hidden = names.len() - MAX_CYCLE_NAMES;
+            names.splice(
+                MAX_CYCLE_NAMES - 4..names.len() - 4,
+                [format!("… ({hidden} more steps) …")],
+            );
+        }
         let mut diagnostic = Diagnostic::error(
             codes::CYCLE,
             if self_loop {
@@ -224,8 +235,9 @@ fn cycles(runbook: &checked::Runbook, graph: &DiGraph<usize, ()>, needs: &[Vec<E
                 format!("steps form a cycle: {}", names.join(" → "))
             },
         );
-        // Label each edge of the cycle where it is written: step b needs a.
-        for (k, &step) in path.iter().enumerate() {
+        // Label each edge of the cycle where it is written: step b needs a
+        // (the first ones, for a long cycle).
+        for (k, &step) in path.iter().enumerate().take(MAX_CYCLE_NAMES) {
             let next = path[(k + 1) % path.len()];
             let edge = needs[next].iter().find(|e| e.from == step);
             let (span, text) = match edge {
@@ -258,21 +270,26 @@ fn cycle_path(members: &[usize], needs: &[Vec<Edge>]) -> Vec<usize> {
     if members.len() == 1 {
         return vec![start];
     }
-    // Walk backwards along `needs` inside the component until we return to the start.
-    let inside = |i: usize| members.contains(&i);
+    // Walk backwards along `needs` inside the component until we return to
+    // the start (linear: membership and visits are looked up, not searched).
+    let mut inside = vec![false; needs.len()];
+    for &m in members {
+        inside[m] = true;
+    }
+    let mut visited = vec![false; needs.len()];
+    visited[start] = true;
     let mut path = vec![start];
-    let mut visited = vec![start];
     let mut current = start;
     loop {
         let previous = needs[current]
             .iter()
             .map(|e| e.from)
-            .filter(|&f| inside(f))
-            .find(|f| *f == start || !visited.contains(f));
+            .filter(|&f| inside[f])
+            .find(|&f| f == start || !visited[f]);
         match previous {
             Some(f) if f == start => break,
             Some(f) => {
-                visited.push(f);
+                visited[f] = true;
                 path.push(f);
                 current = f;
             }

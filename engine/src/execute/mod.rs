@@ -242,7 +242,11 @@ fn prepare(
             }),
             SecretSource::File(path) => {
                 let full = request.base_dir.join(path);
-                std::fs::read_to_string(&full)
+                crate::files::read_regular(&full)
+                    .and_then(|bytes| {
+                        String::from_utf8(bytes)
+                            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"))
+                    })
                     .map(|s| s.strip_suffix('\n').unwrap_or(&s).to_string())
                     .map_err(|e| {
                         (
