@@ -8,6 +8,8 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use std::ops::Range;
 use std::sync::OnceLock;
 
+pub use crate::quote::{Piece, join, quote_word};
+
 /// The shared environment: strict undefined, our filters.
 pub fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -247,33 +249,6 @@ thread_local! {
 const OPEN: char = '\u{FDD0}';
 const CLOSE: char = '\u{FDD1}';
 
-/// One part of a rendered template: text the template wrote, or a value a
-/// `{{ … }}` printed into it. Knowing which is which is what lets a value be
-/// quoted for the place it lands in (a shell word, a URL's path) and a
-/// secret's derived value be masked, whatever the author wrote around it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece {
-    /// Text as the template wrote it (after its own control flow).
-    Literal(String),
-    /// A value printed by `{{ … }}`, as text (lists and maps as JSON).
-    /// `safe` when marked `| safe` or quoted by a filter such as `quote`:
-    /// the author vouches for it, and it goes in as it is.
-    Value { text: String, safe: bool },
-}
-
-impl Piece {
-    pub fn text(&self) -> &str {
-        match self {
-            Piece::Literal(text) | Piece::Value { text, .. } => text,
-        }
-    }
-}
-
-/// The pieces put back together, as a plain render would have written them.
-pub fn join(pieces: &[Piece]) -> String {
-    pieces.iter().map(Piece::text).collect()
-}
-
 /// Renders a template into its pieces: what the template wrote, and each
 /// value printed into it.
 pub fn render_pieces(text: &str, context: &Value) -> Result<Vec<Piece>, minijinja::Error> {
@@ -370,17 +345,6 @@ fn plain_text(value: &Value) -> String {
         }
         _ => value.to_string(),
     }
-}
-
-pub fn quote_word(text: &str) -> String {
-    if !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b))
-    {
-        return text.to_string();
-    }
-    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// Whether a string is a template at all (most strings are plain text).

@@ -6,7 +6,6 @@
 //! around it. Where no quoting can keep a value in its place, it is refused
 //! with the reason and how to write the template instead.
 //!
-//! [`Piece`]: crate::template::Piece
 
 pub mod shell;
 pub mod url;
@@ -15,6 +14,46 @@ pub use shell::{ShellProblem, shell_command, shell_template_problems};
 pub use url::url;
 
 use crate::step::Registry;
+
+/// One part of a rendered template: text the template wrote, or a value a
+/// `{{ … }}` printed into it. Knowing which is which is what lets a value be
+/// quoted for the place it lands in (a shell word, a URL's path) and a
+/// secret's derived value be masked, whatever the author wrote around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Text as the template wrote it (after its own control flow).
+    Literal(String),
+    /// A value printed by `{{ … }}`, as text (lists and maps as JSON).
+    /// `safe` when marked `| safe` or quoted by a filter such as `quote`:
+    /// the author vouches for it, and it goes in as it is.
+    Value { text: String, safe: bool },
+}
+
+impl Piece {
+    pub fn text(&self) -> &str {
+        match self {
+            Piece::Literal(text) | Piece::Value { text, .. } => text,
+        }
+    }
+}
+
+/// The pieces put back together, as a plain render would have written them.
+pub fn join(pieces: &[Piece]) -> String {
+    pieces.iter().map(Piece::text).collect()
+}
+
+/// Quotes a value as one `sh` word: as it is when it holds only characters
+/// no shell reads specially, else in single quotes.
+pub fn quote_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b))
+    {
+        return text.to_string();
+    }
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
 
 /// How a parameter's values are quoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

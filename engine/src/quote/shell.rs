@@ -13,7 +13,7 @@
 mod lexer;
 mod template_parts;
 
-use crate::template::Piece;
+use crate::quote::Piece;
 use lexer::Lexer;
 use std::ops::Range;
 use template_parts::{Filter, TemplatePart, template_parts};

@@ -8,7 +8,7 @@
 //! query parameter or a fragment, and a path segment that a value makes `.`
 //! or `..` is refused, so that it cannot climb out of the path.
 
-use crate::template::Piece;
+use crate::quote::Piece;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// Everything but RFC 3986's unreserved characters.

@@ -3,7 +3,7 @@
 //! for that place.
 
 use super::{Place, Refusal};
-use crate::template::quote_word;
+use crate::quote::quote_word;
 use std::collections::VecDeque;
 
 /// What the text before a value is, as far as it matters for quoting.
