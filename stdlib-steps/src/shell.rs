@@ -403,8 +403,6 @@ mod tests {
     use super::*;
     use crate::process_table::{self, ProcessInfo};
     use crate::tests::{FakeHost, assert_rejected, assert_valid, describe_all, run};
-    use nix::sys::signal::kill;
-    use nix::unistd::Pid;
     use serde_json::json;
     use std::time::{Duration, Instant};
 
@@ -527,30 +525,7 @@ mod tests {
         process_table::scan().iter().any(|p| p.pgid == pgid && !p.zombie)
     }
 
-    /// Kills, when dropped, every process whose arguments hold `marker`: a
-    /// failed test leaves nothing running.
-    struct Cleanup(String);
-
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            for pid in with_marker(&self.0) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
-    }
-
-    /// The running processes with `marker` among their arguments.
-    fn with_marker(marker: &str) -> Vec<i32> {
-        process_table::scan()
-            .into_iter()
-            .filter(|p| !p.zombie)
-            .filter(|p| {
-                std::fs::read(format!("/proc/{}/cmdline", p.pid))
-                    .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == marker.as_bytes()))
-            })
-            .map(|p| p.pid)
-            .collect()
-    }
+    use crate::tests::{Cleanup, with_marker};
 
     /// A command that starts, with `marker` as their `$0`, one loop that
     /// leaves the session with `setsid`, and one that does so from a

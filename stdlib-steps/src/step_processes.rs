@@ -577,29 +577,7 @@ mod tests {
     use super::*;
     use std::process::Stdio;
 
-    /// Kills, when dropped, every process whose command line holds
-    /// `marker`: a failed test leaves nothing running.
-    struct Cleanup(String);
-
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            for pid in with_marker(&self.0) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
-    }
-
-    fn with_marker(marker: &str) -> Vec<i32> {
-        process_table::scan()
-            .into_iter()
-            .filter(|p| !p.zombie)
-            .filter(|p| {
-                std::fs::read(format!("/proc/{}/cmdline", p.pid))
-                    .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == marker.as_bytes()))
-            })
-            .map(|p| p.pid)
-            .collect()
-    }
+    use crate::tests::{Cleanup, with_marker};
 
     fn marker(name: &str) -> String {
         format!("runbook-test-{name}-{:08x}", fastrand::u32(..))
