@@ -943,7 +943,10 @@ impl RunHost {
             if announce {
                 self.reporter.event(&Event::StepStarted {
                     step: action.id.to_string(),
-                    name: runbook.step(action.id).and_then(|s| s.name.clone()),
+                    name: match which {
+                        Which::Main(i) | Which::Rollback(i) => runbook.steps[i].name.clone(),
+                        Which::Finally(k) => runbook.finally[k].name.clone(),
+                    },
                     attempt,
                     action: self.describe(action.kind, rendered.shown()),
                 });

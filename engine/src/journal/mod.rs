@@ -232,6 +232,8 @@ pub const JOURNAL_FAILED: &str = "journal failure";
 /// The open journal and where its chain of records stands.
 struct Tail {
     file: File,
+    /// The journal's length: where a failed write is cut back to.
+    len: u64,
     seq: u64,
     /// The hash of the last line written, which the next record carries.
     last: String,
@@ -322,7 +324,14 @@ impl Drop for JournalWriter {
 /// The hash a record carries of the line before it: the first 16 bytes of
 /// its SHA-256, as hex.
 fn chain_hash(line: &[u8]) -> String {
-    sha256(line)[..32].to_string()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(line);
+    let mut hex = String::with_capacity(32);
+    for byte in &digest[..16] {
+        hex.push(HEX[usize::from(byte >> 4)] as char);
+        hex.push(HEX[usize::from(byte & 15)] as char);
+    }
+    hex
 }
 
 /// Takes `RESERVE_BYTES` of real disk space (not a sparse file) beside the journal.
@@ -410,6 +419,7 @@ impl JournalWriter {
             flusher,
             path,
             tail: Mutex::new(Tail {
+                len: file.metadata().map_or(0, |m| m.len()),
                 file,
                 seq,
                 last,
@@ -493,7 +503,7 @@ impl JournalWriter {
             .map_err(|e| JournalError::io("encode an event for", &self.path, io::Error::other(e)))?;
         let hash = chain_hash(line.as_bytes());
         line.push('\n');
-        let length = tail.file.metadata().map(|m| m.len()).ok();
+        let length = Some(tail.len);
         let mut result = write_line(&mut tail.file, line.as_bytes(), sync);
         if let Err(e) = &result
             && e.raw_os_error() == Some(nix::libc::ENOSPC)
@@ -510,6 +520,7 @@ impl JournalWriter {
                 if !is_header {
                     tail.seq = seq;
                 }
+                tail.len += line.len() as u64;
                 tail.last = hash;
                 Ok(seq)
             }
