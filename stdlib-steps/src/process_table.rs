@@ -138,6 +138,13 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = i32::try_from(child.id()).unwrap();
+        // Until it has executed `sleep`, the child's environment is ours.
+        for _ in 0..200 {
+            if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         let info = ProcessInfo::read(pid).unwrap();
         assert_eq!(info.ppid, i32::try_from(std::process::id()).unwrap());
         assert!(info.start_time > 0);
