@@ -655,10 +655,9 @@ fn execute_runbook(
         } else {
             Arc::new(Unattended { yes: options.yes })
         };
-        let env = |name: &str| std::env::var(name).ok();
         let request = RunRequest {
             inputs: options.inputs,
-            env: &env,
+            env: runbook_engine::execute::process_env(),
             base_dir,
             step_mode: options.step,
             yes: options.yes,

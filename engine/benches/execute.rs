@@ -63,10 +63,9 @@ fn run_with(
     registry: &Arc<Registry>,
     state: Option<runbook_engine::execute::StateRequest>,
 ) {
-    let env = |_: &str| None;
     let request = RunRequest {
         inputs: Vec::new(),
-        env: &env,
+        env: std::sync::Arc::new(|_: &str| None::<String>),
         base_dir: std::env::temp_dir(),
         step_mode: false,
         yes: true,

@@ -20,7 +20,7 @@ use crate::diagnostic::Diagnostic;
 use crate::journal::redact::Redacting;
 use crate::journal::{Header, Journal, JournalWriter};
 use crate::parse::raw::{Backoff, OnFailure, format_duration};
-use crate::plan::{EnvLookup, resolve_inputs};
+use crate::plan::resolve_inputs;
 use crate::secrets::Redactor;
 use crate::step::{Host, OutputStream, Registry, StepContext, StepError, StepFuture};
 use crate::template;
@@ -51,12 +51,22 @@ pub mod codes {
     pub const IN_FLIGHT: &str = "runbook::run::in_flight";
 }
 
+/// The environment a run reads: a variable's value by name. Injected, so
+/// that an embedder (or a test) decides what a run sees.
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The process's own environment.
+pub fn process_env() -> Env {
+    Arc::new(|name: &str| std::env::var(name).ok())
+}
+
 /// How to run.
-pub struct RunRequest<'a> {
+pub struct RunRequest {
     /// `--input NAME=VALUE`.
     pub inputs: Vec<(String, String)>,
-    /// The environment (inputs with `env`, secrets).
-    pub env: EnvLookup<'a>,
+    /// The environment (inputs with `env`, secrets, the lock directory);
+    /// child runs get the same.
+    pub env: Env,
     /// Relative secret files are read from here (the runbook's folder).
     pub base_dir: PathBuf,
     /// `--step`: ask before every step.
@@ -170,7 +180,7 @@ type Prepared = (serde_json::Map<String, Json>, HashMap<String, String>);
 fn prepare(
     compiled: &Compiled,
     registry: &Registry,
-    request: &RunRequest<'_>,
+    request: &RunRequest,
     interactive: bool,
 ) -> Result<Prepared, Vec<Diagnostic>> {
     let runbook = &compiled.runbook;
@@ -223,7 +233,7 @@ fn prepare(
     }
     let inputs: serde_json::Map<String, Json> = match request.mode.journal() {
         Some(journal) => journaled_inputs(runbook, journal, request, &mut errors),
-        None => resolve_inputs(runbook, &request.inputs, request.env, &mut errors)
+        None => resolve_inputs(runbook, &request.inputs, &*request.env, &mut errors)
             .into_iter()
             .map(|i| (i.name, i.value))
             .collect(),
@@ -321,7 +331,7 @@ fn prepare(
 fn journaled_inputs(
     runbook: &checked::Runbook,
     journal: &Journal,
-    request: &RunRequest<'_>,
+    request: &RunRequest,
     errors: &mut Vec<Diagnostic>,
 ) -> serde_json::Map<String, Json> {
     let header = &journal.header;
@@ -481,6 +491,8 @@ struct RunHost {
     /// The run's journal, for records a kind must see written before it acts.
     journal: Option<Arc<JournalWriter>>,
     redactor: Arc<Redactor>,
+    /// The environment the run was given, which its child runs get too.
+    env: Env,
     /// The kind each step's current action runs (a rollback body's, an undo's).
     running_kinds: std::sync::Mutex<HashMap<String, String>>,
     /// Output held back per step and stream, see [`crate::secrets::StreamMasker`].
@@ -705,10 +717,9 @@ impl RunHost {
     ) -> Result<RunSummary, StepError> {
         let child_id = child_run_id(&self.run_id, step);
         let origin = child.origin.clone();
-        let env = |name: &str| std::env::var(name).ok();
         let request = RunRequest {
             inputs,
-            env: &env,
+            env: self.env.clone(),
             base_dir: origin
                 .as_ref()
                 .and_then(|o| o.path.parent().map(std::path::Path::to_path_buf))
@@ -1172,7 +1183,7 @@ enum Stop {
 pub async fn execute(
     compiled: Arc<Compiled>,
     registry: Arc<Registry>,
-    request: RunRequest<'_>,
+    request: RunRequest,
     operator: Arc<dyn Operator>,
     reporter: Arc<dyn Reporter>,
     interrupts: mpsc::UnboundedReceiver<&'static str>,
@@ -1255,7 +1266,7 @@ pub async fn execute(
             })?,
             None => runbook.name.clone(),
         };
-        let locked = crate::journal::lock::lock_dir(request.env)
+        let locked = crate::journal::lock::lock_dir(&*request.env)
             .and_then(|dir| crate::journal::lock::acquire(&dir, &key, &run_id));
         _lock = Some(locked.map_err(|e| {
             vec![Diagnostic::error(codes::LOCKED, redactor.redact(&e.to_string()).into_owned()).with_help(e.help())]
@@ -1331,6 +1342,7 @@ pub async fn execute(
         redactor: redactor.clone(),
         streams: std::sync::Mutex::new(HashMap::new()),
         running_kinds: std::sync::Mutex::new(HashMap::new()),
+        env: request.env.clone(),
     });
     let shared = host;
     if let Some(journal) = request.mode.journal() {
@@ -1577,7 +1589,7 @@ struct Run {
 }
 
 impl Run {
-    fn new(shared: Arc<RunHost>, request: &RunRequest<'_>) -> Self {
+    fn new(shared: Arc<RunHost>, request: &RunRequest) -> Self {
         let runbook = &shared.compiled.runbook;
         let graph = &shared.compiled.graph;
         let waiting: Vec<usize> = graph.needs.iter().map(Vec::len).collect();
