@@ -9,6 +9,7 @@
 //! Every stage collects all its diagnostics instead of stopping at the
 //! first. Step kinds are registered explicitly in a [`step::Registry`].
 
+pub mod clock;
 pub mod compile;
 pub mod diagnostic;
 pub mod execute;

@@ -128,24 +128,7 @@ pub fn new_run_id() -> String {
 
 /// `2026-11-22T01:02:03Z` from seconds since the epoch.
 pub fn format_timestamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::clock::seconds_text(secs)
 }
 
 /// Listens for Ctrl-C and SIGTERM, sending the signal's name for each.
@@ -1294,7 +1277,7 @@ pub async fn execute(
                     runbook_sha256: crate::journal::sha256(&state.runbook_text),
                     inputs: shown,
                     masked_inputs,
-                    started_at: crate::journal::now(),
+                    started_at: crate::clock::now(),
                     pid: std::process::id(),
                     host: hostname(),
                 };

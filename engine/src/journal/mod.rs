@@ -187,11 +187,7 @@ pub fn run_dir(state_dir: &Path, run_id: &str) -> PathBuf {
 
 /// The time now, as `2026-11-22T01:02:03.456Z`.
 pub fn now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let base = crate::execute::format_timestamp(now.as_secs());
-    format!("{}.{:03}Z", base.trim_end_matches('Z'), now.subsec_millis())
+    crate::clock::now()
 }
 
 fn pid_alive(pid: u32) -> bool {

@@ -14,6 +14,7 @@
 //! Secrets were masked before the events were recorded; nothing here
 //! unmasks or adds anything.
 
+use crate::clock::epoch_millis;
 use crate::execute::{Event, RunStatus, RunSummary, StepStatus, StepSummary};
 use crate::journal::{Header, Journal, TimedEvent};
 use indexmap::IndexMap;
@@ -543,56 +544,9 @@ fn human_duration(ms: u64) -> String {
     }
 }
 
-/// Milliseconds since the epoch of a journal time, `2026-11-22T01:02:03.456Z`.
-fn epoch_millis(at: &str) -> Option<u64> {
-    let (date, time) = at.strip_suffix('Z')?.split_once('T')?;
-    let number = |text: &str| -> Option<i64> {
-        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| text.parse().ok())
-            .flatten()
-    };
-    let mut date = date.splitn(3, '-').map(number);
-    let (year, month, day) = (date.next()??, date.next()??, date.next()??);
-    let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
-    let mut hms = hms.splitn(3, ':').map(number);
-    let (hours, minutes, seconds) = (hms.next()??, hms.next()??, hms.next()??);
-    let fraction = fraction.get(..fraction.len().min(3))?;
-    let millis = number(fraction)? * 10_i64.pow(3 - fraction.len() as u32);
-    if year > 9999
-        || !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hours > 23
-        || minutes > 59
-        || seconds > 60
-    {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm, as in `format_timestamp`).
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds;
-    u64::try_from(total * 1000 + millis).ok()
-}
-
 /// The time of day of a journal time, `01:02:03.456`; other text as it is.
 fn clock(at: &str) -> String {
-    match epoch_millis(at) {
-        Some(ms) => {
-            let ms = ms % 86_400_000;
-            format!(
-                "{:02}:{:02}:{:02}.{:03}",
-                ms / 3_600_000,
-                ms / 60_000 % 60,
-                ms / 1000 % 60,
-                ms % 1000
-            )
-        }
-        None => at.to_string(),
-    }
+    crate::clock::time_of_day(at)
 }
 
 /// The time attribute JUnit wants: seconds with three decimals.
