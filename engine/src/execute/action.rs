@@ -1,0 +1,375 @@
+//! One action of a run (a step, a rollback body, a `finally` step): its
+//! attempts with retries and backoff, each bounded by the timeout and the
+//! run's cancellation, and the gates, `until` and outputs over its result.
+
+use super::*;
+
+/// Which action of the runbook a task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Which {
+    Main(usize),
+    Finally(usize),
+    Rollback(usize),
+}
+
+/// A step or rollback body, as the attempt loop sees it.
+pub(super) struct Action<'a> {
+    pub(super) id: &'a str,
+    pub(super) kind: &'a str,
+    pub(super) with: &'a Param,
+    pub(super) timeout: Option<Duration>,
+    pub(super) retry: Option<&'a Retry>,
+    pub(super) verify: &'a [Text],
+    pub(super) outputs: &'a [(String, Text)],
+}
+
+pub(super) fn action(runbook: &checked::Runbook, which: Which) -> Option<Action<'_>> {
+    let from_step = |s| step_action(s);
+    fn step_action(s: &checked::Step) -> Action<'_> {
+        Action {
+            id: &s.id,
+            kind: &s.kind,
+            with: &s.with,
+            timeout: s.timeout,
+            retry: s.retry.as_ref(),
+            verify: &s.verify,
+            outputs: &s.outputs,
+        }
+    }
+    Some(match which {
+        Which::Main(i) => from_step(&runbook.steps[i]),
+        Which::Finally(i) => from_step(&runbook.finally[i]),
+        Which::Rollback(i) => {
+            let step = &runbook.steps[i];
+            let body = step.rollback.as_ref()?;
+            Action {
+                id: &step.id,
+                kind: &body.kind,
+                with: &body.with,
+                timeout: body.timeout,
+                retry: body.retry.as_ref(),
+                verify: &body.verify,
+                outputs: &[],
+            }
+        }
+    })
+}
+
+/// How one step (all its attempts) ended.
+#[derive(Debug, Clone)]
+pub(super) struct Outcome {
+    pub(super) which: Which,
+    pub(super) status: StepStatus,
+    pub(super) outputs: Json,
+    pub(super) error: Option<String>,
+    /// The failure was a `verify` gate (offered to the operator when interactive).
+    pub(super) gate: bool,
+    /// How the kind undoes the step, for a step without a `rollback` of its own.
+    pub(super) undo: Option<crate::step::Undo>,
+    pub(super) attempts: u32,
+    pub(super) duration: Duration,
+}
+
+/// Shows what a step's output held back when its attempt ends, however it ends.
+pub(super) struct FlushOutput<'a> {
+    pub(super) host: &'a RunHost,
+    pub(super) step: &'a str,
+}
+
+impl Drop for FlushOutput<'_> {
+    fn drop(&mut self) {
+        let held: Vec<(OutputStream, String)> = match self.host.streams.lock() {
+            Ok(mut streams) => {
+                let keys: Vec<_> = streams.keys().filter(|(s, _)| s == self.step).cloned().collect();
+                keys.into_iter()
+                    .filter_map(|key| {
+                        let mut masker = streams.remove(&key)?;
+                        Some((key.1, masker.flush(&self.host.redactor)?))
+                    })
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for (stream, line) in held {
+            self.host.reporter.event(&Event::StepOutput {
+                step: self.step.to_string(),
+                stream,
+                line,
+            });
+        }
+    }
+}
+
+/// The delay before attempt `attempt + 1`.
+pub(super) fn backoff_delay(retry: &Retry, attempt: u32) -> Duration {
+    let base = match retry.backoff {
+        Backoff::Fixed => retry.delay,
+        Backoff::Exponential => retry
+            .delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(30))),
+    };
+    let capped = retry.max_delay.map_or(base, |max| base.min(max));
+    if retry.jitter {
+        capped.mul_f64(1.0 - fastrand::f64() * 0.5)
+    } else {
+        capped
+    }
+}
+
+impl RunHost {
+    /// Runs every attempt of an action. Never panics, never hangs past
+    /// cancellation plus the kill grace.
+    pub(super) async fn run_action(&self, which: Which, cancel: CancellationToken, announce: bool) -> Outcome {
+        let started = Instant::now();
+        let runbook = &self.compiled.runbook;
+        let Some(action) = action(runbook, which) else {
+            return Outcome {
+                which,
+                status: StepStatus::Failed,
+                outputs: Json::Null,
+                error: Some("no such action".into()),
+                gate: false,
+                undo: None,
+                attempts: 0,
+                duration: Duration::ZERO,
+            };
+        };
+        let attempts = action.retry.map_or(1, |r| r.attempts.max(1));
+        let mut outcome = Outcome {
+            which,
+            status: StepStatus::Failed,
+            outputs: Json::Null,
+            error: None,
+            gate: false,
+            undo: None,
+            attempts: 0,
+            duration: Duration::ZERO,
+        };
+        // A step without a `rollback` of its own may be undone by its kind.
+        let undoable = matches!(which, Which::Main(i) if runbook.steps[i].rollback.is_none());
+        for attempt in 1..=attempts {
+            outcome.attempts = attempt;
+            let rendered = match self.renderer().params(action.with, action.kind) {
+                Ok(rendered) => rendered,
+                Err(e) => {
+                    outcome.error = Some(e);
+                    break;
+                }
+            };
+            if announce {
+                self.reporter.event(&Event::StepStarted {
+                    step: action.id.to_string(),
+                    name: match which {
+                        Which::Main(i) | Which::Rollback(i) => runbook.steps[i].name.clone(),
+                        Which::Finally(k) => runbook.finally[k].name.clone(),
+                    },
+                    attempt,
+                    action: self.describe(action.kind, rendered.shown()),
+                });
+            }
+            if !self.journaled() {
+                // Its start could not be recorded: it must not start.
+                outcome.status = StepStatus::Cancelled;
+                outcome.error = Some("not started: the journal could not be written".into());
+                break;
+            }
+            let params = rendered.value;
+            let undo_params = undoable.then(|| params.clone());
+            let result = self.attempt(&action, attempt, params, &cancel).await;
+            if cancel.is_cancelled() {
+                outcome.status = StepStatus::Cancelled;
+                outcome.error = Some("cancelled".into());
+                break;
+            }
+            let undo = match (&result, &undo_params) {
+                (Ok(result), Some(params)) => self.registry.get(action.kind).and_then(|k| k.undo(params, result)),
+                _ => None,
+            };
+            match result.and_then(|result| self.check(&action, &result)) {
+                Ok(outputs) => {
+                    outcome.undo = undo;
+                    outcome.status = StepStatus::Succeeded;
+                    outcome.outputs = outputs;
+                    outcome.error = None;
+                    outcome.gate = false;
+                    break;
+                }
+                Err((error, gate)) => {
+                    outcome.error = Some(error.clone());
+                    outcome.gate = gate;
+                    if attempt < attempts
+                        && let Some(retry) = action.retry
+                    {
+                        let delay = backoff_delay(retry, attempt);
+                        self.reporter.event(&Event::StepRetrying {
+                            step: action.id.to_string(),
+                            attempt,
+                            error,
+                            delay_ms: millis(delay),
+                        });
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = cancel.cancelled() => {
+                                outcome.status = StepStatus::Cancelled;
+                                outcome.error = Some("cancelled".into());
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        outcome.duration = started.elapsed();
+        outcome
+    }
+
+    /// One attempt: the kind's future, bounded by the timeout and the run's cancellation.
+    pub(super) async fn attempt(
+        &self,
+        action: &Action<'_>,
+        attempt: u32,
+        params: Json,
+        cancel: &CancellationToken,
+    ) -> Result<Json, (String, bool)> {
+        let Some(kind) = self.registry.get(action.kind).cloned() else {
+            return Err((format!("unknown step kind `{}`", action.kind), false));
+        };
+        let attempt_cancel = cancel.child_token();
+        let cx = StepContext {
+            run_id: self.run_id.clone(),
+            step_id: action.id.to_string(),
+            attempt,
+            idempotency_key: format!("{}:{}", self.run_id, action.id),
+            params,
+            cancel: attempt_cancel.clone(),
+            kill_grace: self.kill_grace,
+            host: self
+                .this
+                .upgrade()
+                .ok_or_else(|| ("the run has ended".to_string(), false))?,
+        };
+        let _flush = FlushOutput {
+            host: self,
+            step: action.id,
+        };
+        self.set_running_kind(action.id, action.kind);
+        let mut future = kind.run(cx);
+        let timeout = action.timeout;
+        let expired = async {
+            match timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let bound = self.kill_grace + Duration::from_secs(2);
+        tokio::select! {
+            result = &mut future => result.map_err(|e| (step_error_text(&e), false)),
+            () = expired => {
+                attempt_cancel.cancel();
+                let _ = tokio::time::timeout(bound, &mut future).await;
+                Err((format!("timed out after {}", format_duration(timeout.unwrap_or_default())), false))
+            }
+            () = cancel.cancelled() => {
+                let _ = tokio::time::timeout(bound, &mut future).await;
+                Err(("cancelled".into(), false))
+            }
+        }
+    }
+
+    pub(super) fn set_running_kind(&self, step: &str, kind: &str) {
+        if let Ok(mut kinds) = self.running_kinds.lock() {
+            kinds.insert(step.to_string(), kind.to_string());
+        }
+    }
+
+    /// Runs the action a kind gave to undo a step (parameters already concrete).
+    pub(super) async fn run_undo(
+        &self,
+        step: &str,
+        undo: crate::step::Undo,
+        cancel: CancellationToken,
+    ) -> Result<(), String> {
+        self.set_running_kind(step, &undo.kind);
+        let kind = self
+            .registry
+            .get(&undo.kind)
+            .cloned()
+            .ok_or_else(|| format!("unknown step kind `{}`", undo.kind))?;
+        let cx = StepContext {
+            run_id: self.run_id.clone(),
+            step_id: step.to_string(),
+            attempt: 1,
+            idempotency_key: format!("{}:{step}:undo", self.run_id),
+            params: undo.params,
+            cancel,
+            kill_grace: self.kill_grace,
+            host: self.this.upgrade().ok_or("the run has ended")?,
+        };
+        kind.run(cx).await.map(|_| ()).map_err(|e| e.message)
+    }
+
+    /// Verify gates, `retry.until` and outputs over a result.
+    pub(super) fn check(&self, action: &Action<'_>, result: &Json) -> Result<Json, (String, bool)> {
+        let ctx = self.ctx.value(Some(result));
+        for gate in action.verify {
+            match template::eval(&gate.text, &ctx) {
+                Ok(value) if value.is_true() => {}
+                Ok(_) => {
+                    let seen = explain(&gate.text, &ctx, &self.redactor);
+                    return Err((format!("verification failed: `{}` is false ({seen})", gate.text), true));
+                }
+                Err(e) => {
+                    return Err((
+                        format!("cannot evaluate `{}`: {}", gate.text, template::reason(&e)),
+                        true,
+                    ));
+                }
+            }
+        }
+        if let Some(until) = action.retry.and_then(|r| r.until.as_ref()) {
+            match template::eval(&until.text, &ctx) {
+                Ok(value) if value.is_true() => {}
+                Ok(_) => {
+                    return Err((
+                        format!(
+                            "`{}` is not true yet ({})",
+                            until.text,
+                            explain(&until.text, &ctx, &self.redactor)
+                        ),
+                        false,
+                    ));
+                }
+                Err(e) => {
+                    return Err((
+                        format!("cannot evaluate `{}`: {}", until.text, template::reason(&e)),
+                        false,
+                    ));
+                }
+            }
+        }
+        let mut outputs = serde_json::Map::new();
+        let renderer = self.renderer();
+        for (name, expression) in action.outputs {
+            match renderer.expression(expression, result) {
+                Ok(value) => {
+                    outputs.insert(name.clone(), serde_json::to_value(&value).unwrap_or(Json::Null));
+                }
+                Err(e) => {
+                    return Err((
+                        format!(
+                            "cannot compute output `{name}` = `{}`: {}",
+                            expression.text,
+                            template::reason(&e)
+                        ),
+                        false,
+                    ));
+                }
+            }
+        }
+        Ok(Json::Object(outputs))
+    }
+}
+
+pub(super) fn step_error_text(error: &StepError) -> String {
+    error.message.clone()
+}
