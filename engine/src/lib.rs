@@ -96,9 +96,6 @@ pub fn load_bytes(name: &str, bytes: &[u8], registry: &Registry) -> (SourceFile,
     }
 }
 
-/// The step kind that runs another runbook file.
-pub const RUNBOOK_KIND: &str = "runbook";
-
 pub mod codes {
     pub const SUB_RUNBOOK: &str = "runbook::compile::sub_runbook";
     pub const RUNBOOK_CYCLE: &str = "runbook::compile::runbook_cycle";
@@ -135,21 +132,20 @@ fn load_path_within(
     stack.push(here);
     let base = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     let mut errors = Vec::new();
-    let steps: Vec<validate::checked::Step> = loaded
+    let steps: Vec<(validate::checked::Step, &str)> = loaded
         .compiled
         .runbook
         .steps
         .iter()
         .chain(&loaded.compiled.runbook.finally)
-        .filter(|s| s.kind == RUNBOOK_KIND)
-        .cloned()
+        .filter_map(|s| Some((s.clone(), registry.get(&s.kind)?.child_runbook_param()?)))
         .collect();
-    for step in steps {
-        let file = match step.with.get("file") {
+    for (step, param) in steps {
+        let file = match step.with.get(param) {
             Some(Param::Value(serde_json::Value::String(file))) => file.clone(),
             Some(_) => {
                 errors.push(
-                    Diagnostic::error(codes::SUB_RUNBOOK, format!("the `file` of step `{}` must be a plain path", step.id))
+                    Diagnostic::error(codes::SUB_RUNBOOK, format!("the `{param}` of step `{}` must be a plain path", step.id))
                         .with_label(step.kind_span, "runs another runbook")
                         .with_help("a runbook that runs another must name it without templates, so it can be checked before the run"),
                 );

@@ -66,6 +66,19 @@ pub trait StepKind: Send + Sync + 'static {
         false
     }
 
+    /// Whether running the step asks the operator (the `confirm` kind): a run
+    /// with nobody to ask refuses to start rather than stop at it.
+    fn asks_operator(&self) -> bool {
+        false
+    }
+
+    /// The parameter naming another runbook that the step runs as a child
+    /// run (the `runbook` kind's `file`): that runbook is checked with this
+    /// one, and rolled back with it.
+    fn child_runbook_param(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Checks beyond the schema. Parameters are as written: strings may still
     /// hold templates, which must not be judged before they are rendered.
     fn validate(&self, _params: &Json) -> Vec<ParamProblem> {

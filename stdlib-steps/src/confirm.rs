@@ -34,6 +34,10 @@ impl StepKind for Confirm {
         crate::schema_of::<ConfirmParams>()
     }
 
+    fn asks_operator(&self) -> bool {
+        true
+    }
+
     fn read_only(&self) -> bool {
         true
     }

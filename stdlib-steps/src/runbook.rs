@@ -26,6 +26,10 @@ pub struct RunbookParams {
 }
 
 impl StepKind for Runbook {
+    fn child_runbook_param(&self) -> Option<&'static str> {
+        Some("file")
+    }
+
     fn name(&self) -> &'static str {
         "runbook"
     }

@@ -186,6 +186,13 @@ impl RunHost {
         self.journal.as_ref().is_none_or(|j| j.failure().is_none())
     }
 
+    /// Whether a step of this kind runs a child runbook.
+    pub(super) fn runs_child(&self, kind: &str) -> bool {
+        self.registry
+            .get(kind)
+            .is_some_and(|k| k.child_runbook_param().is_some())
+    }
+
     pub(super) fn renderer(&self) -> context::Renderer<'_> {
         self.ctx.renderer(&self.registry, &self.redactor)
     }

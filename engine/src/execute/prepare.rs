@@ -47,7 +47,7 @@ pub(super) fn prepare(
     }
     if let Mode::Rollback(journal) = &request.mode
         && let Some(summary) = journal.finished()
-        && !anything_to_roll_back(runbook, journal)
+        && !anything_to_roll_back(runbook, registry, journal)
     {
         let said = if summary.status == RunStatus::RolledBack {
             "was already rolled back"
@@ -130,7 +130,9 @@ pub(super) fn prepare(
             .steps
             .iter()
             .chain(&runbook.finally)
-            .filter(|s| request.step_mode || s.confirm.is_some() || s.kind == "confirm")
+            .filter(|s| {
+                request.step_mode || s.confirm.is_some() || registry.get(&s.kind).is_some_and(|k| k.asks_operator())
+            })
             .filter(|s| !known_skipped(s, &inputs))
             .map(|s| s.id.as_str())
             .collect();

@@ -24,16 +24,16 @@ pub(super) fn in_flight(journal: &Journal) -> Vec<String> {
 /// Whether a run's journal shows a step still in place that can be undone
 /// (it succeeded, has a rollback, an undo from its kind or a child run, and
 /// was not rolled back since).
-pub(super) fn anything_to_roll_back(runbook: &checked::Runbook, journal: &Journal) -> bool {
+pub(super) fn anything_to_roll_back(runbook: &checked::Runbook, registry: &Registry, journal: &Journal) -> bool {
     let mut in_place: indexmap::IndexSet<&str> = indexmap::IndexSet::new();
     for timed in &journal.events {
         match &timed.event {
             Event::StepSucceeded { step, undo, .. } => {
-                let undoable = runbook
-                    .steps
-                    .iter()
-                    .find(|s| &s.id == step)
-                    .is_some_and(|s| s.rollback.is_some() || undo.is_some() || s.kind == crate::RUNBOOK_KIND);
+                let undoable = runbook.steps.iter().find(|s| &s.id == step).is_some_and(|s| {
+                    s.rollback.is_some()
+                        || undo.is_some()
+                        || registry.get(&s.kind).is_some_and(|k| k.child_runbook_param().is_some())
+                });
                 if undoable {
                     in_place.insert(step);
                 }

@@ -54,7 +54,7 @@ impl Run {
         for i in order {
             // A `runbook` step without a rollback of its own is undone by rolling back its child run;
             // other steps without one by the action their kind gave when they succeeded.
-            let child = self.step(i).rollback.is_none() && self.step(i).kind == crate::RUNBOOK_KIND;
+            let child = self.step(i).rollback.is_none() && self.shared.runs_child(&self.step(i).kind);
             let undo = match self.step(i).rollback {
                 None if !child => self.outcomes.get(&Which::Main(i)).and_then(|o| o.undo.clone()),
                 _ => None,

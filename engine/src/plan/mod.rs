@@ -338,7 +338,7 @@ pub fn plan(
         confirmations: steps
             .iter()
             .chain(&finally_steps)
-            .filter(|s| s.confirm.is_some() || s.action.kind == "confirm")
+            .filter(|s| s.confirm.is_some() || registry.get(&s.action.kind).is_some_and(|k| k.asks_operator()))
             .count(),
         with_rollback: steps.iter().filter(|s| s.rollback.is_some()).count(),
         skipped: steps
