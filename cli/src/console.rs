@@ -1,11 +1,13 @@
 //! The terminal side of a run: the live view and line-per-event output
 //! (reporters of the engine's events), and the operator's prompts.
 
+use anstyle::AnsiColor;
 use dialoguer::{Confirm, Select, theme::ColorfulTheme};
 use indicatif::{ProgressBar, ProgressStyle};
 use runbook_engine::execute::{
     Event, GateAnswer, InterruptAnswer, Operator, Reporter, RunStatus, RunSummary, StepAnswer, StepStatus,
 };
+use runbook_engine::paint::Paint;
 use runbook_engine::step::OutputStream;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -36,7 +38,7 @@ struct ViewState {
 /// printing millions of lines costs a few writes, not two per line.
 pub struct Console {
     style: Style,
-    color: bool,
+    paint: Paint,
     bar: Option<ProgressBar>,
     state: Mutex<ViewState>,
     pending: Mutex<String>,
@@ -57,7 +59,7 @@ impl Console {
         });
         let console = Arc::new(Self {
             style,
-            color,
+            paint: Paint::new(color),
             bar,
             state: Mutex::new(ViewState {
                 running: BTreeMap::new(),
@@ -76,14 +78,6 @@ impl Console {
             }
         });
         console
-    }
-
-    fn paint(&self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
     }
 
     /// A line above the live view (or on stderr for plain output), soon.
@@ -166,12 +160,12 @@ impl Console {
         out.push_str(&format!("\nsummary of run {} ({})\n", summary.run_id, summary.runbook));
         for step in &summary.steps {
             let mark = match step.status {
-                StepStatus::Succeeded => self.paint("32", "✓"),
-                StepStatus::Failed | StepStatus::RollbackFailed => self.paint("31", "✗"),
-                StepStatus::RolledBack => self.paint("36", "↶"),
-                StepStatus::Skipped => self.paint("2", "○"),
-                StepStatus::Cancelled => self.paint("33", "■"),
-                _ => self.paint("2", "·"),
+                StepStatus::Succeeded => self.paint.fg(AnsiColor::Green, "✓"),
+                StepStatus::Failed | StepStatus::RollbackFailed => self.paint.fg(AnsiColor::Red, "✗"),
+                StepStatus::RolledBack => self.paint.fg(AnsiColor::Cyan, "↶"),
+                StepStatus::Skipped => self.paint.dim("○"),
+                StepStatus::Cancelled => self.paint.fg(AnsiColor::Yellow, "■"),
+                _ => self.paint.dim("·"),
             };
             let mut line = format!("  {mark} {:<24} {:<16}", step.id, step.status.as_str());
             if step.attempts > 0 {
@@ -198,15 +192,19 @@ impl Console {
             out.push_str(&format!("  reason: {reason}\n"));
         }
         let status = match summary.status {
-            RunStatus::Succeeded => self.paint("1;32", "succeeded"),
-            RunStatus::RollbackFailed => self.paint("1;31", "ROLLBACK FAILED: a person must look at this"),
-            RunStatus::Cancelled => self.paint("1;33", "cancelled"),
-            RunStatus::Failed => self.paint("1;31", "failed, rolled back"),
-            RunStatus::FailedWithoutRollback => self.paint("1;31", "failed, not rolled back"),
-            RunStatus::RolledBack => self.paint("1;36", "rolled back"),
-            RunStatus::Aborted => self.paint("1;31", "ABORTED, not rolled back: a person must take over"),
-            RunStatus::JournalFailed => self.paint(
-                "1;31",
+            RunStatus::Succeeded => self.paint.bold_fg(AnsiColor::Green, "succeeded"),
+            RunStatus::RollbackFailed => self
+                .paint
+                .bold_fg(AnsiColor::Red, "ROLLBACK FAILED: a person must look at this"),
+            RunStatus::Cancelled => self.paint.bold_fg(AnsiColor::Yellow, "cancelled"),
+            RunStatus::Failed => self.paint.bold_fg(AnsiColor::Red, "failed, rolled back"),
+            RunStatus::FailedWithoutRollback => self.paint.bold_fg(AnsiColor::Red, "failed, not rolled back"),
+            RunStatus::RolledBack => self.paint.bold_fg(AnsiColor::Cyan, "rolled back"),
+            RunStatus::Aborted => self
+                .paint
+                .bold_fg(AnsiColor::Red, "ABORTED, not rolled back: a person must take over"),
+            RunStatus::JournalFailed => self.paint.bold_fg(
+                AnsiColor::Red,
                 "STOPPED: the journal could not be written; nothing more was started, nothing rolled back",
             ),
             RunStatus::Running => "running".into(),
@@ -265,11 +263,14 @@ impl Reporter for Console {
                     } else {
                         String::new()
                     };
-                    Some(format!("{} {title}{again}: {action}", self.paint("1;34", "▶")))
+                    Some(format!(
+                        "{} {title}{again}: {action}",
+                        self.paint.bold_fg(AnsiColor::Blue, "▶")
+                    ))
                 }
                 Event::StepOutput { step, stream, line } => {
                     let bar = if *stream == OutputStream::Stderr {
-                        self.paint("33", "│")
+                        self.paint.fg(AnsiColor::Yellow, "│")
                     } else {
                         "│".into()
                     };
@@ -280,9 +281,9 @@ impl Reporter for Console {
                     })
                 }
                 Event::Log { step, level, message } => Some(match level.as_str() {
-                    "warn" => format!("  {} {step}: {message}", self.paint("33", "warning:")),
-                    "error" => format!("  {} {step}: {message}", self.paint("31", "error:")),
-                    _ => format!("  {} {message}", self.paint("36", "log:")),
+                    "warn" => format!("  {} {step}: {message}", self.paint.fg(AnsiColor::Yellow, "warning:")),
+                    "error" => format!("  {} {step}: {message}", self.paint.fg(AnsiColor::Red, "error:")),
+                    _ => format!("  {} {message}", self.paint.fg(AnsiColor::Cyan, "log:")),
                 }),
                 Event::StepRetrying {
                     step,
@@ -291,7 +292,7 @@ impl Reporter for Console {
                     delay_ms,
                 } => Some(format!(
                     "{} {step}: attempt {attempt} failed ({error}); retrying in {}",
-                    self.paint("33", "↻"),
+                    self.paint.fg(AnsiColor::Yellow, "↻"),
                     Self::seconds(*delay_ms)
                 )),
                 Event::StepSucceeded { step, duration_ms, .. } => {
@@ -299,7 +300,7 @@ impl Reporter for Console {
                     state.done += 1;
                     Some(format!(
                         "{} {step} succeeded in {}",
-                        self.paint("32", "✓"),
+                        self.paint.fg(AnsiColor::Green, "✓"),
                         Self::seconds(*duration_ms)
                     ))
                 }
@@ -313,33 +314,37 @@ impl Reporter for Console {
                     state.done += 1;
                     Some(format!(
                         "{} {step} failed after {}: {error} (on failure: {on_failure})",
-                        self.paint("1;31", "✗"),
+                        self.paint.bold_fg(AnsiColor::Red, "✗"),
                         Self::seconds(*duration_ms)
                     ))
                 }
                 Event::StepSkipped { step, reason } => {
                     state.done += 1;
-                    Some(format!("{} {step} skipped: {reason}", self.paint("2", "○")))
+                    Some(format!("{} {step} skipped: {reason}", self.paint.dim("○")))
                 }
                 Event::StepCancelled { step, reason } => {
                     state.running.remove(step);
-                    Some(format!("{} {step} cancelled: {reason}", self.paint("33", "■")))
+                    Some(format!(
+                        "{} {step} cancelled: {reason}",
+                        self.paint.fg(AnsiColor::Yellow, "■")
+                    ))
                 }
                 Event::Interrupted { signal } => Some(format!(
                     "{} {signal}: stopping; running steps get SIGTERM, then SIGKILL",
-                    self.paint("1;33", "interrupted:")
+                    self.paint.bold_fg(AnsiColor::Yellow, "interrupted:")
                 )),
-                Event::RollbackStarted { step, action } => {
-                    Some(format!("{} rolling back {step}: {action}", self.paint("36", "↶")))
-                }
+                Event::RollbackStarted { step, action } => Some(format!(
+                    "{} rolling back {step}: {action}",
+                    self.paint.fg(AnsiColor::Cyan, "↶")
+                )),
                 Event::RollbackSucceeded { step, duration_ms } => Some(format!(
                     "{} rolled back {step} in {}",
-                    self.paint("36", "✓"),
+                    self.paint.fg(AnsiColor::Cyan, "✓"),
                     Self::seconds(*duration_ms)
                 )),
                 Event::RollbackFailed { step, error, .. } => Some(format!(
                     "{} rollback of {step} FAILED: {error}",
-                    self.paint("1;31", "✗✗")
+                    self.paint.bold_fg(AnsiColor::Red, "✗✗")
                 )),
                 Event::FinallyStarted { steps } => Some(format!("finally: {steps} step(s)")),
                 Event::RunResumed { run_id, rerun } => Some(if rerun.is_empty() {
@@ -347,11 +352,13 @@ impl Reporter for Console {
                 } else {
                     format!("resuming run {run_id}; running again: {}", rerun.join(", "))
                 }),
-                Event::RollbackRequested { reason } => Some(format!("{} {reason}", self.paint("36", "rollback:"))),
+                Event::RollbackRequested { reason } => {
+                    Some(format!("{} {reason}", self.paint.fg(AnsiColor::Cyan, "rollback:")))
+                }
                 Event::StepCheckpoint { .. } | Event::RunFinished { .. } => None,
                 Event::StepRecovered { step, action } => Some(format!(
                     "{} {step}: put right after the run died: {action}",
-                    self.paint("36", "↺")
+                    self.paint.fg(AnsiColor::Cyan, "↺")
                 )),
             }
         };

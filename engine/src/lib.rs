@@ -15,6 +15,7 @@ pub mod diagnostic;
 pub mod execute;
 pub mod files;
 pub mod journal;
+pub mod paint;
 pub mod parse;
 pub mod plan;
 pub mod printable;

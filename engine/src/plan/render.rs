@@ -2,33 +2,11 @@
 //! (JSON is the plan's `Serialize`).
 
 use super::{Guard, Plan, PlannedAction, PlannedStep};
+use crate::paint::Paint;
 use crate::parse::raw::OnFailure;
-use anstyle::{AnsiColor, Style};
+use anstyle::AnsiColor;
 use serde_json::Value as Json;
 use std::fmt::Write;
-
-struct Paint {
-    color: bool,
-}
-
-impl Paint {
-    fn paint(&self, style: Style, text: &str) -> String {
-        if self.color {
-            format!("{}{text}{}", style.render(), style.render_reset())
-        } else {
-            text.to_string()
-        }
-    }
-    fn bold(&self, text: &str) -> String {
-        self.paint(Style::new().bold(), text)
-    }
-    fn dim(&self, text: &str) -> String {
-        self.paint(Style::new().dimmed(), text)
-    }
-    fn fg(&self, color: AnsiColor, text: &str) -> String {
-        self.paint(Style::new().fg_color(Some(color.into())), text)
-    }
-}
 
 /// The plan as text for a terminal; `color` adds ANSI styles. Control
 /// characters in the runbook's text and values are shown escaped.
