@@ -5,7 +5,7 @@ use anstyle::AnsiColor;
 use dialoguer::{Confirm, Select, theme::ColorfulTheme};
 use indicatif::{ProgressBar, ProgressStyle};
 use runbook_engine::execute::{
-    Event, GateAnswer, InterruptAnswer, Operator, Reporter, RunStatus, RunSummary, StepAnswer, StepStatus,
+    Event, EventLine, GateAnswer, InterruptAnswer, Operator, Reporter, RunStatus, RunSummary, StepAnswer, StepStatus,
 };
 use runbook_engine::paint::Paint;
 use runbook_engine::step::OutputStream;
@@ -232,7 +232,7 @@ fn escape(text: &mut String) {
 impl Reporter for Console {
     fn event(&self, event: &Event) {
         if self.style == Style::Json {
-            if let Ok(text) = serde_json::to_string(event) {
+            if let Ok(text) = serde_json::to_string(&EventLine::now(event)) {
                 self.line(&text);
             }
             if !matches!(event, Event::StepOutput { .. }) {

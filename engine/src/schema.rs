@@ -52,3 +52,39 @@ pub fn format_schema(registry: &Registry) -> Json {
     }
     schema
 }
+
+/// The schema of one line of `runbook run --output json`: an event with its time.
+pub fn events_schema() -> Json {
+    let mut settings = schemars::generate::SchemaSettings::draft2020_12();
+    settings.meta_schema = Some("https://json-schema.org/draft/2020-12/schema".into());
+    let generator = settings.into_generator();
+    let mut schema = serde_json::to_value(generator.into_root_schema_for::<crate::execute::EventLine<'static>>())
+        .unwrap_or(Json::Null);
+    if let Some(object) = schema.as_object_mut() {
+        object.insert(
+            "$id".into(),
+            json!("https://runbook.dev/schemas/run-events-v1.schema.json"),
+        );
+        object.insert("title".into(), json!("runbook run --output json: one event per line"));
+    }
+    schema
+}
+
+#[cfg(test)]
+mod tests {
+    /// The checked-in schema of the event stream is the one the code makes.
+    #[test]
+    fn the_events_schema_is_checked_in() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/run-events-v1.schema.json");
+        let made = format!("{}\n", serde_json::to_string_pretty(&super::events_schema()).unwrap());
+        let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+        if std::env::var_os("RUNBOOK_UPDATE_SCHEMAS").is_some() {
+            std::fs::write(path, &made).unwrap();
+            return;
+        }
+        assert!(
+            checked_in == made,
+            "schemas/run-events-v1.schema.json differs from the events' types; regenerate it with\n  RUNBOOK_UPDATE_SCHEMAS=1 cargo test -p runbook-engine --lib schema"
+        );
+    }
+}

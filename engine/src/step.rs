@@ -145,7 +145,7 @@ pub trait StepKind: Send + Sync + 'static {
 }
 
 /// An action that undoes a step: a kind and its (rendered) parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Undo {
     pub kind: String,
     pub params: Json,
@@ -188,7 +188,7 @@ impl std::fmt::Display for StepError {
 }
 
 /// Which stream a line of a step's live output came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputStream {
     Stdout,

@@ -3,11 +3,12 @@
 
 use crate::secrets::Redactor;
 use crate::step::OutputStream;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Running,
@@ -62,7 +63,7 @@ impl RunStatus {
 }
 
 /// Where a step stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Pending,
@@ -93,7 +94,7 @@ impl StepStatus {
 }
 
 /// One thing that happened in a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     RunStarted {
@@ -196,7 +197,7 @@ pub enum Event {
 }
 
 /// The outcome of each step, for the final summary and reports.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct StepSummary {
     pub id: String,
     pub name: Option<String>,
@@ -208,7 +209,7 @@ pub struct StepSummary {
     pub is_finally: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RunSummary {
     pub run_id: String,
     pub runbook: String,
@@ -323,6 +324,26 @@ impl RunSummary {
         }
         self.rolled_back.iter_mut().for_each(&mut text);
         self.reason.iter_mut().for_each(&mut text);
+    }
+}
+
+/// One line of `--output json`: an event and when it happened (RFC 3339,
+/// UTC, to the millisecond). Its JSON Schema is `schemas/run-events-v1.schema.json`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct EventLine<'a> {
+    #[schemars(extend("format" = "date-time"))]
+    pub at: String,
+    #[serde(flatten)]
+    pub event: std::borrow::Cow<'a, Event>,
+}
+
+impl<'a> EventLine<'a> {
+    /// The event, stamped now.
+    pub fn now(event: &'a Event) -> Self {
+        Self {
+            at: crate::clock::now(),
+            event: std::borrow::Cow::Borrowed(event),
+        }
     }
 }
 

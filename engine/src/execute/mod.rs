@@ -27,7 +27,7 @@ use prepare::*;
 use replay::*;
 use schedule::*;
 
-pub use event::{Event, Reporter, RunStatus, RunSummary, StepStatus, StepSummary};
+pub use event::{Event, EventLine, Reporter, RunStatus, RunSummary, StepStatus, StepSummary};
 pub use operator::{GateAnswer, InterruptAnswer, Operator, StepAnswer, Unattended};
 
 use crate::compile::Compiled;
