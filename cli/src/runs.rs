@@ -4,6 +4,7 @@
 use crate::args::{OutputFormat, ReportArgs};
 use crate::reports::write_reports;
 use crate::{Terminal, print_stdout};
+use runbook_engine::report::{ReportFormat, RunRecord, render, timeline, timeline_lines};
 use runbook_engine::{exit, printable};
 use std::path::Path;
 
@@ -62,13 +63,9 @@ pub fn show(terminal: &Terminal, state_dir: &Path, run_id: &str, format: OutputF
     if write_reports(terminal, state_dir, run_id, report).is_err() {
         return exit::INVALID;
     }
-    let record = runbook_engine::report::RunRecord {
-        header: &journal.header,
-        events: &journal.events,
-        summary: journal.finished(),
-    };
+    let record = RunRecord::from_journal(&journal);
     let text = match format {
-        OutputFormat::Json => runbook_engine::report::render(&record, runbook_engine::report::ReportFormat::Json),
+        OutputFormat::Json => render(&record, ReportFormat::Json),
         OutputFormat::Text => {
             let h = &journal.header;
             let mut out = format!(
@@ -81,20 +78,11 @@ pub fn show(terminal: &Terminal, state_dir: &Path, run_id: &str, format: OutputF
                 h.pid,
                 journal.status()
             );
-            for timed in &journal.events {
-                let line = serde_json::to_value(&timed.event).unwrap_or_default();
-                let kind = line.get("event").and_then(|v| v.as_str()).unwrap_or("event");
-                if kind == "step_output" {
-                    continue;
-                }
-                let step = line.get("step").and_then(|v| v.as_str()).unwrap_or("");
-                let detail = ["error", "reason", "action", "message"]
-                    .iter()
-                    .find_map(|k| line.get(*k).and_then(|v| v.as_str()))
-                    .unwrap_or("");
-                let time = timed.at.get(11..23).unwrap_or(&timed.at);
-                let (step, detail) = (printable::line(step), printable::line(detail));
-                out.push_str(&format!("{time}  {kind:<20} {step:<20} {detail}\n").replace("  \n", "\n"));
+            // The Markdown report's timeline, with what steps printed escaped
+            // for the terminal rather than flattened for a document.
+            for line in timeline_lines(&timeline(&journal.events), printable::line) {
+                out.push_str(&line);
+                out.push('\n');
             }
             if journal.torn_tail {
                 out.push_str("(the last line of the journal was cut short by a crash)\n");
