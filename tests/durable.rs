@@ -150,6 +150,21 @@ fn a_finished_run_can_be_rolled_back_later() {
     assert_eq!(sandbox.read("effects").matches("undo-one").count(), 1);
     let shown = sandbox.runbook(&["show", &run, "--format", "json"], &[]);
     assert_eq!(shown.code, Some(0), "{}", shown.transcript());
+    // `show` tells the run in the words of the Markdown report's timeline.
+    let text = sandbox.runbook(&["show", &run, "--report", "report.md"], &[]);
+    assert_eq!(text.code, Some(0), "{}", text.transcript());
+    let report = sandbox.read("report.md");
+    let timeline = report
+        .split_once("## Timeline\n\n```text\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(lines, _)| lines)
+        .unwrap_or_else(|| panic!("no timeline in the report:\n{report}"));
+    assert!(timeline.contains("rollback requested: "), "{report}");
+    assert!(
+        text.stdout.ends_with(timeline),
+        "{}\nreport:\n{report}",
+        text.transcript()
+    );
     let runs = sandbox.runbook(&["runs", "--format", "json"], &[]);
     let listing: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
     assert_eq!(listing[0]["status"], "rolled_back", "{}", runs.stdout);

@@ -1,0 +1,94 @@
+//! `runbook runs` and `runbook show`: the runs kept in a state directory,
+//! and one run's timeline, read back from its journal.
+
+use crate::args::{OutputFormat, ReportArgs};
+use crate::reports::write_reports;
+use crate::{Terminal, print_stdout};
+use runbook_engine::report::{ReportFormat, RunRecord, render, timeline, timeline_lines};
+use runbook_engine::{exit, printable};
+use std::path::Path;
+
+/// A run's length in the listing: `350ms`, `12.5s`.
+fn seconds(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
+/// Lists the runs journaled in `state_dir`, as a table or as JSON.
+pub fn runs(terminal: &Terminal, state_dir: &Path, format: OutputFormat) -> i32 {
+    let listing = match runbook_engine::journal::list(state_dir) {
+        Ok(listing) => listing,
+        Err(e) => {
+            terminal.error(&format!("{e}\n  help: {}", e.help()));
+            return exit::INVALID;
+        }
+    };
+    let text = match format {
+        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&listing).unwrap_or_default()),
+        OutputFormat::Text if listing.is_empty() => format!("no runs in {}\n", state_dir.display()),
+        OutputFormat::Text => {
+            let mut out = format!(
+                "{:<26} {:<24} {:<25} {:>9}  {}\n",
+                "RUN", "RUNBOOK", "STARTED", "DURATION", "STATUS"
+            );
+            for run in &listing {
+                out.push_str(&format!(
+                    "{:<26} {:<24} {:<25} {:>9}  {}\n",
+                    run.run_id,
+                    run.runbook,
+                    run.started_at,
+                    run.duration_ms.map(seconds).unwrap_or_else(|| "-".into()),
+                    run.status
+                ));
+            }
+            out
+        }
+    };
+    print_stdout(&text)
+}
+
+/// One run from its journal: its timeline, or the JSON report; and the
+/// reports asked for with `--report` and `--history`.
+pub fn show(terminal: &Terminal, state_dir: &Path, run_id: &str, format: OutputFormat, report: &ReportArgs) -> i32 {
+    let journal = match runbook_engine::journal::read(state_dir, run_id) {
+        Ok(journal) => journal,
+        Err(e) => {
+            terminal.error(&format!("{e}\n  help: {}", e.help()));
+            return exit::INVALID;
+        }
+    };
+    if write_reports(terminal, state_dir, run_id, report).is_err() {
+        return exit::INVALID;
+    }
+    let record = RunRecord::from_journal(&journal);
+    let text = match format {
+        OutputFormat::Json => render(&record, ReportFormat::Json),
+        OutputFormat::Text => {
+            let h = &journal.header;
+            let mut out = format!(
+                "run {} of {} ({})\nstarted {} on {} (pid {})\nstatus: {}\n\n",
+                h.run_id,
+                h.runbook,
+                h.runbook_path.display(),
+                h.started_at,
+                h.host,
+                h.pid,
+                journal.status()
+            );
+            // The Markdown report's timeline, with what steps printed escaped
+            // for the terminal rather than flattened for a document.
+            for line in timeline_lines(&timeline(&journal.events), printable::line) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+            if journal.torn_tail {
+                out.push_str("(the last line of the journal was cut short by a crash)\n");
+            }
+            out
+        }
+    };
+    print_stdout(&text)
+}
