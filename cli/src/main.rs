@@ -147,11 +147,8 @@ impl Terminal {
     }
 
     pub fn error(&self, message: &str) {
-        if self.stderr_color {
-            eprintln!("\x1b[1;31merror:\x1b[0m {message}");
-        } else {
-            eprintln!("error: {message}");
-        }
+        let paint = runbook_engine::paint::Paint::new(self.stderr_color);
+        eprintln!("{} {message}", paint.bold_fg(anstyle::AnsiColor::Red, "error:"));
     }
 }
 
