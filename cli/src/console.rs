@@ -5,7 +5,8 @@ use anstyle::AnsiColor;
 use dialoguer::{Confirm, Select, theme::ColorfulTheme};
 use indicatif::{ProgressBar, ProgressStyle};
 use runbook_engine::execute::{
-    Event, EventLine, GateAnswer, InterruptAnswer, Operator, Reporter, RunStatus, RunSummary, StepAnswer, StepStatus,
+    Event, EventLine, Failure, GateAnswer, InterruptAnswer, Operator, Reporter, RunStatus, RunSummary, StepAnswer,
+    StepStatus,
 };
 use runbook_engine::paint::Paint;
 use runbook_engine::step::OutputStream;
@@ -184,6 +185,9 @@ impl Console {
             }
             out.push_str(line.trim_end());
             out.push('\n');
+            if let Some(detail) = step.failure.as_ref().and_then(Failure::detail) {
+                out.push_str(&format!("      {}\n", self.paint.dim(&detail)));
+            }
         }
         if !summary.rolled_back.is_empty() {
             out.push_str(&format!("  rolled back: {}\n", summary.rolled_back.join(", ")));
@@ -290,9 +294,11 @@ impl Reporter for Console {
                     attempt,
                     error,
                     delay_ms,
+                    failure,
                 } => Some(format!(
-                    "{} {step}: attempt {attempt} failed ({error}); retrying in {}",
+                    "{} {step}: attempt {attempt} failed ({}); retrying in {}",
                     self.paint.fg(AnsiColor::Yellow, "↻"),
+                    Failure::with_detail(error, failure.as_ref()),
                     Self::seconds(*delay_ms)
                 )),
                 Event::StepSucceeded { step, duration_ms, .. } => {
@@ -309,20 +315,27 @@ impl Reporter for Console {
                     duration_ms,
                     error,
                     on_failure,
+                    failure,
                 } => {
                     state.running.remove(step);
                     state.done += 1;
-                    Some(format!(
-                        "{} {step} failed after {}: {error} (on failure: {on_failure})",
+                    let mut line = format!(
+                        "{} {step} failed after {}: {error} (on failure: {})",
                         self.paint.bold_fg(AnsiColor::Red, "✗"),
-                        Self::seconds(*duration_ms)
-                    ))
+                        Self::seconds(*duration_ms),
+                        on_failure.describe()
+                    );
+                    // What the attempt produced that tells why, on a line of its own.
+                    if let Some(detail) = failure.as_ref().and_then(Failure::detail) {
+                        line.push_str(&format!("\n    {}", self.paint.dim(&detail)));
+                    }
+                    Some(line)
                 }
                 Event::StepSkipped { step, reason } => {
                     state.done += 1;
                     Some(format!("{} {step} skipped: {reason}", self.paint.dim("○")))
                 }
-                Event::StepCancelled { step, reason } => {
+                Event::StepCancelled { step, reason, .. } => {
                     state.running.remove(step);
                     Some(format!(
                         "{} {step} cancelled: {reason}",

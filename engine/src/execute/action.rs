@@ -61,13 +61,22 @@ pub(super) struct Outcome {
     pub(super) which: Which,
     pub(super) status: StepStatus,
     pub(super) outputs: Json,
-    pub(super) error: Option<String>,
-    /// The failure was a `verify` gate (offered to the operator when interactive).
-    pub(super) gate: bool,
+    /// Why it failed (or was cancelled).
+    pub(super) failure: Option<Failure>,
     /// How the kind undoes the step, for a step without a `rollback` of its own.
     pub(super) undo: Option<crate::step::Undo>,
     pub(super) attempts: u32,
     pub(super) duration: Duration,
+}
+
+impl Outcome {
+    /// Why it did not succeed ("failed" when nothing more is known).
+    pub(super) fn failure_or_default(&self) -> Failure {
+        self.failure.clone().unwrap_or_else(|| Failure::Kind {
+            message: "failed".into(),
+            partial: None,
+        })
+    }
 }
 
 /// Shows what a step's output held back when its attempt ends, however it ends.
@@ -127,8 +136,9 @@ impl RunHost {
                 which,
                 status: StepStatus::Failed,
                 outputs: Json::Null,
-                error: Some("no such action".into()),
-                gate: false,
+                failure: Some(Failure::NotStarted {
+                    why: "no such action".into(),
+                }),
                 undo: None,
                 attempts: 0,
                 duration: Duration::ZERO,
@@ -139,8 +149,7 @@ impl RunHost {
             which,
             status: StepStatus::Failed,
             outputs: Json::Null,
-            error: None,
-            gate: false,
+            failure: None,
             undo: None,
             attempts: 0,
             duration: Duration::ZERO,
@@ -152,7 +161,7 @@ impl RunHost {
             let rendered = match self.renderer().params(action.with, action.kind) {
                 Ok(rendered) => rendered,
                 Err(e) => {
-                    outcome.error = Some(e);
+                    outcome.failure = Some(Failure::Evaluation { message: e });
                     break;
                 }
             };
@@ -170,15 +179,20 @@ impl RunHost {
             if !self.journaled() {
                 // Its start could not be recorded: it must not start.
                 outcome.status = StepStatus::Cancelled;
-                outcome.error = Some("not started: the journal could not be written".into());
+                outcome.failure = Some(Failure::NotStarted {
+                    why: "not started: the journal could not be written".into(),
+                });
                 break;
             }
             let params = rendered.value;
             let undo_params = undoable.then(|| params.clone());
             let result = self.attempt(&action, attempt, params, &cancel).await;
             if cancel.is_cancelled() {
+                // Who stopped it is the scheduler's to say.
                 outcome.status = StepStatus::Cancelled;
-                outcome.error = Some("cancelled".into());
+                outcome.failure = Some(Failure::Cancelled {
+                    by: Canceller::AnotherStep,
+                });
                 break;
             }
             let undo = match (&result, &undo_params) {
@@ -190,13 +204,11 @@ impl RunHost {
                     outcome.undo = undo;
                     outcome.status = StepStatus::Succeeded;
                     outcome.outputs = outputs;
-                    outcome.error = None;
-                    outcome.gate = false;
+                    outcome.failure = None;
                     break;
                 }
-                Err((error, gate)) => {
-                    outcome.error = Some(error.clone());
-                    outcome.gate = gate;
+                Err(failure) => {
+                    outcome.failure = Some(failure.clone());
                     if attempt < attempts
                         && let Some(retry) = action.retry
                     {
@@ -204,14 +216,15 @@ impl RunHost {
                         self.reporter.event(&Event::StepRetrying {
                             step: action.id.to_string(),
                             attempt,
-                            error,
+                            error: failure.message(),
                             delay_ms: millis(delay),
+                            failure: Some(failure),
                         });
                         tokio::select! {
                             () = tokio::time::sleep(delay) => {}
                             () = cancel.cancelled() => {
                                 outcome.status = StepStatus::Cancelled;
-                                outcome.error = Some("cancelled".into());
+                                outcome.failure = Some(Failure::Cancelled { by: Canceller::AnotherStep });
                                 break;
                             }
                         }
@@ -230,9 +243,11 @@ impl RunHost {
         attempt: u32,
         params: Json,
         cancel: &CancellationToken,
-    ) -> Result<Json, (String, bool)> {
+    ) -> Result<Json, Failure> {
         let Some(kind) = self.registry.get(action.kind).cloned() else {
-            return Err((format!("unknown step kind `{}`", action.kind), false));
+            return Err(Failure::NotStarted {
+                why: format!("unknown step kind `{}`", action.kind),
+            });
         };
         let attempt_cancel = cancel.child_token();
         let cx = StepContext {
@@ -243,10 +258,9 @@ impl RunHost {
             params,
             cancel: attempt_cancel.clone(),
             kill_grace: self.kill_grace,
-            host: self
-                .this
-                .upgrade()
-                .ok_or_else(|| ("the run has ended".to_string(), false))?,
+            host: self.this.upgrade().ok_or_else(|| Failure::NotStarted {
+                why: "the run has ended".into(),
+            })?,
         };
         let _flush = FlushOutput {
             host: self,
@@ -263,15 +277,17 @@ impl RunHost {
         };
         let bound = self.kill_grace + Duration::from_secs(2);
         tokio::select! {
-            result = &mut future => result.map_err(|e| (step_error_text(&e), false)),
+            result = &mut future => result.map_err(Failure::kind),
             () = expired => {
                 attempt_cancel.cancel();
-                let _ = tokio::time::timeout(bound, &mut future).await;
-                Err((format!("timed out after {}", format_duration(timeout.unwrap_or_default())), false))
+                // What the attempt had produced when it was stopped (an exit
+                // code, output) is kept: it often says why it hung.
+                let partial = tokio::time::timeout(bound, &mut future).await.ok().and_then(|r| r.err()).and_then(|e| e.result);
+                Err(Failure::TimedOut { after_ms: millis(timeout.unwrap_or_default()), partial })
             }
             () = cancel.cancelled() => {
                 let _ = tokio::time::timeout(bound, &mut future).await;
-                Err(("cancelled".into(), false))
+                Err(Failure::Cancelled { by: Canceller::AnotherStep })
             }
         }
     }
@@ -288,13 +304,15 @@ impl RunHost {
         step: &str,
         undo: crate::step::Undo,
         cancel: CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         self.set_running_kind(step, &undo.kind);
         let kind = self
             .registry
             .get(&undo.kind)
             .cloned()
-            .ok_or_else(|| format!("unknown step kind `{}`", undo.kind))?;
+            .ok_or_else(|| Failure::NotStarted {
+                why: format!("unknown step kind `{}`", undo.kind),
+            })?;
         let cx = StepContext {
             run_id: self.run_id.clone(),
             step_id: step.to_string(),
@@ -303,26 +321,30 @@ impl RunHost {
             params: undo.params,
             cancel,
             kill_grace: self.kill_grace,
-            host: self.this.upgrade().ok_or("the run has ended")?,
+            host: self.this.upgrade().ok_or_else(|| Failure::NotStarted {
+                why: "the run has ended".into(),
+            })?,
         };
-        kind.run(cx).await.map(|_| ()).map_err(|e| e.message)
+        kind.run(cx).await.map(|_| ()).map_err(Failure::kind)
     }
 
     /// Verify gates, `retry.until` and outputs over a result.
-    pub(super) fn check(&self, action: &Action<'_>, result: &Json) -> Result<Json, (String, bool)> {
+    pub(super) fn check(&self, action: &Action<'_>, result: &Json) -> Result<Json, Failure> {
         let ctx = self.ctx.value(Some(result));
         for gate in action.verify {
             match template::eval(&gate.text, &ctx) {
                 Ok(value) if value.is_true() => {}
                 Ok(_) => {
-                    let seen = explain(&gate.text, &ctx, &self.redactor);
-                    return Err((format!("verification failed: `{}` is false ({seen})", gate.text), true));
+                    return Err(Failure::Gate {
+                        expression: gate.text.clone(),
+                        seen: explain(&gate.text, &ctx, &self.redactor),
+                    });
                 }
                 Err(e) => {
-                    return Err((
-                        format!("cannot evaluate `{}`: {}", gate.text, template::reason(&e)),
-                        true,
-                    ));
+                    return Err(Failure::Gate {
+                        expression: gate.text.clone(),
+                        seen: format!("cannot evaluate: {}", template::reason(&e)),
+                    });
                 }
             }
         }
@@ -330,20 +352,15 @@ impl RunHost {
             match template::eval(&until.text, &ctx) {
                 Ok(value) if value.is_true() => {}
                 Ok(_) => {
-                    return Err((
-                        format!(
-                            "`{}` is not true yet ({})",
-                            until.text,
-                            explain(&until.text, &ctx, &self.redactor)
-                        ),
-                        false,
-                    ));
+                    return Err(Failure::Until {
+                        expression: until.text.clone(),
+                        seen: explain(&until.text, &ctx, &self.redactor),
+                    });
                 }
                 Err(e) => {
-                    return Err((
-                        format!("cannot evaluate `{}`: {}", until.text, template::reason(&e)),
-                        false,
-                    ));
+                    return Err(Failure::Evaluation {
+                        message: format!("cannot evaluate `{}`: {}", until.text, template::reason(&e)),
+                    });
                 }
             }
         }
@@ -355,21 +372,16 @@ impl RunHost {
                     outputs.insert(name.clone(), serde_json::to_value(&value).unwrap_or(Json::Null));
                 }
                 Err(e) => {
-                    return Err((
-                        format!(
+                    return Err(Failure::Evaluation {
+                        message: format!(
                             "cannot compute output `{name}` = `{}`: {}",
                             expression.text,
                             template::reason(&e)
                         ),
-                        false,
-                    ));
+                    });
                 }
             }
         }
         Ok(Json::Object(outputs))
     }
-}
-
-pub(super) fn step_error_text(error: &StepError) -> String {
-    error.message.clone()
 }

@@ -1,6 +1,8 @@
 //! The events of a run. The executor emits them; the terminal view, the
 //! `--output json` stream and (later) the journal and reports consume them.
 
+use super::failure::{Canceller, Failure};
+use crate::parse::raw::OnFailure;
 use crate::secrets::Redactor;
 use crate::step::OutputStream;
 use schemars::JsonSchema;
@@ -124,6 +126,9 @@ pub enum Event {
         attempt: u32,
         error: String,
         delay_ms: u64,
+        /// Why the attempt failed, typed (`error` says it in words).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<Failure>,
     },
     StepSucceeded {
         step: String,
@@ -138,7 +143,10 @@ pub enum Event {
         step: String,
         duration_ms: u64,
         error: String,
-        on_failure: String,
+        on_failure: OnFailure,
+        /// Why it failed, typed (`error` says it in words).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<Failure>,
     },
     StepSkipped {
         step: String,
@@ -159,6 +167,9 @@ pub enum Event {
     StepCancelled {
         step: String,
         reason: String,
+        /// Who or what stopped it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Canceller>,
     },
     Interrupted {
         signal: String,
@@ -175,6 +186,8 @@ pub enum Event {
         step: String,
         duration_ms: u64,
         error: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<Failure>,
     },
     FinallyStarted {
         steps: usize,
@@ -205,6 +218,9 @@ pub struct StepSummary {
     pub duration_ms: u64,
     pub attempts: u32,
     pub error: Option<String>,
+    /// Why it failed, typed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
     pub outputs: Json,
     pub is_finally: bool,
 }
@@ -250,9 +266,14 @@ impl Event {
                 text(level);
                 text(message);
             }
-            Event::StepRetrying { step, error, .. } => {
+            Event::StepRetrying {
+                step, error, failure, ..
+            } => {
                 text(step);
                 text(error);
+                if let Some(failure) = failure {
+                    failure.each_text(&mut text, json);
+                }
             }
             Event::StepSucceeded {
                 step, outputs, undo, ..
@@ -266,16 +287,15 @@ impl Event {
                 }
             }
             Event::StepFailed {
-                step,
-                error,
-                on_failure,
-                ..
+                step, error, failure, ..
             } => {
                 text(step);
                 text(error);
-                text(on_failure);
+                if let Some(failure) = failure {
+                    failure.each_text(&mut text, json);
+                }
             }
-            Event::StepSkipped { step, reason } | Event::StepCancelled { step, reason } => {
+            Event::StepSkipped { step, reason } | Event::StepCancelled { step, reason, .. } => {
                 text(step);
                 text(reason);
             }
@@ -290,9 +310,14 @@ impl Event {
             }
             Event::Interrupted { signal } => text(signal),
             Event::RollbackSucceeded { step, .. } => text(step),
-            Event::RollbackFailed { step, error, .. } => {
+            Event::RollbackFailed {
+                step, error, failure, ..
+            } => {
                 text(step);
                 text(error);
+                if let Some(failure) = failure {
+                    failure.each_text(&mut text, json);
+                }
             }
             Event::FinallyStarted { .. } => {}
             Event::RunResumed { run_id, rerun } => {
@@ -320,6 +345,9 @@ impl RunSummary {
             text(&mut step.id);
             step.name.iter_mut().for_each(&mut text);
             step.error.iter_mut().for_each(&mut text);
+            if let Some(failure) = &mut step.failure {
+                failure.each_text(&mut text, json);
+            }
             json(&mut step.outputs);
         }
         self.rolled_back.iter_mut().for_each(&mut text);

@@ -10,6 +10,7 @@
 
 pub mod context;
 pub mod event;
+pub mod failure;
 pub mod operator;
 
 mod action;
@@ -28,6 +29,7 @@ use replay::*;
 use schedule::*;
 
 pub use event::{Event, EventLine, Reporter, RunStatus, RunSummary, StepStatus, StepSummary};
+pub use failure::{Canceller, Failure};
 pub use operator::{GateAnswer, InterruptAnswer, Operator, StepAnswer, Unattended};
 
 use crate::compile::Compiled;

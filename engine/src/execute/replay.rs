@@ -127,8 +127,7 @@ impl Run {
             which,
             status,
             outputs,
-            error: None,
-            gate: false,
+            failure: None,
             undo: None,
             attempts: 1,
             duration: Duration::from_millis(duration_ms),
@@ -174,25 +173,30 @@ impl Run {
                     error,
                     on_failure,
                     duration_ms,
+                    failure,
                 } => {
                     if let Some(&i) = main.get(step.as_str()) {
                         in_flight.remove(&i);
                         self.set_status(i, StepStatus::Failed, None);
                         let mut outcome = restored(StepStatus::Failed, Json::Null, *duration_ms, Which::Main(i));
-                        outcome.error = Some(error.clone());
+                        // Journals from before failures were typed have the words only.
+                        outcome.failure = Some(failure.clone().unwrap_or_else(|| Failure::Kind {
+                            message: error.clone(),
+                            partial: None,
+                        }));
                         self.outcomes.insert(Which::Main(i), outcome);
                         let reason = format!("step `{step}` failed: {error}");
-                        match on_failure.as_str() {
-                            "roll back" => {
+                        match on_failure {
+                            OnFailure::Rollback => {
                                 self.stop = self.stop.take().or(Some(Stop::Failure { reason, rollback: true }))
                             }
-                            "abort" => {
+                            OnFailure::Abort => {
                                 self.stop = self.stop.take().or(Some(Stop::Failure {
                                     reason,
                                     rollback: false,
                                 }))
                             }
-                            _ => {}
+                            OnFailure::Continue => {}
                         }
                     } else if let Some(&k) = fin.get(step.as_str()) {
                         self.finally_status[k] = StepStatus::Failed;

@@ -66,10 +66,14 @@ impl Run {
             let id = self.step(i).id.clone();
             if abandoned {
                 self.rollback_failed = true;
+                let failure = Failure::Cancelled {
+                    by: Canceller::Operator,
+                };
                 self.shared.reporter.event(&Event::RollbackFailed {
                     step: id,
                     duration_ms: 0,
                     error: "not rolled back: the operator abandoned the rollback".into(),
+                    failure: Some(failure),
                 });
                 continue;
             }
@@ -106,7 +110,10 @@ impl Run {
                 let started = Instant::now();
                 let result = match undo {
                     Some(undo) => shared.run_undo(&child_id, undo, token).await,
-                    None if child => shared.rollback_child(&child_id).await,
+                    None if child => shared
+                        .rollback_child(&child_id)
+                        .await
+                        .map_err(|message| Failure::Kind { message, partial: None }),
                     None => return shared.run_action(Which::Rollback(i), token, false).await,
                 };
                 Outcome {
@@ -117,8 +124,7 @@ impl Run {
                         StepStatus::Failed
                     },
                     outputs: Json::Null,
-                    error: result.err(),
-                    gate: false,
+                    failure: result.err(),
                     undo: None,
                     attempts: 1,
                     duration: started.elapsed(),
@@ -147,15 +153,22 @@ impl Run {
                 }
                 other => {
                     self.rollback_failed = true;
-                    let (error, duration) = other.map_or(
-                        ("the rollback task ended abnormally".to_string(), Duration::ZERO),
-                        |o| (o.error.unwrap_or_else(|| "failed".into()), o.duration),
+                    let (failure, duration) = other.map_or(
+                        (
+                            Failure::Kind {
+                                message: "the rollback task ended abnormally".into(),
+                                partial: None,
+                            },
+                            Duration::ZERO,
+                        ),
+                        |o| (o.failure_or_default(), o.duration),
                     );
                     self.set_status(i, StepStatus::RollbackFailed, None);
                     self.shared.reporter.event(&Event::RollbackFailed {
                         step: id,
                         duration_ms: millis(duration),
-                        error,
+                        error: failure.message(),
+                        failure: Some(failure),
                     });
                 }
             }
@@ -198,11 +211,15 @@ impl Run {
                     }
                     Err(e) => {
                         self.finally_status[k] = StepStatus::Failed;
+                        let failure = Failure::Evaluation {
+                            message: format!("cannot evaluate the guard `{}`: {}", when.text, template::reason(&e)),
+                        };
                         self.shared.reporter.event(&Event::StepFailed {
                             step: id,
                             duration_ms: 0,
-                            error: format!("cannot evaluate the guard `{}`: {}", when.text, template::reason(&e)),
-                            on_failure: "continue".into(),
+                            error: failure.message(),
+                            on_failure: OnFailure::Continue,
+                            failure: Some(failure),
                         });
                         continue;
                     }
@@ -223,11 +240,13 @@ impl Run {
                     undo: None,
                 });
             } else {
+                let failure = outcome.failure_or_default();
                 self.shared.reporter.event(&Event::StepFailed {
                     step: id,
                     duration_ms: millis(outcome.duration),
-                    error: outcome.error.clone().unwrap_or_else(|| "failed".into()),
-                    on_failure: "continue".into(),
+                    error: failure.message(),
+                    on_failure: OnFailure::Continue,
+                    failure: Some(failure),
                 });
             }
             self.outcomes.insert(outcome.which, outcome);

@@ -26,6 +26,10 @@ pub(super) struct Run {
     pub(super) timeout: Option<Duration>,
     pub(super) cancel: CancellationToken,
     pub(super) skip_reason: HashMap<usize, String>,
+    /// Who stopped the run, when it was stopped from outside.
+    pub(super) cancelled_by: Option<Canceller>,
+    /// The run's own time limit passed.
+    pub(super) run_timed_out: bool,
 }
 
 impl Run {
@@ -60,6 +64,8 @@ impl Run {
             timeout: request.timeout,
             cancel: CancellationToken::new(),
             skip_reason: HashMap::new(),
+            cancelled_by: None,
+            run_timed_out: false,
             shared,
         }
     }
@@ -197,11 +203,12 @@ impl Run {
                         self.release(i);
                     }
                     Admission::Fail(reason) => {
-                        self.fail(i, reason, Duration::ZERO);
+                        self.fail(i, Failure::Evaluation { message: reason }, Duration::ZERO);
                         self.release(i);
                     }
                     Admission::Decline(reason) => {
                         self.ready.insert(i);
+                        self.cancelled_by = Some(Canceller::Operator);
                         self.stop = Some(Stop::Cancel { reason, rollback: true });
                         self.cancel.cancel();
                     }
@@ -260,13 +267,20 @@ impl Run {
                                 }
                             }
                         }
-                        InterruptAnswer::Rollback => self.stop_with(Stop::Cancel { reason: format!("interrupted by {signal}"), rollback: true }),
-                        InterruptAnswer::Quit => self.stop_with(Stop::Cancel { reason: format!("interrupted by {signal}; left as it is"), rollback: false }),
+                        InterruptAnswer::Rollback => {
+                            self.cancelled_by = Some(Canceller::Signal(signal.to_string()));
+                            self.stop_with(Stop::Cancel { reason: format!("interrupted by {signal}"), rollback: true });
+                        }
+                        InterruptAnswer::Quit => {
+                            self.cancelled_by = Some(Canceller::Signal(signal.to_string()));
+                            self.stop_with(Stop::Cancel { reason: format!("interrupted by {signal}; left as it is"), rollback: false });
+                        }
                     }
                 }
                 () = expired => {
                     let reason = format!("the run timed out after {}", format_duration(self.timeout.unwrap_or_default()));
                     self.deadline = None;
+                    self.run_timed_out = true;
                     self.stop_with(Stop::Failure { reason, rollback: true });
                 }
             }
@@ -289,14 +303,16 @@ impl Run {
         });
     }
 
-    pub(super) fn fail(&mut self, i: usize, error: String, duration: Duration) {
+    pub(super) fn fail(&mut self, i: usize, failure: Failure, duration: Duration) {
         let on_failure = self.step(i).on_failure;
+        let error = failure.message();
         self.set_status(i, StepStatus::Failed, None);
         self.shared.reporter.event(&Event::StepFailed {
             step: self.step(i).id.clone(),
             duration_ms: millis(duration),
             error: error.clone(),
-            on_failure: on_failure.describe().to_string(),
+            on_failure,
+            failure: Some(failure),
         });
         let reason = format!("step `{}` failed: {error}", self.step(i).id);
         match on_failure {
@@ -326,14 +342,23 @@ impl Run {
             }
             StepStatus::Cancelled => {
                 self.set_status(i, StepStatus::Cancelled, None);
+                let by = self.canceller();
                 self.shared.reporter.event(&Event::StepCancelled {
                     step: self.step(i).id.clone(),
                     reason: self.stop_reason().unwrap_or_else(|| "cancelled".into()),
+                    by: Some(by.clone()),
                 });
+                let mut outcome = outcome;
+                if matches!(outcome.failure, Some(Failure::Cancelled { .. }) | None) {
+                    outcome.failure = Some(Failure::Cancelled { by });
+                }
+                self.outcomes.insert(outcome.which, outcome);
+                return;
             }
             _ => {
-                let error = outcome.error.clone().unwrap_or_else(|| "failed".into());
-                if outcome.gate && self.stop.is_none() && self.shared.operator.is_interactive() {
+                let failure = outcome.failure_or_default();
+                let error = failure.message();
+                if failure.is_gate() && self.stop.is_none() && self.shared.operator.is_interactive() {
                     let text = self.shared.redactor.redact(&error).into_owned();
                     let id = self.step(i).id.clone();
                     match self.ask(GateAnswer::Rollback, move |o| o.gate_failed(&id, &text)).await {
@@ -354,12 +379,12 @@ impl Run {
                             return;
                         }
                         GateAnswer::Rollback => {
-                            self.fail(i, error, duration);
+                            self.fail(i, failure, duration);
                             let reason = format!("step `{}` failed verification", self.step(i).id);
                             self.stop_with(Stop::Failure { reason, rollback: true });
                         }
                         GateAnswer::Abort => {
-                            self.fail(i, error, duration);
+                            self.fail(i, failure, duration);
                             let reason = format!(
                                 "step `{}` failed verification; stopped without rollback",
                                 self.step(i).id
@@ -372,7 +397,7 @@ impl Run {
                         }
                     }
                 } else {
-                    self.fail(i, error, duration);
+                    self.fail(i, failure, duration);
                     if self.step(i).on_failure == OnFailure::Continue {
                         self.release(i);
                     }
@@ -405,6 +430,17 @@ impl Run {
         words
     }
 
+    /// Who or what stopped the steps still running.
+    pub(super) fn canceller(&self) -> Canceller {
+        match &self.stop {
+            Some(Stop::JournalFailed) => Canceller::Journal,
+            Some(Stop::Cancel { .. }) => self.cancelled_by.clone().unwrap_or(Canceller::Operator),
+            Some(Stop::Failure { .. }) if self.run_timed_out => Canceller::RunTimeout,
+            Some(Stop::Failure { .. }) => Canceller::AnotherStep,
+            Some(Stop::Requested) | None => Canceller::Operator,
+        }
+    }
+
     pub(super) fn stop_reason(&self) -> Option<String> {
         self.stop.as_ref().map(|s| match s {
             Stop::Failure { reason, .. } | Stop::Cancel { reason, .. } => reason.clone(),
@@ -434,7 +470,11 @@ impl Run {
                 Which::Main(i) => self.skip_reason.get(&i).cloned(),
                 _ => None,
             }
-            .or_else(|| outcome.and_then(|o| o.error.clone()));
+            .or_else(|| outcome.and_then(|o| o.failure.as_ref().map(Failure::message)));
+            // A step that ended otherwise than well keeps why, typed.
+            let failure = outcome
+                .filter(|o| o.status != StepStatus::Succeeded)
+                .and_then(|o| o.failure.clone());
             steps.push(StepSummary {
                 id: step.id.clone(),
                 name: step.name.clone(),
@@ -446,6 +486,7 @@ impl Run {
                 duration_ms: outcome.map_or(0, |o| millis(o.duration)),
                 attempts: outcome.map_or(0, |o| o.attempts),
                 error,
+                failure,
                 outputs: outcome.map_or(Json::Null, |o| o.outputs.clone()),
                 is_finally: matches!(which, Which::Finally(_)),
             });

@@ -267,11 +267,12 @@ pub struct Retry {
 }
 
 /// What a failing step does to the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema, serde::Serialize, serde::Deserialize)]
 #[schemars(rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum OnFailure {
     /// Roll back every step that succeeded, in reverse order, then run `finally`.
+    #[serde(alias = "roll back")]
     Rollback,
     /// Record the failure and go on with the steps that do not need this one.
     Continue,

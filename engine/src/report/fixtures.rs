@@ -5,8 +5,10 @@
 //! beside its code and still read the same runs.
 
 use super::{ReportFormat, RunRecord, render};
+use crate::execute::Failure;
 use crate::execute::{Event, RunStatus, RunSummary, StepStatus, StepSummary};
 use crate::journal::{Header, TimedEvent};
+use crate::parse::raw::OnFailure;
 use crate::step::OutputStream;
 use serde_json::{Value as Json, json};
 use std::path::PathBuf;
@@ -94,8 +96,23 @@ pub(super) fn summary_step(
         duration_ms,
         attempts,
         error: error.map(Into::into),
+        failure: None,
         outputs,
         is_finally,
+    }
+}
+
+/// How the failed migration failed, as the `shell` kind reports it.
+pub(super) fn migrate_failure() -> Failure {
+    Failure::Kind {
+        message: NASTY.into(),
+        partial: Some(json!({
+            "exit_code": 3,
+            "signal": null,
+            "stdout": "BEGIN",
+            "stderr": "ERROR:  relation \"orders\" is locked\nHINT:  retry after the <vacuum> | done",
+            "json": null
+        })),
     }
 }
 
@@ -199,6 +216,10 @@ pub(super) fn succeeded_run() -> (Header, Vec<TimedEvent>, RunSummary) {
                     attempt: 1,
                     error: "timed out after 30s".into(),
                     delay_ms: 2_000,
+                    failure: Some(Failure::TimedOut {
+                        after_ms: 30_000,
+                        partial: None,
+                    }),
                 },
             ),
             (
@@ -270,16 +291,19 @@ pub(super) fn failed_run() -> (Header, Vec<TimedEvent>, RunSummary) {
                 json!({ "drained": 12 }),
                 false,
             ),
-            summary_step(
-                "migrate",
-                None,
-                StepStatus::Failed,
-                4_000,
-                1,
-                Some(NASTY),
-                Json::Null,
-                false,
-            ),
+            StepSummary {
+                failure: Some(migrate_failure()),
+                ..summary_step(
+                    "migrate",
+                    None,
+                    StepStatus::Failed,
+                    4_000,
+                    1,
+                    Some(NASTY),
+                    Json::Null,
+                    false,
+                )
+            },
             summary_step(
                 "switch-traffic",
                 None,
@@ -321,7 +345,8 @@ pub(super) fn failed_run() -> (Header, Vec<TimedEvent>, RunSummary) {
                     step: "migrate".into(),
                     duration_ms: 4_000,
                     error: NASTY.into(),
-                    on_failure: "roll back".into(),
+                    on_failure: OnFailure::Rollback,
+                    failure: Some(migrate_failure()),
                 },
             ),
             (
@@ -344,6 +369,7 @@ pub(super) fn failed_run() -> (Header, Vec<TimedEvent>, RunSummary) {
                     step: "drain".into(),
                     duration_ms: 1_000,
                     error: "connection refused: <pgbouncer> said \"no\" & closed".into(),
+                    failure: None,
                 },
             ),
             (
@@ -392,6 +418,7 @@ pub(super) fn unfinished_run() -> (Header, Vec<TimedEvent>) {
                 attempt: 1,
                 error: "host web-2: permission denied | exit 1".into(),
                 delay_ms: 500,
+                failure: None,
             },
         ),
         (4_720, started("install", 2, "copy the certificate to 3 hosts")),
@@ -457,7 +484,8 @@ pub(super) fn rolled_back_later(crash_during_rollback: bool) -> (Header, Vec<Tim
                 step: "restart".into(),
                 duration_ms: 2_000,
                 error: "exit status 1".into(),
-                on_failure: "abort".into(),
+                on_failure: OnFailure::Abort,
+                failure: None,
             },
         ),
         (

@@ -6,6 +6,7 @@
 
 use super::RunRecord;
 use crate::clock::epoch_millis;
+use crate::execute::Failure;
 use crate::execute::{Event, RunStatus, RunSummary, StepStatus, StepSummary};
 use crate::journal::{Header, TimedEvent};
 use indexmap::IndexMap;
@@ -77,7 +78,10 @@ impl StepRow {
             attempts: step.attempts,
             duration_ms: step.duration_ms,
             outputs: step.outputs.clone(),
-            error: step.error.clone(),
+            error: step
+                .error
+                .as_ref()
+                .map(|error| Failure::with_detail(error, step.failure.as_ref())),
             rollback_error: None,
             rolling_back: false,
         }
@@ -109,11 +113,13 @@ impl<'a> Outcome<'a> {
 
     fn finished(record: &RunRecord<'a>, summary: &RunSummary) -> Self {
         // The summary does not keep a rollback's error; its event does.
-        let rollback_errors: IndexMap<&str, &str> = record
+        let rollback_errors: IndexMap<&str, String> = record
             .events
             .iter()
             .filter_map(|e| match &e.event {
-                Event::RollbackFailed { step, error, .. } => Some((step.as_str(), error.as_str())),
+                Event::RollbackFailed {
+                    step, error, failure, ..
+                } => Some((step.as_str(), Failure::with_detail(error, failure.as_ref()))),
                 _ => None,
             })
             .collect();
@@ -121,8 +127,12 @@ impl<'a> Outcome<'a> {
             .steps
             .iter()
             .map(|s| StepRow {
-                rollback_error: (s.status == StepStatus::RollbackFailed)
-                    .then(|| rollback_errors.get(s.id.as_str()).map_or("failed", |e| e).to_string()),
+                rollback_error: (s.status == StepStatus::RollbackFailed).then(|| {
+                    rollback_errors
+                        .get(s.id.as_str())
+                        .map_or("failed", String::as_str)
+                        .to_string()
+                }),
                 ..StepRow::from_summary(s)
             })
             .collect();
@@ -187,9 +197,16 @@ impl<'a> Outcome<'a> {
                 }
                 Event::RunResumed { .. } | Event::RollbackRequested { .. } => in_finally = false,
                 Event::StepRetrying {
-                    step, attempt, error, ..
+                    step,
+                    attempt,
+                    error,
+                    failure,
+                    ..
                 } => {
-                    row(&mut rows, step, in_finally).error = Some(format!("attempt {attempt} failed: {error}"));
+                    row(&mut rows, step, in_finally).error = Some(format!(
+                        "attempt {attempt} failed: {}",
+                        Failure::with_detail(error, failure.as_ref())
+                    ));
                 }
                 Event::StepSucceeded {
                     step,
@@ -207,19 +224,20 @@ impl<'a> Outcome<'a> {
                     step,
                     duration_ms,
                     error,
+                    failure,
                     ..
                 } => {
                     let row = row(&mut rows, step, in_finally);
                     row.status = StepStatus::Failed;
                     row.duration_ms = *duration_ms;
-                    row.error = Some(error.clone());
+                    row.error = Some(Failure::with_detail(error, failure.as_ref()));
                 }
                 Event::StepSkipped { step, reason } => {
                     let row = row(&mut rows, step, in_finally);
                     row.status = StepStatus::Skipped;
                     row.error = Some(reason.clone());
                 }
-                Event::StepCancelled { step, reason } => {
+                Event::StepCancelled { step, reason, .. } => {
                     let row = row(&mut rows, step, in_finally);
                     row.status = StepStatus::Cancelled;
                     row.error = Some(reason.clone());
@@ -237,11 +255,13 @@ impl<'a> Outcome<'a> {
                     row.rolling_back = false;
                     rolled_back.push(step.clone());
                 }
-                Event::RollbackFailed { step, error, .. } => {
+                Event::RollbackFailed {
+                    step, error, failure, ..
+                } => {
                     let row = row(&mut rows, step, in_finally);
                     row.status = StepStatus::RollbackFailed;
                     row.rolling_back = false;
-                    row.rollback_error = Some(error.clone());
+                    row.rollback_error = Some(Failure::with_detail(error, failure.as_ref()));
                 }
                 Event::FinallyStarted { .. } => in_finally = true,
             }

@@ -5,6 +5,7 @@
 
 use super::text::{clock, human_duration};
 use crate::execute::Event;
+use crate::execute::Failure;
 use crate::journal::TimedEvent;
 use std::borrow::Cow;
 
@@ -51,10 +52,12 @@ pub fn timeline(events: &[TimedEvent]) -> Vec<TimelineEntry<'_>> {
                     attempt,
                     error,
                     delay_ms,
+                    failure,
                 } => (
                     step.as_str(),
                     format!(
-                        "attempt {attempt} failed: {error}; retrying in {}",
+                        "attempt {attempt} failed: {}; retrying in {}",
+                        Failure::with_detail(error, failure.as_ref()),
                         human_duration(*delay_ms)
                     ),
                 ),
@@ -66,15 +69,18 @@ pub fn timeline(events: &[TimedEvent]) -> Vec<TimelineEntry<'_>> {
                     duration_ms,
                     error,
                     on_failure,
+                    failure,
                 } => (
                     step.as_str(),
                     format!(
-                        "failed after {}: {error} (on failure: {on_failure})",
-                        human_duration(*duration_ms)
+                        "failed after {}: {} (on failure: {})",
+                        human_duration(*duration_ms),
+                        Failure::with_detail(error, failure.as_ref()),
+                        on_failure.describe()
                     ),
                 ),
                 Event::StepSkipped { step, reason } => (step.as_str(), format!("skipped: {reason}")),
-                Event::StepCancelled { step, reason } => (step.as_str(), format!("cancelled: {reason}")),
+                Event::StepCancelled { step, reason, .. } => (step.as_str(), format!("cancelled: {reason}")),
                 Event::Interrupted { signal } => (RUN, format!("interrupted by {signal}")),
                 Event::RollbackStarted { step, action } => (step.as_str(), format!("rolling back: {action}")),
                 Event::RollbackSucceeded { step, duration_ms } => (
@@ -85,9 +91,14 @@ pub fn timeline(events: &[TimedEvent]) -> Vec<TimelineEntry<'_>> {
                     step,
                     duration_ms,
                     error,
+                    failure,
                 } => (
                     step.as_str(),
-                    format!("rollback FAILED after {}: {error}", human_duration(*duration_ms)),
+                    format!(
+                        "rollback FAILED after {}: {}",
+                        human_duration(*duration_ms),
+                        Failure::with_detail(error, failure.as_ref())
+                    ),
                 ),
                 Event::FinallyStarted { steps } => (RUN, format!("finally: {steps} step(s)")),
                 Event::RunResumed { rerun, .. } if rerun.is_empty() => (RUN, "run resumed".to_string()),
