@@ -12,6 +12,7 @@
 pub mod clock;
 pub mod compile;
 pub mod diagnostic;
+pub mod event;
 pub mod execute;
 pub mod files;
 pub mod journal;
@@ -27,6 +28,7 @@ pub mod step;
 pub mod template;
 pub mod testing;
 pub mod validate;
+pub mod words;
 
 pub use compile::Compiled;
 pub use diagnostic::{Diagnostic, SourceFile};

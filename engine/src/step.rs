@@ -371,7 +371,7 @@ fn describe_schema_error(
             let mut problem = ParamProblem::new(format!("{pointer}/{name}"), format!("unknown parameter `{name}`"));
             let help = crate::diagnostic::suggestion(&name, known.iter().map(String::as_str)).unwrap_or_else(|| {
                 let names: Vec<&str> = known.iter().map(String::as_str).collect();
-                format!("the parameters are {}", crate::parse::raw::list(&names))
+                format!("the parameters are {}", crate::words::list(&names))
             });
             problem.help = Some(help);
             problem
@@ -399,10 +399,8 @@ fn describe_schema_error(
                 })
                 .unwrap_or_default();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let mut problem = ParamProblem::new(
-                pointer,
-                format!("{field} must be one of {}", crate::parse::raw::list(&refs)),
-            );
+            let mut problem =
+                ParamProblem::new(pointer, format!("{field} must be one of {}", crate::words::list(&refs)));
             if let Some(text) = instance.as_str() {
                 problem.help = crate::diagnostic::suggestion(text, refs.iter().copied());
             }
@@ -477,6 +475,16 @@ fn property_names(schema: &Json, pointer: &str) -> Vec<String> {
         .and_then(Json::as_object)
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default()
+}
+
+impl crate::quote::Quoting {
+    /// The parameters of `kind` that are shell commands and URLs; none for
+    /// a kind that is not registered.
+    pub fn of(registry: &Registry, kind: &str) -> Self {
+        registry
+            .get(kind)
+            .map_or_else(Self::default, |k| Self::new(k.shell_params(), k.url_params()))
+    }
 }
 
 #[cfg(test)]

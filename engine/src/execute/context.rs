@@ -3,7 +3,7 @@
 //! from shared state, so rendering a template costs the same at step 1 and
 //! at step 10,000.
 
-use crate::execute::event::{RunStatus, StepStatus};
+use crate::event::{RunStatus, StepStatus};
 use crate::quote::{Quote, Quoting};
 use crate::secrets::{MASK, Redactor, stand_in, stand_in_json};
 use crate::step::Registry;

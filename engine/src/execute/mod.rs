@@ -9,8 +9,6 @@
 //! [`Event`]s; the terminal view and machine output are reporters.
 
 pub mod context;
-pub mod event;
-pub mod failure;
 pub mod operator;
 
 mod action;
@@ -28,8 +26,9 @@ use prepare::*;
 use replay::*;
 use schedule::*;
 
-pub use event::{Event, EventLine, Reporter, RunStatus, RunSummary, StepStatus, StepSummary};
-pub use failure::{Canceller, Failure};
+pub use crate::event::{
+    Canceller, Event, EventLine, Failure, Reporter, Reporters, RunStatus, RunSummary, StepStatus, StepSummary, Trace,
+};
 pub use operator::{GateAnswer, InterruptAnswer, Operator, StepAnswer, Unattended};
 
 use crate::compile::Compiled;
@@ -318,17 +317,17 @@ pub async fn execute(
     }
     let display: Arc<dyn Reporter> = Arc::new(Redacting {
         redactor: redactor.clone(),
-        inner: Arc::new(event::Reporters(vec![reporter.clone(), Arc::new(event::Trace)])),
+        inner: Arc::new(Reporters(vec![reporter.clone(), Arc::new(Trace)])),
     });
     let mut sinks: Vec<Arc<dyn Reporter>> = Vec::new();
     if let Some(writer) = &journal_writer {
         sinks.push(writer.clone());
     }
     sinks.push(reporter);
-    sinks.push(Arc::new(event::Trace));
+    sinks.push(Arc::new(Trace));
     let reporter: Arc<dyn Reporter> = Arc::new(Redacting {
         redactor: redactor.clone(),
-        inner: Arc::new(event::Reporters(sinks)),
+        inner: Arc::new(Reporters(sinks)),
     });
     let mut interrupts = merge(interrupts, stop_rx);
 

@@ -10,7 +10,7 @@
 pub mod lock;
 pub mod redact;
 
-use crate::execute::{Event, Reporter, RunStatus, RunSummary};
+use crate::event::{Event, Reporter, RunStatus, RunSummary};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};

@@ -2,7 +2,7 @@
 //! [`crate::secrets`]) before the journal, the terminal, JSON output or a
 //! report sees it.
 
-use crate::execute::{Event, Reporter};
+use crate::event::{Event, Reporter};
 use crate::secrets::Redactor;
 use std::sync::Arc;
 

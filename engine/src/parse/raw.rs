@@ -119,7 +119,7 @@ impl<T: JsonSchema> JsonSchema for NamedMap<T> {
         let value = generator.subschema_for::<T>();
         json_schema!({
             "type": "object",
-            "propertyNames": { "pattern": crate::validate::NAME_PATTERN },
+            "propertyNames": { "pattern": crate::words::NAME_PATTERN },
             "additionalProperties": value,
         })
     }
@@ -571,14 +571,7 @@ impl<T: Named> FromNode for Spanned<T> {
 }
 
 /// `a`, `b` or `c` as text.
-pub fn list(names: &[&str]) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-    match quoted.len() {
-        0 => String::new(),
-        1 => quoted[0].clone(),
-        n => format!("{} or {}", quoted[..n - 1].join(", "), quoted[n - 1]),
-    }
-}
+pub use crate::words::list;
 
 impl<T: FromNode> FromNode for Vec<T> {
     fn from_node(node: &Node, key: &str, cx: &mut Collector) -> Option<Self> {

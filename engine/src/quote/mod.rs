@@ -13,8 +13,6 @@ pub mod url;
 pub use shell::{ShellProblem, shell_command, shell_template_problems};
 pub use url::url;
 
-use crate::step::Registry;
-
 /// One part of a rendered template: text the template wrote, or a value a
 /// `{{ … }}` printed into it. Knowing which is which is what lets a value be
 /// quoted for the place it lands in (a shell word, a URL's path) and a
@@ -73,12 +71,9 @@ pub struct Quoting {
 }
 
 impl Quoting {
-    /// The parameters of `kind`; none for a kind that is not registered.
-    pub fn of(registry: &Registry, kind: &str) -> Self {
-        registry.get(kind).map_or_else(Self::default, |k| Self {
-            shell: k.shell_params(),
-            url: k.url_params(),
-        })
+    /// Shell commands at `shell`, URLs at `url` (JSON pointers into `with`).
+    pub fn new(shell: &'static [&'static str], url: &'static [&'static str]) -> Self {
+        Self { shell, url }
     }
 
     /// How the parameter at `pointer` (a JSON pointer into `with`) is quoted.

@@ -5,8 +5,8 @@
 //! beside its code and still read the same runs.
 
 use super::{ReportFormat, RunRecord, render};
-use crate::execute::Failure;
-use crate::execute::{Event, RunStatus, RunSummary, StepStatus, StepSummary};
+use crate::event::Failure;
+use crate::event::{Event, RunStatus, RunSummary, StepStatus, StepSummary};
 use crate::journal::{Header, TimedEvent};
 use crate::parse::raw::OnFailure;
 use crate::step::OutputStream;

@@ -5,7 +5,7 @@
 
 use super::outcome::{Ending, Outcome, StepRow};
 use super::text::{compact, without_escapes};
-use crate::execute::{RunStatus, StepStatus};
+use crate::event::{RunStatus, StepStatus};
 use serde_json::Value as Json;
 use std::fmt::Write;
 
@@ -241,7 +241,7 @@ fn seconds(ms: u64) -> String {
 #[cfg(test)]
 pub(super) mod tests {
     use super::{attr, text};
-    use crate::execute::{RunStatus, RunSummary, StepStatus};
+    use crate::event::{RunStatus, RunSummary, StepStatus};
     use crate::report::fixtures::{failed_run, finish, header, succeeded_run, summary_step, unfinished_run};
     use crate::report::{ReportFormat, RunRecord, render};
     use serde_json::{Value as Json, json};

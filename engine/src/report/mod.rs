@@ -31,7 +31,7 @@ mod fixtures;
 
 pub use timeline::{TimelineEntry, timeline, timeline_lines};
 
-use crate::execute::{RunSummary, StepStatus};
+use crate::event::{RunSummary, StepStatus};
 use crate::journal::{Header, Journal, TimedEvent};
 use outcome::{Outcome, has_outputs};
 use serde_json::{Value as Json, json};

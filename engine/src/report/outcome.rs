@@ -6,8 +6,8 @@
 
 use super::RunRecord;
 use crate::clock::epoch_millis;
-use crate::execute::Failure;
-use crate::execute::{Event, RunStatus, RunSummary, StepStatus, StepSummary};
+use crate::event::Failure;
+use crate::event::{Event, RunStatus, RunSummary, StepStatus, StepSummary};
 use crate::journal::{Header, TimedEvent};
 use indexmap::IndexMap;
 use serde::Serialize;

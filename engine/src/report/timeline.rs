@@ -4,8 +4,8 @@
 //! run; each only decides how to make the text safe where it goes.
 
 use super::text::{clock, human_duration};
+use crate::event::Failure;
 use crate::execute::Event;
-use crate::execute::Failure;
 use crate::journal::TimedEvent;
 use std::borrow::Cow;
 

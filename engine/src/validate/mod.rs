@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// Ids and names: `[a-z][a-z0-9_]*`.
-pub const NAME_PATTERN: &str = "^[a-z][a-z0-9_]*$";
+pub use crate::words::NAME_PATTERN;
 
 pub mod codes {
     pub const VERSION: &str = "runbook::validate::version";

@@ -1,10 +1,14 @@
-//! The events of a run. The executor emits them; the terminal view, the
-//! `--output json` stream and (later) the journal and reports consume them.
+//! The events of a run: the one contract between the executor, which emits
+//! them, and everything that reads a run — the journal, the terminal view,
+//! `--output json`, the reports and `show`. It sits below them all and
+//! imports no later stage, so that none of them depends on another.
 
-use super::failure::{Canceller, Failure};
+pub mod failure;
+
 use crate::parse::raw::OnFailure;
 use crate::secrets::Redactor;
 use crate::step::OutputStream;
+pub use failure::{Canceller, Failure};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
