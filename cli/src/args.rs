@@ -199,11 +199,11 @@ pub enum OutputFormat {
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
-    runbook_engine::parse::raw::parse_duration(text)
+    runbook_engine::words::parse_duration(text)
 }
 
 fn timeout(text: &str) -> Result<Duration, String> {
-    runbook_engine::parse::raw::parse_timeout(text)
+    runbook_engine::words::parse_timeout(text)
 }
 
 #[derive(Clone, Copy, ValueEnum)]

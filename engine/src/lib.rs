@@ -16,6 +16,7 @@ pub mod event;
 pub mod execute;
 pub mod files;
 pub mod journal;
+pub mod kit;
 pub mod paint;
 pub mod parse;
 pub mod plan;

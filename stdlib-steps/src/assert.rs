@@ -1,6 +1,7 @@
 //! The `assert` step kind: fails the run unless expressions hold.
 
-use runbook_engine::step::{StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Traits};
+use runbook_engine::step::{StepContext, StepError};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -66,58 +67,43 @@ impl JsonSchema for Conditions {
     }
 }
 
-impl StepKind for Assert {
-    fn name(&self) -> &'static str {
-        "assert"
-    }
+impl Kind for Assert {
+    type Params = AssertParams;
+    const NAME: &'static str = "assert";
+    const SUMMARY: &'static str = "Check that expressions hold; fail the run if one does not.";
+    const TRAITS: Traits = Traits {
+        read_only: true,
+        expression_params: &["/that"],
+        ..Traits::NONE
+    };
 
-    fn summary(&self) -> &'static str {
-        "Check that expressions hold; fail the run if one does not."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<AssertParams>()
-    }
-
-    fn expression_params(&self) -> &'static [&'static str] {
-        &["/that"]
-    }
-
-    fn read_only(&self) -> bool {
-        true
-    }
-
-    fn describe(&self, params: &Json) -> String {
-        let conditions: Vec<String> = crate::words::scalars(params, "that").iter().map(|c| code(c)).collect();
+    fn describe(&self, params: &AssertParams) -> String {
+        let conditions: Vec<String> = params.that.expressions().iter().map(|c| code(c)).collect();
         if conditions.is_empty() {
-            "check nothing (no condition given)".to_string()
-        } else {
-            format!("check that {}", series(&conditions, "and"))
+            return "check nothing (no condition given)".to_string();
         }
+        format!("check that {}", series(&conditions, "and"))
     }
 
     /// Result: `{"checked": n}`. The first condition that does not hold
     /// fails the step, with `{"checked": n, "failed": "<expression>",
     /// "value": <its value>}`.
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: AssertParams = crate::read_params("assert", &cx.params)?;
-            let expressions = params.that.expressions();
-            for (checked, expression) in expressions.iter().enumerate() {
-                // The host's error names the expression.
-                let value = cx.host.eval(expression, &Json::Null).map_err(StepError::new)?;
-                if !crate::is_truthy(&value) {
-                    let shown = crate::words::shorten(&value.to_string());
-                    let mut message = format!("`{expression}` does not hold (it is {shown})");
-                    if let Some(said) = &params.message {
-                        message = format!("{said}: {message}");
-                    }
-                    return Err(StepError::new(message)
-                        .with_result(json!({"checked": checked, "failed": expression, "value": value})));
+    async fn run(&self, params: AssertParams, cx: StepContext) -> Result<Json, StepError> {
+        let expressions = params.that.expressions();
+        for (checked, expression) in expressions.iter().enumerate() {
+            // The host's error names the expression.
+            let value = cx.host.eval(expression, &Json::Null).map_err(StepError::new)?;
+            if !crate::is_truthy(&value) {
+                let shown = crate::words::shorten(&value.to_string());
+                let mut message = format!("`{expression}` does not hold (it is {shown})");
+                if let Some(said) = &params.message {
+                    message = format!("{said}: {message}");
                 }
+                return Err(StepError::new(message)
+                    .with_result(json!({"checked": checked, "failed": expression, "value": value})));
             }
-            Ok(json!({"checked": expressions.len()}))
-        })
+        }
+        Ok(json!({"checked": expressions.len()}))
     }
 }
 

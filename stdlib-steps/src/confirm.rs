@@ -1,12 +1,13 @@
 //! The `confirm` step kind: stops and asks the operator before going on.
 
-use runbook_engine::step::{StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Traits};
+use runbook_engine::step::{StepContext, StepError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 use serde_json::json;
 
-use crate::words::{field, quoted};
+use crate::words::quoted;
 
 /// Asks the operator a yes/no question; the run goes on only on yes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,49 +22,32 @@ pub struct ConfirmParams {
     pub message: String,
 }
 
-impl StepKind for Confirm {
-    fn name(&self) -> &'static str {
-        "confirm"
-    }
+impl Kind for Confirm {
+    type Params = ConfirmParams;
+    const NAME: &'static str = "confirm";
+    const SUMMARY: &'static str = "Ask the operator to confirm before the run goes on.";
+    const TRAITS: Traits = Traits {
+        read_only: true,
+        asks_operator: true,
+        ..Traits::NONE
+    };
 
-    fn summary(&self) -> &'static str {
-        "Ask the operator to confirm before the run goes on."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<ConfirmParams>()
-    }
-
-    fn asks_operator(&self) -> bool {
-        true
-    }
-
-    fn read_only(&self) -> bool {
-        true
-    }
-
-    fn describe(&self, params: &Json) -> String {
-        match field(params, "message") {
-            Some(message) => format!("ask the operator: {}", quoted(&message)),
-            None => "ask the operator to confirm".to_string(),
-        }
+    fn describe(&self, params: &ConfirmParams) -> String {
+        format!("ask the operator: {}", quoted(&params.message))
     }
 
     /// Result: `{"confirmed": true}`; a "no" fails the step.
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: ConfirmParams = crate::read_params("confirm", &cx.params)?;
-            let answer = tokio::select! {
-                answer = cx.host.confirm(&cx.step_id, &params.message) => answer,
-                () = cx.cancel.cancelled() => return Err(crate::cancelled()),
-            };
-            match answer {
-                Ok(true) => Ok(json!({"confirmed": true})),
-                Ok(false) => Err(StepError::new(format!("the operator declined: {}", params.message))
-                    .with_result(json!({"confirmed": false}))),
-                Err(e) => Err(StepError::new(e)),
-            }
-        })
+    async fn run(&self, params: ConfirmParams, cx: StepContext) -> Result<Json, StepError> {
+        let answer = tokio::select! {
+            answer = cx.host.confirm(&cx.step_id, &params.message) => answer,
+            () = cx.cancel.cancelled() => return Err(crate::cancelled()),
+        };
+        match answer {
+            Ok(true) => Ok(json!({"confirmed": true})),
+            Ok(false) => Err(StepError::new(format!("the operator declined: {}", params.message))
+                .with_result(json!({"confirmed": false}))),
+            Err(e) => Err(StepError::new(e)),
+        }
     }
 }
 

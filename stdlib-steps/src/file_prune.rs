@@ -8,7 +8,8 @@
 //! since an entry was last modified. What it deletes cannot be rolled back;
 //! the plan says in words what it would delete.
 
-use runbook_engine::step::{ParamProblem, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Templated};
+use runbook_engine::step::{ParamProblem, StepContext, StepError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::HumanDuration;
 use crate::file_work::{blocking, io_error};
 use crate::manifest::MANIFEST;
-use crate::words::{code, field};
+use crate::words::code;
 
 /// Deletes old snapshots or backups, keeping the newest.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,7 +39,7 @@ pub struct FilePruneParams {
 
     /// How long ago an entry must have last changed to be deleted, such as
     /// `7d` or `36h`.
-    pub older_than: HumanDuration,
+    pub older_than: Templated<HumanDuration>,
 
     /// Which entries may be deleted: a name prefix such as `ledger-`, or a
     /// pattern with `*` and `?` such as `app.env.bak-*`. Without it, only
@@ -51,30 +52,24 @@ pub struct FilePruneParams {
     /// How many of the newest entries that may be deleted are always kept,
     /// however old.
     #[serde(default = "one")]
-    pub keep_latest: u32,
+    #[schemars(with = "u32")]
+    pub keep_latest: Templated<u32>,
 }
 
-fn one() -> u32 {
-    1
+fn one() -> Templated<u32> {
+    Templated::Value(1)
 }
 
-impl StepKind for FilePrune {
-    fn name(&self) -> &'static str {
-        "file.prune"
-    }
+impl Kind for FilePrune {
+    type Params = FilePruneParams;
+    const NAME: &'static str = "file.prune";
+    const SUMMARY: &'static str = "Delete old snapshots or backups from a directory, keeping the newest.";
 
-    fn summary(&self) -> &'static str {
-        "Delete old snapshots or backups from a directory, keeping the newest."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<FilePruneParams>()
-    }
-
-    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
-        let mut problems: Vec<ParamProblem> = HumanDuration::check(params, "older_than").into_iter().collect();
-        problems.extend(crate::path_problem::literal_problem(params, "dir", "prune"));
-        if let Some(pattern) = params.get("pattern").and_then(Json::as_str)
+    fn validate(&self, params: &FilePruneParams) -> Vec<ParamProblem> {
+        let mut problems: Vec<ParamProblem> = crate::path_problem::literal_problem(Some(&params.dir), "dir", "prune")
+            .into_iter()
+            .collect();
+        if let Some(pattern) = &params.pattern
             && pattern.contains('/')
         {
             problems.push(
@@ -88,40 +83,24 @@ impl StepKind for FilePrune {
         problems
     }
 
-    fn describe(&self, params: &Json) -> String {
-        let Some(dir) = field(params, "dir").map(|d| code(&d)) else {
-            return "delete old snapshots (no `dir` given)".to_string();
-        };
-        let what = match field(params, "pattern") {
-            Some(pattern) if pattern.contains(['*', '?']) => format!("entries of {dir} matching {}", code(&pattern)),
-            Some(prefix) => format!("entries of {dir} whose names start with {}", code(&prefix)),
+    fn describe(&self, params: &FilePruneParams) -> String {
+        let dir = code(&params.dir);
+        let what = match &params.pattern {
+            Some(pattern) if pattern.contains(['*', '?']) => format!("entries of {dir} matching {}", code(pattern)),
+            Some(prefix) => format!("entries of {dir} whose names start with {}", code(prefix)),
             None => format!("snapshots in {dir}"),
         };
-        if params.get("older_than").is_none_or(Json::is_null) {
-            return format!("delete {what} (no `older_than` given)");
-        }
-        let age = HumanDuration::describe(params, "older_than", HumanDuration::from_secs(0));
-        let keep = match params.get("keep_latest").map_or(Some(1), Json::as_u64) {
-            Some(0) => String::new(),
-            Some(1) => ", always keeping the newest one".to_string(),
-            Some(n) => format!(", always keeping the newest {n}"),
-            None => format!(
-                ", always keeping the newest {}",
-                field(params, "keep_latest").unwrap_or_default()
-            ),
+        let keep = match &params.keep_latest {
+            Templated::Value(0) => String::new(),
+            Templated::Value(1) => ", always keeping the newest one".to_string(),
+            n => format!(", always keeping the newest {n}"),
         };
-        format!("delete {what} last changed more than {age} ago{keep}")
+        format!("delete {what} last changed more than {} ago{keep}", params.older_than)
     }
 
-    /// Result: `{"deleted": ["<path>", ...], "kept": n}`, `kept` counting
-    /// the entries that could have been deleted but were not (too new, or
-    /// among the newest). When some entry cannot be deleted the others
-    /// still are, and the step fails with `"failed": [{"path": ...,
-    /// "error": ...}]` added.
     /// The entries a prune would delete now (the plan's dry-run listing).
-    fn preview(&self, params: &Json) -> Option<String> {
-        let params: FilePruneParams = serde_json::from_value(params.clone()).ok()?;
-        Some(match select(&params) {
+    fn preview(&self, params: &FilePruneParams) -> Option<String> {
+        Some(match select(params) {
             Ok((doomed, kept)) if doomed.is_empty() => format!("would delete nothing ({kept} kept)"),
             Ok((doomed, kept)) => {
                 let names: Vec<&str> = doomed.iter().map(|c| c.name.as_str()).collect();
@@ -131,11 +110,13 @@ impl StepKind for FilePrune {
         })
     }
 
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: FilePruneParams = crate::read_params("file.prune", &cx.params)?;
-            blocking(&cx.cancel, move |cancel| prune(&params, cancel)).await
-        })
+    /// Result: `{"deleted": ["<path>", ...], "kept": n}`, `kept` counting
+    /// the entries that could have been deleted but were not (too new, or
+    /// among the newest). When some entry cannot be deleted the others
+    /// still are, and the step fails with `"failed": [{"path": ...,
+    /// "error": ...}]` added.
+    async fn run(&self, params: FilePruneParams, cx: StepContext) -> Result<Json, StepError> {
+        blocking(&cx.cancel, move |cancel| prune(&params, cancel)).await
     }
 }
 
@@ -180,8 +161,8 @@ fn select(params: &FilePruneParams) -> Result<(Vec<Candidate>, usize), StepError
     }
     // Newest first.
     candidates.sort_by(|a, b| b.modified.cmp(&a.modified).then_with(|| b.name.cmp(&a.name)));
-    let cutoff = SystemTime::now().checked_sub(params.older_than.0);
-    let keep_latest = usize::try_from(params.keep_latest).unwrap_or(usize::MAX);
+    let cutoff = SystemTime::now().checked_sub(params.older_than.get()?.0);
+    let keep_latest = usize::try_from(*params.keep_latest.get()?).unwrap_or(usize::MAX);
     let (mut doomed, mut kept) = (Vec::new(), 0);
     for (i, candidate) in candidates.into_iter().enumerate() {
         let old = cutoff.is_some_and(|cutoff| candidate.modified < cutoff);

@@ -9,7 +9,8 @@
 //! folders are resolved (links and `..` followed); its last part is never
 //! followed, so a link is deleted, not what it points to.
 
-use runbook_engine::step::{ParamProblem, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::Kind;
+use runbook_engine::step::{ParamProblem, StepContext, StepError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -19,7 +20,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::file_work::{blocking, io_error, parent_of};
 use crate::path_problem::{check_path, literal_problem};
-use crate::words::{code, field};
+use crate::words::code;
 
 /// Deletes a file or a folder.
 #[derive(Debug, Clone, Copy, Default)]
@@ -46,29 +47,20 @@ pub struct FileRemoveParams {
     pub root: Option<String>,
 }
 
-impl StepKind for FileRemove {
-    fn name(&self) -> &'static str {
-        "file.remove"
-    }
+impl Kind for FileRemove {
+    type Params = FileRemoveParams;
+    const NAME: &'static str = "file.remove";
+    const SUMMARY: &'static str = "Delete a file or a folder.";
 
-    fn summary(&self) -> &'static str {
-        "Delete a file or a folder."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<FileRemoveParams>()
-    }
-
-    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
-        let mut problems: Vec<ParamProblem> = literal_problem(params, "path", "delete").into_iter().collect();
-        let literal = |name| {
-            params
-                .get(name)
-                .and_then(Json::as_str)
-                .filter(|text| !crate::is_template(text))
-        };
+    fn validate(&self, params: &FileRemoveParams) -> Vec<ParamProblem> {
+        let mut problems: Vec<ParamProblem> = literal_problem(Some(&params.path), "path", "delete")
+            .into_iter()
+            .collect();
+        fn literal(text: Option<&str>) -> Option<&str> {
+            text.filter(|text| !crate::is_template(text))
+        }
         if problems.is_empty()
-            && let (Some(path), Some(root)) = (literal("path"), literal("root"))
+            && let (Some(path), Some(root)) = (literal(Some(&params.path)), literal(params.root.as_deref()))
             && let Some(why) = lexically_outside(Path::new(path), Path::new(root))
         {
             problems.push(
@@ -79,22 +71,16 @@ impl StepKind for FileRemove {
         problems
     }
 
-    fn describe(&self, params: &Json) -> String {
-        let Some(path) = field(params, "path") else {
-            return "delete a file (no path given)".to_string();
-        };
-        match field(params, "root") {
-            Some(root) => format!("delete {} (only if it is inside {})", code(&path), code(&root)),
-            None => format!("delete {}", code(&path)),
+    fn describe(&self, params: &FileRemoveParams) -> String {
+        match &params.root {
+            Some(root) => format!("delete {} (only if it is inside {})", code(&params.path), code(root)),
+            None => format!("delete {}", code(&params.path)),
         }
     }
 
     /// Result: `{"path": "...", "removed": true}`; `removed` is false when nothing was there.
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: FileRemoveParams = crate::read_params("file.remove", &cx.params)?;
-            blocking(&cx.cancel, move |_| remove(&params)).await
-        })
+    async fn run(&self, params: FileRemoveParams, cx: StepContext) -> Result<Json, StepError> {
+        blocking(&cx.cancel, move |_| remove(&params)).await
     }
 }
 

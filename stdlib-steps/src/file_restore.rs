@@ -32,7 +32,8 @@
 //!     with: { from: "{{ steps.restore.outputs.aside }}", to: /srv/ledger/data }
 //! ```
 
-use runbook_engine::step::{ParamProblem, RecoverFuture, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Templated};
+use runbook_engine::step::{ParamProblem, StepContext, StepError};
 use runbook_engine::testing::crash_point;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -50,7 +51,7 @@ use crate::path_problem::{check_path, literal_problem};
 use crate::restore_plan::{FileId, RestorePlan};
 use crate::stored_snapshot::StoredSnapshot;
 use crate::tree::{copy_tree, count_files};
-use crate::words::{code, field, series};
+use crate::words::{code, series};
 
 /// Puts a file or directory back from a snapshot, keeping the current one aside.
 #[derive(Debug, Clone, Copy, Default)]
@@ -92,41 +93,30 @@ pub struct FileRestoreParams {
 
     /// Check the whole snapshot against its manifest first, and change
     /// nothing if it does not match. Applies to `snapshot` only.
-    #[serde(default = "yes")]
-    pub verify: bool,
+    #[serde(default)]
+    #[schemars(with = "bool", extend("default" = true))]
+    pub verify: Option<Templated<bool>>,
 }
 
-fn yes() -> bool {
-    true
-}
+impl Kind for FileRestore {
+    type Params = FileRestoreParams;
+    const NAME: &'static str = "file.restore";
+    const SUMMARY: &'static str =
+        "Put a file or directory back from a snapshot atomically, keeping the current one aside.";
 
-impl StepKind for FileRestore {
-    fn name(&self) -> &'static str {
-        "file.restore"
-    }
-
-    fn summary(&self) -> &'static str {
-        "Put a file or directory back from a snapshot atomically, keeping the current one aside."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<FileRestoreParams>()
-    }
-
-    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
+    fn validate(&self, params: &FileRestoreParams) -> Vec<ParamProblem> {
         let mut problems = Vec::new();
-        let given = |name| params.get(name).is_some_and(|v| !v.is_null());
-        match (given("snapshot"), given("from")) {
-            (true, true) => problems.push(
+        match (&params.snapshot, &params.from) {
+            (Some(_), Some(_)) => problems.push(
                 ParamProblem::new("/from", "`snapshot` and `from` are both given")
                     .with_help("keep `snapshot` to restore from a snapshot, or `from` to put a plain path back"),
             ),
-            (false, false) => problems.push(
+            (None, None) => problems.push(
                 ParamProblem::new("", "missing parameter `snapshot` or `from`").with_help(
                     "add `snapshot:` with a snapshot made by `file.snapshot`, or `from:` with a path to put back",
                 ),
             ),
-            (false, true) if given("verify") => problems.push(
+            (None, Some(_)) if params.verify.is_some() => problems.push(
                 ParamProblem::new(
                     "/verify",
                     "`verify` applies to `snapshot` only: `from` has no manifest to check",
@@ -135,19 +125,21 @@ impl StepKind for FileRestore {
             ),
             _ => {}
         }
-        let plain = |name| {
-            params
-                .get(name)
-                .and_then(Json::as_str)
-                .filter(|text| !is_template(text))
-        };
-        problems.extend(literal_problem(params, "to", "restore to"));
-        problems.extend(literal_problem(params, "from", "restore from"));
-        problems.extend(literal_problem(params, "aside", "move the current one aside to"));
-        if let Some(to) = plain("to")
-            && (plain("aside") == Some(to) || plain("from") == Some(to))
+        fn plain(text: Option<&str>) -> Option<&str> {
+            text.filter(|text| !is_template(text))
+        }
+        problems.extend(literal_problem(Some(&params.to), "to", "restore to"));
+        problems.extend(literal_problem(params.from.as_deref(), "from", "restore from"));
+        problems.extend(literal_problem(
+            params.aside.as_deref(),
+            "aside",
+            "move the current one aside to",
+        ));
+        let (aside, from) = (plain(params.aside.as_deref()), plain(params.from.as_deref()));
+        if let Some(to) = plain(Some(&params.to))
+            && (aside == Some(to) || from == Some(to))
         {
-            let name = if plain("aside") == Some(to) { "aside" } else { "from" };
+            let name = if aside == Some(to) { "aside" } else { "from" };
             problems.push(ParamProblem::new(
                 format!("/{name}"),
                 format!("`{name}` is `to` itself"),
@@ -156,28 +148,28 @@ impl StepKind for FileRestore {
         problems
     }
 
-    fn describe(&self, params: &Json) -> String {
-        let Some(to) = field(params, "to") else {
-            return "restore a file or directory (no `to` given)".to_string();
+    fn describe(&self, params: &FileRestoreParams) -> String {
+        let to = &params.to;
+        let source = match (&params.from, &params.snapshot) {
+            (Some(from), _) => format!("put {} back at {}", code(from), code(to)),
+            (None, Some(snapshot)) => {
+                let checked = if params.verify == Some(Templated::Value(false)) {
+                    "not checked first"
+                } else {
+                    "checked against the snapshot's manifest first"
+                };
+                format!(
+                    "replace {} with its copy in snapshot {}, {checked}",
+                    code(to),
+                    code(snapshot)
+                )
+            }
+            (None, None) => return format!("restore {} (no `snapshot` or `from` given)", code(to)),
         };
-        let source = if let Some(from) = field(params, "from") {
-            format!("put {} back at {}", code(&from), code(&to))
-        } else {
-            let Some(snapshot) = field(params, "snapshot") else {
-                return format!("restore {} (no `snapshot` or `from` given)", code(&to));
-            };
-            let checked = if params.get("verify") == Some(&Json::Bool(false)) {
-                "not checked first"
-            } else {
-                "checked against the snapshot's manifest first"
-            };
-            format!(
-                "replace {} with its copy in snapshot {}, {checked}",
-                code(&to),
-                code(&snapshot)
-            )
-        };
-        let aside = field(params, "aside").unwrap_or_else(|| format!("{to}.before-restore-<time>"));
+        let aside = params
+            .aside
+            .clone()
+            .unwrap_or_else(|| format!("{to}.before-restore-<time>"));
         format!("{source}; the current one is moved aside to {}", code(&aside))
     }
 
@@ -185,11 +177,11 @@ impl StepKind for FileRestore {
     /// went>", "files": n}`; `aside` is null when `to` did not exist. When
     /// the snapshot does not match its manifest, the step fails with
     /// `file.verify`'s result and nothing is changed.
-    fn undo_summary(&self, _params: &Json) -> Option<String> {
+    fn undo_summary(&self, _params: &FileRestoreParams) -> Option<String> {
         Some("put the state it moved aside back (or delete what it put where nothing was)".to_string())
     }
 
-    fn undo(&self, _params: &Json, result: &Json) -> Option<runbook_engine::step::Undo> {
+    fn undo(&self, _params: &FileRestoreParams, result: &Json) -> Option<runbook_engine::step::Undo> {
         let restored = result.get("restored")?.as_str()?;
         match result.get("aside").and_then(Json::as_str) {
             Some(aside) => Some(runbook_engine::step::Undo {
@@ -207,23 +199,20 @@ impl StepKind for FileRestore {
 
     /// Puts right an attempt cut short by the death of the run, from the
     /// plan it journaled: see [`RestorePlan::recover`].
-    fn recover<'a>(&'a self, checkpoint: &'a Json) -> RecoverFuture<'a> {
-        Box::pin(async move { recover(checkpoint).await })
+    async fn recover(&self, checkpoint: &Json) -> Result<Option<String>, String> {
+        recover(checkpoint).await
     }
 
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: FileRestoreParams = crate::read_params("file.restore", &cx.params)?;
-            let (host, step) = (cx.host.clone(), cx.step_id.clone());
-            let journal = move |plan: &RestorePlan| {
-                host.checkpoint(&step, plan.to_json()).map_err(|e| {
-                    StepError::new(format!(
-                        "cannot journal what this restore is about to do, so it does nothing: {e}. Nothing was changed"
-                    ))
-                })
-            };
-            blocking(&cx.cancel, move |cancel| restore(&params, &journal, cancel)).await
-        })
+    async fn run(&self, params: FileRestoreParams, cx: StepContext) -> Result<Json, StepError> {
+        let (host, step) = (cx.host.clone(), cx.step_id.clone());
+        let journal = move |plan: &RestorePlan| {
+            host.checkpoint(&step, plan.to_json()).map_err(|e| {
+                StepError::new(format!(
+                    "cannot journal what this restore is about to do, so it does nothing: {e}. Nothing was changed"
+                ))
+            })
+        };
+        blocking(&cx.cancel, move |cancel| restore(&params, &journal, cancel)).await
     }
 }
 
@@ -298,7 +287,14 @@ fn restore(params: &FileRestoreParams, journal: &Journal<'_>, cancel: &Cancellat
     let source = match (&params.snapshot, &params.from) {
         (Some(snapshot), None) => {
             let snapshot = StoredSnapshot::open(Path::new(snapshot))?;
-            check_snapshot(&snapshot, name, params.verify, cancel)?;
+            let verify = params
+                .verify
+                .as_ref()
+                .map(Templated::get)
+                .transpose()?
+                .copied()
+                .unwrap_or(true);
+            check_snapshot(&snapshot, name, verify, cancel)?;
             Source::Snapshot(snapshot)
         }
         (None, Some(from)) => {

@@ -11,7 +11,8 @@
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use runbook_engine::step::{ParamProblem, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Templated};
+use runbook_engine::step::{ParamProblem, StepContext, StepError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
@@ -29,7 +30,7 @@ use crate::is_template;
 use crate::manifest::{MANIFEST, Manifest};
 use crate::path_problem::PathProblem;
 use crate::tree::{DirModes, Found, Node, walk};
-use crate::words::{code, field, scalars, series};
+use crate::words::{code, series};
 
 /// Copies files and directories into a new snapshot with a SHA-256 manifest.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,8 +49,8 @@ pub struct FileSnapshotParams {
     /// (a path itself, or anything under it) are stored as links and never
     /// followed: the snapshot records where each points, not what it points
     /// to, and `file.restore` puts the link back.
-    #[schemars(length(min = 1))]
-    pub paths: Vec<String>,
+    #[schemars(with = "Vec<String>", length(min = 1))]
+    pub paths: Templated<Vec<String>>,
 
     /// The directory that keeps the snapshots; it is made if missing.
     #[schemars(length(min = 1))]
@@ -62,11 +63,12 @@ pub struct FileSnapshotParams {
 
     /// `dir`: a folder; `tar.gz`: one compressed archive of that folder.
     #[serde(default)]
-    pub format: SnapshotFormat,
+    pub format: Templated<SnapshotFormat>,
 
     /// Keep the snapshot when the run rolls back (evidence, a restore point); by default a rollback deletes it.
     #[serde(default)]
-    pub keep: bool,
+    #[schemars(with = "bool")]
+    pub keep: Templated<bool>,
 }
 
 fn default_name() -> String {
@@ -84,23 +86,15 @@ pub enum SnapshotFormat {
     TarGz,
 }
 
-impl StepKind for FileSnapshot {
-    fn name(&self) -> &'static str {
-        "file.snapshot"
-    }
+impl Kind for FileSnapshot {
+    type Params = FileSnapshotParams;
+    const NAME: &'static str = "file.snapshot";
+    const SUMMARY: &'static str = "Copy files and directories into a new timestamped snapshot with a SHA-256 manifest.";
 
-    fn summary(&self) -> &'static str {
-        "Copy files and directories into a new timestamped snapshot with a SHA-256 manifest."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<FileSnapshotParams>()
-    }
-
-    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
+    fn validate(&self, params: &FileSnapshotParams) -> Vec<ParamProblem> {
         let mut problems = Vec::new();
-        if let Some(name) = params.get("name").and_then(Json::as_str)
-            && !is_template(name)
+        let name = &params.name;
+        if !is_template(name)
             && let Some(why) = bad_name(name)
         {
             problems.push(
@@ -109,15 +103,11 @@ impl StepKind for FileSnapshot {
             );
         }
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        let paths = params
-            .get("paths")
-            .and_then(Json::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let paths = params.paths.known().map(Vec::as_slice).unwrap_or_default();
         for (i, path) in paths.iter().enumerate() {
-            let Some(path) = path.as_str().filter(|p| !is_template(p)) else {
+            if is_template(path) {
                 continue;
-            };
+            }
             let pointer = format!("/paths/{i}");
             if let Some(problem) = PathProblem::of(path).filter(|p| *p != PathProblem::TrailingSlash) {
                 problems.push(problem.param(&pointer, "snapshot", path));
@@ -148,20 +138,18 @@ impl StepKind for FileSnapshot {
         problems
     }
 
-    fn describe(&self, params: &Json) -> String {
-        let paths: Vec<String> = scalars(params, "paths").iter().map(|p| code(p)).collect();
+    fn describe(&self, params: &FileSnapshotParams) -> String {
+        let paths: Vec<String> = match &params.paths {
+            Templated::Value(paths) => paths.iter().map(|p| code(p)).collect(),
+            Templated::Later(text) => vec![code(text)],
+        };
         let paths = match paths.len() {
-            0 => "nothing (no paths given)".to_string(),
             n if n > 4 => format!("{} and {} more", paths[..3].join(", "), n - 3),
             _ => series(&paths, "and"),
         };
-        let name = field(params, "name").unwrap_or_else(default_name);
-        let Some(into) = field(params, "into") else {
-            return format!("copy {paths} into a new snapshot (no `into` given)");
-        };
-        let folder = format!("{}/{name}-<time>-<id>", into.trim_end_matches('/'));
-        match field(params, "format").as_deref() {
-            Some("tar.gz") => format!(
+        let folder = format!("{}/{}-<time>-<id>", params.into.trim_end_matches('/'), params.name);
+        match params.format {
+            Templated::Value(SnapshotFormat::TarGz) => format!(
                 "copy {paths} into a new archive {} with a SHA-256 manifest",
                 code(&format!("{folder}.tar.gz"))
             ),
@@ -177,23 +165,20 @@ impl StepKind for FileSnapshot {
     /// For a `tar.gz`, `manifest` is the manifest's name inside the archive.
     /// `files` and `bytes` count regular files and their contents; `links`
     /// counts symbolic links.
-    fn undo_summary(&self, params: &Json) -> Option<String> {
-        (params.get("keep").and_then(Json::as_bool) != Some(true)).then(|| "delete the snapshot it made".to_string())
+    fn undo_summary(&self, params: &FileSnapshotParams) -> Option<String> {
+        (params.keep != Templated::Value(true)).then(|| "delete the snapshot it made".to_string())
     }
 
-    fn undo(&self, params: &Json, result: &Json) -> Option<runbook_engine::step::Undo> {
-        if params.get("keep").and_then(Json::as_bool) == Some(true) {
+    fn undo(&self, params: &FileSnapshotParams, result: &Json) -> Option<runbook_engine::step::Undo> {
+        if params.keep == Templated::Value(true) {
             return None;
         }
         let path = result.get("path")?.as_str()?;
         Some(crate::file_remove::undo_by_removing(path, "the snapshot"))
     }
 
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: FileSnapshotParams = crate::read_params("file.snapshot", &cx.params)?;
-            blocking(&cx.cancel, move |cancel| take(&params, cancel)).await
-        })
+    async fn run(&self, params: FileSnapshotParams, cx: StepContext) -> Result<Json, StepError> {
+        blocking(&cx.cancel, move |cancel| take(&params, cancel)).await
     }
 }
 
@@ -231,7 +216,7 @@ fn take(params: &FileSnapshotParams, cancel: &CancellationToken) -> Result<Json,
         )));
     }
     let into = PathBuf::from(&params.into);
-    let sources = sources(&params.paths, &into)?;
+    let sources = sources(params.paths.get()?, &into)?;
     fs::create_dir_all(&into).map_err(|e| io_error("create", &into, &e))?;
     let folder = format!(
         "{}-{}-{}",
@@ -239,7 +224,7 @@ fn take(params: &FileSnapshotParams, cancel: &CancellationToken) -> Result<Json,
         crate::file_work::stamp(),
         crate::file_work::unique()
     );
-    let (path, manifest_name, tally, manifest_text) = match params.format {
+    let (path, manifest_name, tally, manifest_text) = match params.format.get()? {
         SnapshotFormat::Dir => {
             let (tally, text) = write_folder(&sources, &into, &folder, cancel)?;
             let path = into.join(&folder);

@@ -5,7 +5,8 @@
 //! points, never read through: one that points elsewhere, or that became a
 //! file, is changed.
 
-use runbook_engine::step::{StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Traits};
+use runbook_engine::step::{StepContext, StepError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -16,7 +17,7 @@ use crate::file_work::{blocking, io_error};
 use crate::manifest::{Diff, Manifest};
 use crate::stored_snapshot::{Contents, StoredSnapshot};
 use crate::tree::digest_tree;
-use crate::words::{code, field};
+use crate::words::code;
 
 /// Checks files against a snapshot's SHA-256 manifest.
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,31 +41,22 @@ pub struct FileVerifyParams {
     pub against: Option<String>,
 }
 
-impl StepKind for FileVerify {
-    fn name(&self) -> &'static str {
-        "file.verify"
-    }
+impl Kind for FileVerify {
+    type Params = FileVerifyParams;
+    const NAME: &'static str = "file.verify";
+    const SUMMARY: &'static str =
+        "Check a snapshot's files, or a live directory, against the snapshot's SHA-256 manifest.";
+    const TRAITS: Traits = Traits {
+        read_only: true,
+        ..Traits::NONE
+    };
 
-    fn summary(&self) -> &'static str {
-        "Check a snapshot's files, or a live directory, against the snapshot's SHA-256 manifest."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<FileVerifyParams>()
-    }
-
-    fn read_only(&self) -> bool {
-        true
-    }
-
-    fn describe(&self, params: &Json) -> String {
-        let Some(snapshot) = field(params, "snapshot").map(|s| code(&s)) else {
-            return "check a snapshot (no `snapshot` given)".to_string();
-        };
-        match field(params, "against") {
+    fn describe(&self, params: &FileVerifyParams) -> String {
+        let snapshot = code(&params.snapshot);
+        match &params.against {
             Some(against) => format!(
                 "check {} against the SHA-256 manifest of snapshot {snapshot}",
-                code(&against)
+                code(against)
             ),
             None => format!("check the files of snapshot {snapshot} against its SHA-256 manifest"),
         }
@@ -74,20 +66,17 @@ impl StepKind for FileVerify {
     /// manifest>"}`. When anything differs the step fails with `{"ok":
     /// false, "missing": [...], "extra": [...], "changed": [...]}`, paths
     /// relative to the snapshot.
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: FileVerifyParams = crate::read_params("file.verify", &cx.params)?;
-            blocking(&cx.cancel, move |cancel| {
-                let snapshot = StoredSnapshot::open(Path::new(&params.snapshot))?;
-                let against = params.against.as_deref().map(PathBuf::from);
-                let (contents, diff) = check(&snapshot, against.as_deref(), cancel)?;
-                if !diff.is_empty() {
-                    return Err(mismatch(&snapshot, against.as_deref(), &diff));
-                }
-                Ok(json!({"ok": true, "files": contents.manifest.len(), "digest": contents.digest}))
-            })
-            .await
+    async fn run(&self, params: FileVerifyParams, cx: StepContext) -> Result<Json, StepError> {
+        blocking(&cx.cancel, move |cancel| {
+            let snapshot = StoredSnapshot::open(Path::new(&params.snapshot))?;
+            let against = params.against.as_deref().map(PathBuf::from);
+            let (contents, diff) = check(&snapshot, against.as_deref(), cancel)?;
+            if !diff.is_empty() {
+                return Err(mismatch(&snapshot, against.as_deref(), &diff));
+            }
+            Ok(json!({"ok": true, "files": contents.manifest.len(), "digest": contents.digest}))
         })
+        .await
     }
 }
 

@@ -22,7 +22,8 @@
 //!     with: { from: "{{ steps.env.outputs.previous }}", to: /srv/app/.env }
 //! ```
 
-use runbook_engine::step::{ParamProblem, RecoverFuture, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Templated};
+use runbook_engine::step::{ParamProblem, StepContext, StepError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -33,7 +34,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use crate::file_work::{Scratch, base_name, blocking, free_name, io_error, parent_of, sha256, stamp, sync_dir, unique};
-use crate::words::{code, field};
+use crate::words::code;
 
 /// Writes a file atomically.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,7 +64,8 @@ pub struct FileWriteParams {
     /// `previous`, so that a rollback can put it back with `file.restore`
     /// and `from`.
     #[serde(default)]
-    pub backup: bool,
+    #[schemars(with = "bool")]
+    pub backup: Templated<bool>,
 
     /// When `path` is a symbolic link, write the file it points to (the
     /// link stays a link) instead of refusing. The result's `target` names
@@ -71,48 +73,38 @@ pub struct FileWriteParams {
     /// previous contents back; a rollback written by hand uses `target` as
     /// its `to`.
     #[serde(default)]
-    pub follow_symlinks: bool,
+    #[schemars(with = "bool")]
+    pub follow_symlinks: Templated<bool>,
 }
 
-impl StepKind for FileWrite {
-    fn name(&self) -> &'static str {
-        "file.write"
-    }
+impl Kind for FileWrite {
+    type Params = FileWriteParams;
+    const NAME: &'static str = "file.write";
+    const SUMMARY: &'static str = "Write a file atomically, optionally keeping the previous one.";
 
-    fn summary(&self) -> &'static str {
-        "Write a file atomically, optionally keeping the previous one."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<FileWriteParams>()
-    }
-
-    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
-        crate::path_problem::literal_problem(params, "path", "write")
+    fn validate(&self, params: &FileWriteParams) -> Vec<ParamProblem> {
+        crate::path_problem::literal_problem(Some(&params.path), "path", "write")
             .into_iter()
             .collect()
     }
 
-    fn describe(&self, params: &Json) -> String {
-        let Some(path) = field(params, "path") else {
-            return "write a file (no `path` given)".to_string();
-        };
-        let what = match params.get("content").and_then(Json::as_str) {
-            None => "the content".to_string(),
-            Some("") => "an empty file".to_string(),
-            Some(text) => match text.lines().count() {
+    fn describe(&self, params: &FileWriteParams) -> String {
+        let path = &params.path;
+        let what = match params.content.as_str() {
+            "" => "an empty file".to_string(),
+            text => match text.lines().count() {
                 1 => "1 line".to_string(),
                 n => format!("{n} lines"),
             },
         };
-        let mut text = format!("write {what} to {} atomically", code(&path));
-        if let Some(mode) = field(params, "mode") {
+        let mut text = format!("write {what} to {} atomically", code(path));
+        if let Some(mode) = &params.mode {
             text.push_str(&format!(", with mode {mode}"));
         }
-        if params.get("follow_symlinks") == Some(&Json::Bool(true)) {
+        if params.follow_symlinks == Templated::Value(true) {
             text.push_str(" (the file it points to, if it is a link)");
         }
-        if params.get("backup") == Some(&Json::Bool(true)) {
+        if params.backup == Templated::Value(true) {
             text.push_str(&format!(
                 ", keeping the previous file as {}",
                 code(&format!("{path}.bak-<time>"))
@@ -125,14 +117,14 @@ impl StepKind for FileWrite {
     /// "sha256": "<of the new contents>", "previous": "<the backup>"}`;
     /// `target` is `path` unless a link was followed; `previous` is null
     /// without `backup` or when there was no file before.
-    fn undo_summary(&self, params: &Json) -> Option<String> {
-        (params.get("backup").and_then(Json::as_bool) == Some(true)).then(|| "put the previous file back".to_string())
+    fn undo_summary(&self, params: &FileWriteParams) -> Option<String> {
+        (params.backup == Templated::Value(true)).then(|| "put the previous file back".to_string())
     }
 
     /// Only with a backup: without one, the previous contents are gone. It
     /// puts the backup back at the file that was written, which is the
     /// link's target when a link was followed: the link stays a link.
-    fn undo(&self, _params: &Json, result: &Json) -> Option<runbook_engine::step::Undo> {
+    fn undo(&self, _params: &FileWriteParams, result: &Json) -> Option<runbook_engine::step::Undo> {
         let path = result
             .get("target")
             .and_then(Json::as_str)
@@ -149,15 +141,12 @@ impl StepKind for FileWrite {
     /// `file.restore`, whose checkpoints the engine hands to this kind (the
     /// step's) when that rollback was cut short: they are put right as
     /// `file.restore` would.
-    fn recover<'a>(&'a self, checkpoint: &'a Json) -> RecoverFuture<'a> {
-        Box::pin(crate::file_restore::recover(checkpoint))
+    async fn recover(&self, checkpoint: &Json) -> Result<Option<String>, String> {
+        crate::file_restore::recover(checkpoint).await
     }
 
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: FileWriteParams = crate::read_params("file.write", &cx.params)?;
-            blocking(&cx.cancel, move |cancel| write(&params, cancel)).await
-        })
+    async fn run(&self, params: FileWriteParams, cx: StepContext) -> Result<Json, StepError> {
+        blocking(&cx.cancel, move |cancel| write(&params, cancel)).await
     }
 }
 
@@ -172,7 +161,7 @@ fn write(params: &FileWriteParams, cancel: &CancellationToken) -> Result<Json, S
     crate::path_problem::check_path(&params.path, "write")?;
     let given = PathBuf::from(&params.path);
     let is_link = given.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
-    let path = match (is_link, params.follow_symlinks) {
+    let path = match (is_link, *params.follow_symlinks.get()?) {
         (false, _) => given,
         (true, true) => fs::canonicalize(&given).map_err(|e| io_error("follow the link", &given, &e))?,
         (true, false) => {
@@ -224,7 +213,7 @@ fn write(params: &FileWriteParams, cancel: &CancellationToken) -> Result<Json, S
     file.sync_all().map_err(write_error)?;
     crate::file_work::check(cancel)?;
 
-    let previous = match (&existing, params.backup) {
+    let previous = match (&existing, *params.backup.get()?) {
         (Some(_), true) => {
             let backup = free_name(dir.join(format!("{name}.bak-{}", stamp())));
             if fs::hard_link(&path, &backup).is_err() {
@@ -421,7 +410,7 @@ mod tests {
         assert_eq!(result["target"], target.canonicalize().unwrap().display().to_string());
         // The automatic rollback gives the target its old contents and
         // leaves the link a link.
-        let undo = FileWrite.undo(&params, &result).unwrap();
+        let undo = runbook_engine::step::StepKind::undo(&FileWrite, &params, &result).unwrap();
         run(&undo.kind, &host, undo.params).await.unwrap();
         assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
         assert_eq!(fs::read_link(&link).unwrap(), target);

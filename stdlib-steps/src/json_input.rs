@@ -7,7 +7,7 @@ use serde_json::{Value as Json, json};
 use std::path::Path;
 
 use crate::file_work::io_error;
-use crate::words::{code, field};
+use crate::words::code;
 
 /// Reads `value` so that an explicit `null` counts as given (it is a JSON
 /// value like any other), while a missing `value` stays `None`.
@@ -16,9 +16,8 @@ pub(crate) fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Opti
 }
 
 /// The problems of `file` and `value` as written: exactly one is needed.
-pub(crate) fn check(params: &Json) -> Option<ParamProblem> {
-    let file = params.get("file").is_some_and(|v| !v.is_null());
-    match (file, params.get("value").is_some()) {
+pub(crate) fn check(file: Option<&str>, value: Option<&Json>) -> Option<ParamProblem> {
+    match (file.is_some(), value.is_some()) {
         (true, true) => Some(
             ParamProblem::new("/value", "`file` and `value` are both given")
                 .with_help("keep `file` to read a JSON file, or `value` to use a value from the runbook"),
@@ -32,13 +31,11 @@ pub(crate) fn check(params: &Json) -> Option<ParamProblem> {
 
 /// What the step works on, in words for `describe`: `` `f.json` `` or
 /// `` the value `...` ``.
-pub(crate) fn describe(params: &Json) -> String {
-    if let Some(file) = field(params, "file") {
-        code(&file)
-    } else if let Some(value) = params.get("value") {
-        format!("the value {}", code(&crate::words::any(value)))
-    } else {
-        "(no `file` or `value` given)".to_string()
+pub(crate) fn describe(file: Option<&str>, value: Option<&Json>) -> String {
+    match (file, value) {
+        (Some(file), _) => code(file),
+        (None, Some(value)) => format!("the value {}", code(&crate::words::any(value))),
+        (None, None) => "(no `file` or `value` given)".to_string(),
     }
 }
 

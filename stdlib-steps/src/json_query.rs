@@ -9,13 +9,14 @@
 //! typo shows before anything runs. Its objects come back with their keys
 //! sorted.
 
-use runbook_engine::step::{ParamProblem, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Templated, Traits};
+use runbook_engine::step::{ParamProblem, StepContext, StepError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::file_work::blocking;
-use crate::words::{code, field};
+use crate::words::code;
 use crate::{is_template, json_input};
 
 /// Picks a value out of JSON with a JMESPath expression.
@@ -45,40 +46,34 @@ pub struct JsonQueryParams {
 
     /// Fail when the query finds nothing (`null`).
     #[serde(default = "yes")]
-    pub required: bool,
+    #[schemars(with = "bool")]
+    pub required: Templated<bool>,
 }
 
-fn yes() -> bool {
-    true
+fn yes() -> Templated<bool> {
+    Templated::Value(true)
 }
 
-impl StepKind for JsonQuery {
-    fn name(&self) -> &'static str {
-        "json.query"
-    }
+impl Kind for JsonQuery {
+    type Params = JsonQueryParams;
+    const NAME: &'static str = "json.query";
+    const SUMMARY: &'static str = "Pick a value out of a JSON file or value with a JMESPath expression.";
+    const TRAITS: Traits = Traits {
+        read_only: true,
+        ..Traits::NONE
+    };
 
-    fn summary(&self) -> &'static str {
-        "Pick a value out of a JSON file or value with a JMESPath expression."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<JsonQueryParams>()
-    }
-
-    fn read_only(&self) -> bool {
-        true
-    }
-
-    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
-        let mut problems: Vec<ParamProblem> = json_input::check(params).into_iter().collect();
-        if let Some(query) = params.get("query").and_then(Json::as_str)
-            && !is_template(query)
-            && let Err(e) = jmespath::compile(query)
+    fn validate(&self, params: &JsonQueryParams) -> Vec<ParamProblem> {
+        let mut problems: Vec<ParamProblem> = json_input::check(params.file.as_deref(), params.value.as_ref())
+            .into_iter()
+            .collect();
+        if !is_template(&params.query)
+            && let Err(e) = jmespath::compile(&params.query)
         {
             problems.push(
                 ParamProblem::new(
                     "/query",
-                    format!("`{query}` is not a JMESPath expression: {}", words(&e)),
+                    format!("`{}` is not a JMESPath expression: {}", params.query, words(&e)),
                 )
                 .with_help("see jmespath.org for the syntax, e.g. `counters.events` or `items[0].id`"),
             );
@@ -86,24 +81,24 @@ impl StepKind for JsonQuery {
         problems
     }
 
-    fn describe(&self, params: &Json) -> String {
-        let query = field(params, "query").map_or_else(|| "(no `query` given)".to_string(), |q| code(&q));
-        let missing = if params.get("required") == Some(&Json::Bool(false)) {
+    fn describe(&self, params: &JsonQueryParams) -> String {
+        let missing = if params.required == Templated::Value(false) {
             "null if it finds nothing"
         } else {
             "failing if it finds nothing"
         };
-        format!("read {query} from {}, {missing}", json_input::describe(params))
+        format!(
+            "read {} from {}, {missing}",
+            code(&params.query),
+            json_input::describe(params.file.as_deref(), params.value.as_ref())
+        )
     }
 
     /// Result: `{"value": <what the query found>}`. With `required` (the
     /// default), finding nothing (`null`) fails the step with `{"value":
     /// null}`.
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: JsonQueryParams = crate::read_params("json.query", &cx.params)?;
-            blocking(&cx.cancel, move |_| query(&params)).await
-        })
+    async fn run(&self, params: JsonQueryParams, cx: StepContext) -> Result<Json, StepError> {
+        blocking(&cx.cancel, move |_| query(&params)).await
     }
 }
 
@@ -131,7 +126,7 @@ fn query(params: &JsonQueryParams) -> Result<Json, StepError> {
         .map_err(|e| StepError::new(format!("`{}` failed on {name}: {}", params.query, words(&e))))?;
     let value = serde_json::to_value(&*found)
         .map_err(|e| StepError::new(format!("`{}` found something that is not JSON: {e}", params.query)))?;
-    if value.is_null() && params.required {
+    if value.is_null() && *params.required.get()? {
         return Err(
             StepError::new(format!("`{}` found nothing in {name}", params.query)).with_result(json!({"value": null}))
         );

@@ -2,7 +2,8 @@
 //! a JSON Schema, that it has the expected shape, such as "a snapshot whose
 //! counters are all above zero" before restoring it.
 
-use runbook_engine::step::{ParamProblem, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Templated, Traits};
+use runbook_engine::step::{ParamProblem, StepContext, StepError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
@@ -37,7 +38,7 @@ pub struct JsonValidateParams {
     /// `schema` or `schema_file` a `file` is only checked to be valid JSON.
     #[serde(default)]
     #[schemars(with = "Map<String, Json>")]
-    pub schema: Option<Map<String, Json>>,
+    pub schema: Option<Templated<Map<String, Json>>>,
 
     /// A file holding the JSON Schema, instead of `schema`.
     #[serde(default)]
@@ -51,42 +52,37 @@ const MAX_ERRORS: usize = 100;
 /// How many the message names.
 const ERRORS_SHOWN: usize = 3;
 
-impl StepKind for JsonValidate {
-    fn name(&self) -> &'static str {
-        "json.validate"
-    }
+impl Kind for JsonValidate {
+    type Params = JsonValidateParams;
+    const NAME: &'static str = "json.validate";
+    const SUMMARY: &'static str = "Check that a file or value is valid JSON matching a JSON Schema.";
+    const TRAITS: Traits = Traits {
+        read_only: true,
+        ..Traits::NONE
+    };
 
-    fn summary(&self) -> &'static str {
-        "Check that a file or value is valid JSON matching a JSON Schema."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<JsonValidateParams>()
-    }
-
-    fn read_only(&self) -> bool {
-        true
-    }
-
-    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
-        let mut problems: Vec<ParamProblem> = json_input::check(params).into_iter().collect();
-        let schema = params.get("schema").filter(|s| !s.is_null());
-        let schema_file = params.get("schema_file").is_some_and(|s| !s.is_null());
+    fn validate(&self, params: &JsonValidateParams) -> Vec<ParamProblem> {
+        let mut problems: Vec<ParamProblem> = json_input::check(params.file.as_deref(), params.value.as_ref())
+            .into_iter()
+            .collect();
+        let schema = params.schema.as_ref();
+        let schema_file = params.schema_file.is_some();
         if schema.is_some() && schema_file {
             problems.push(
                 ParamProblem::new("/schema_file", "`schema` and `schema_file` are both given")
                     .with_help("keep one of them"),
             );
         }
-        if schema.is_none() && !schema_file && params.get("value").is_some() {
+        if schema.is_none() && !schema_file && params.value.is_some() {
             problems.push(
                 ParamProblem::new("", "nothing to check: `value` is JSON already")
                     .with_help("add `schema:` or `schema_file:` with the JSON Schema it must match"),
             );
         }
         // An inline schema is judged now, unless it still holds templates.
-        if let Some(schema) = schema.filter(|s| s.is_object() && !s.to_string().contains("{{"))
-            && let Err(e) = jsonschema::validator_for(schema)
+        if let Some(schema) = schema.and_then(Templated::known)
+            && !Json::Object(schema.clone()).to_string().contains("{{")
+            && let Err(e) = jsonschema::validator_for(&Json::Object(schema.clone()))
         {
             problems.push(ParamProblem::new(
                 "/schema",
@@ -96,17 +92,17 @@ impl StepKind for JsonValidate {
         problems
     }
 
-    fn describe(&self, params: &Json) -> String {
-        let subject = json_input::describe(params);
-        let matches = if params.get("value").is_some() {
+    fn describe(&self, params: &JsonValidateParams) -> String {
+        let subject = json_input::describe(params.file.as_deref(), params.value.as_ref());
+        let matches = if params.value.is_some() {
             "matches"
         } else {
             "is JSON matching"
         };
-        if params.get("schema").is_some_and(|s| !s.is_null()) {
+        if params.schema.is_some() {
             format!("check that {subject} {matches} the inline schema")
-        } else if let Some(schema_file) = crate::words::field(params, "schema_file") {
-            format!("check that {subject} {matches} the schema in {}", code(&schema_file))
+        } else if let Some(schema_file) = &params.schema_file {
+            format!("check that {subject} {matches} the schema in {}", code(schema_file))
         } else {
             format!("check that {subject} is valid JSON")
         }
@@ -116,11 +112,8 @@ impl StepKind for JsonValidate {
     /// fails with `{"valid": false, "errors": [{"pointer": "/counters/x",
     /// "message": "..."}]}`; when it is not JSON at all, with one error that
     /// also has `line` and `column`.
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: JsonValidateParams = crate::read_params("json.validate", &cx.params)?;
-            blocking(&cx.cancel, move |_| validate(params)).await
-        })
+    async fn run(&self, params: JsonValidateParams, cx: StepContext) -> Result<Json, StepError> {
+        blocking(&cx.cancel, move |_| validate(params)).await
     }
 }
 
@@ -137,7 +130,7 @@ fn validate(params: JsonValidateParams) -> Result<Json, StepError> {
             }
         })?;
     let schema = match (params.schema, params.schema_file) {
-        (Some(schema), None) => Json::Object(schema),
+        (Some(schema), None) => Json::Object(schema.get()?.clone()),
         (None, Some(file)) => json_input::read(Path::new(&file)).map_err(|e| StepError::new(e.message))?,
         (None, None) => return Ok(json!({"valid": true})),
         (Some(_), Some(_)) => return Err(StepError::new("`schema` and `schema_file` are both given")),

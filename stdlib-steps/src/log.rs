@@ -1,13 +1,14 @@
 //! The `log` step kind: writes a message to the run's output and journal.
 
-use runbook_engine::step::{StepContext, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Templated, Traits};
+use runbook_engine::step::{StepContext, StepError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use serde_json::json;
 use std::fmt;
 
-use crate::words::{field, quoted};
+use crate::words::quoted;
 
 /// Writes a message to the run's output.
 #[derive(Debug, Clone, Copy, Default)]
@@ -23,7 +24,7 @@ pub struct LogParams {
     /// How the message is marked: `info`, `warn` or `error`. Logging never
     /// fails the step, whatever the level.
     #[serde(default)]
-    pub level: Level,
+    pub level: Templated<Level>,
 }
 
 /// How much a logged message matters.
@@ -53,39 +54,27 @@ impl fmt::Display for Level {
     }
 }
 
-impl StepKind for Log {
-    fn name(&self) -> &'static str {
-        "log"
-    }
+impl Kind for Log {
+    type Params = LogParams;
+    const NAME: &'static str = "log";
+    const SUMMARY: &'static str = "Write a message to the run's output.";
+    const TRAITS: Traits = Traits {
+        read_only: true,
+        ..Traits::NONE
+    };
 
-    fn summary(&self) -> &'static str {
-        "Write a message to the run's output."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<LogParams>()
-    }
-
-    fn read_only(&self) -> bool {
-        true
-    }
-
-    fn describe(&self, params: &Json) -> String {
-        let level = match field(params, "level") {
-            Some(level) if level != Level::Info.as_str() => format!("[{level}] "),
-            _ => String::new(),
+    fn describe(&self, params: &LogParams) -> String {
+        let level = match &params.level {
+            Templated::Value(Level::Info) => String::new(),
+            level => format!("[{level}] "),
         };
-        let message = field(params, "message").map_or_else(|| "(no message given)".to_string(), |m| quoted(&m));
-        format!("log {level}{message}")
+        format!("log {level}{}", quoted(&params.message))
     }
 
     /// Result: `{"message": "..."}`.
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: LogParams = crate::read_params("log", &cx.params)?;
-            cx.host.log(&cx.step_id, params.level.as_str(), &params.message);
-            Ok(json!({"message": params.message}))
-        })
+    async fn run(&self, params: LogParams, cx: StepContext) -> Result<Json, StepError> {
+        cx.host.log(&cx.step_id, params.level.get()?.as_str(), &params.message);
+        Ok(json!({"message": params.message}))
     }
 }
 
@@ -101,7 +90,7 @@ mod tests {
         assert_valid::<LogParams>("log", json!({"message": "failover finished: {{ run.status }}"}));
         assert_valid::<LogParams>("log", json!({"message": "", "level": "warn"}));
         let params: LogParams = serde_json::from_value(json!({"message": "hi"})).unwrap();
-        assert_eq!(params.level, Level::Info);
+        assert_eq!(params.level, Templated::Value(Level::Info));
     }
 
     #[test]

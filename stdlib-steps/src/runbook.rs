@@ -4,11 +4,12 @@
 //! The engine loads and checks the child at compile time (cycles between
 //! files are errors) and runs it as a journaled child run.
 
-use runbook_engine::step::{StepContext, StepFuture, StepKind};
+use indexmap::IndexMap;
+use runbook_engine::kit::{Kind, Traits};
+use runbook_engine::step::{StepContext, StepError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
-use std::collections::BTreeMap;
 
 /// Runs another runbook.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,46 +23,30 @@ pub struct RunbookParams {
     pub file: String,
     /// Its inputs, by name.
     #[serde(default)]
-    pub inputs: BTreeMap<String, Json>,
+    pub inputs: IndexMap<String, Json>,
 }
 
-impl StepKind for Runbook {
-    fn child_runbook_param(&self) -> Option<&'static str> {
-        Some("file")
-    }
+impl Kind for Runbook {
+    type Params = RunbookParams;
+    const NAME: &'static str = "runbook";
+    const SUMMARY: &'static str = "Run another runbook file as one step; its rollbacks join this run's.";
+    const TRAITS: Traits = Traits {
+        child_runbook: Some("file"),
+        ..Traits::NONE
+    };
 
-    fn name(&self) -> &'static str {
-        "runbook"
-    }
-
-    fn summary(&self) -> &'static str {
-        "Run another runbook file as one step; its rollbacks join this run's."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<RunbookParams>()
-    }
-
-    fn describe(&self, params: &Json) -> String {
-        let file = params.get("file").and_then(Json::as_str).unwrap_or("(no file given)");
-        let inputs: Vec<&str> = params
-            .get("inputs")
-            .and_then(Json::as_object)
-            .map(|m| m.keys().map(String::as_str).collect())
-            .unwrap_or_default();
-        if inputs.is_empty() {
-            format!("run the runbook `{file}`")
+    fn describe(&self, params: &RunbookParams) -> String {
+        if params.inputs.is_empty() {
+            format!("run the runbook `{}`", params.file)
         } else {
-            format!("run the runbook `{file}` with inputs {}", inputs.join(", "))
+            let inputs: Vec<&str> = params.inputs.keys().map(String::as_str).collect();
+            format!("run the runbook `{}` with inputs {}", params.file, inputs.join(", "))
         }
     }
 
     /// Result: `{"run_id": ..., "status": "succeeded", "outputs": {step: {...}}}`.
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: RunbookParams = crate::read_params("runbook", &cx.params)?;
-            let inputs = serde_json::to_value(params.inputs).unwrap_or(Json::Null);
-            cx.host.run_runbook(&cx.step_id, inputs, cx.cancel.clone()).await
-        })
+    async fn run(&self, params: RunbookParams, cx: StepContext) -> Result<Json, StepError> {
+        let inputs = serde_json::to_value(params.inputs).unwrap_or(Json::Null);
+        cx.host.run_runbook(&cx.step_id, inputs, cx.cancel.clone()).await
     }
 }

@@ -10,7 +10,7 @@
 //! out or dropped at any point.
 //!
 //! Nothing a step starts outlives it, wherever it goes: the supervisor in
-//! [`crate::step_processes`] finds the command's process group, every
+//! [`runbook_engine::kit::process`] finds the command's process group, every
 //! process carrying the attempt's token (`RUNBOOK_STEP_TOKEN`, in the
 //! environment, which survives `setsid` and a daemon's double fork) and
 //! their descendants, and stops them all with SIGTERM, then `kill_grace` to
@@ -23,7 +23,8 @@
 
 use indexmap::IndexMap;
 use nix::sys::signal::Signal;
-use runbook_engine::step::{OutputStream, ParamProblem, RecoverFuture, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Templated, Traits};
+use runbook_engine::step::{OutputStream, ParamProblem, StepContext, StepError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -35,9 +36,9 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::command_output::{Capture, Reader, pump};
-use crate::step_processes::{ProcessToken, StepProcesses, Stopped};
-use crate::words::{any, code, field, keys, scalar, scalars};
+use crate::words::code;
+use runbook_engine::kit::process::output::{Capture, Reader, pump};
+use runbook_engine::kit::process::{ProcessToken, StepProcesses, Stopped};
 
 /// Runs a command and fails when it exits with a code not in `ok_codes`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,7 +59,7 @@ pub struct ShellParams {
     /// in them is expanded. Give either `run` or `argv`.
     #[serde(default)]
     #[schemars(with = "Vec<String>", length(min = 1))]
-    pub argv: Option<Vec<String>>,
+    pub argv: Option<Templated<Vec<String>>>,
 
     /// Environment variables set for the command, name to value; numbers and booleans are written as text.
     #[serde(default, deserialize_with = "env_values")]
@@ -77,12 +78,12 @@ pub struct ShellParams {
 
     /// The exit codes that count as success.
     #[serde(default = "default_ok_codes")]
-    #[schemars(length(min = 1))]
-    pub ok_codes: Vec<u8>,
+    #[schemars(with = "Vec<u8>", length(min = 1))]
+    pub ok_codes: Templated<Vec<Templated<u8>>>,
 }
 
-fn default_ok_codes() -> Vec<u8> {
-    vec![0]
+fn default_ok_codes() -> Templated<Vec<Templated<u8>>> {
+    Templated::Value(vec![Templated::Value(0)])
 }
 
 /// Reads `env` values, accepting numbers and booleans as their text.
@@ -101,38 +102,38 @@ fn env_values<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Index
         .collect()
 }
 
-impl StepKind for Shell {
-    fn name(&self) -> &'static str {
-        "shell"
-    }
+impl Kind for Shell {
+    type Params = ShellParams;
+    const NAME: &'static str = "shell";
+    const SUMMARY: &'static str = "Run a command, through `sh -c` or directly.";
+    /// Values templated into `run` are quoted for `sh`, so inputs cannot inject commands.
+    const TRAITS: Traits = Traits {
+        shell_params: &["/run"],
+        ..Traits::NONE
+    };
 
-    fn summary(&self) -> &'static str {
-        "Run a command, through `sh -c` or directly."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<ShellParams>()
-    }
-
-    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
+    fn validate(&self, params: &ShellParams) -> Vec<ParamProblem> {
         let mut problems = Vec::new();
-        let given = |name| params.get(name).is_some_and(|v| !v.is_null());
-        match (given("run"), given("argv")) {
-            (true, true) => problems.push(
+        match (&params.run, &params.argv) {
+            (Some(_), Some(_)) => problems.push(
                 ParamProblem::new("/argv", "`run` and `argv` are both given")
                     .with_help("keep `run` to use a shell, or `argv` to run the program directly"),
             ),
-            (false, false) => problems.push(
+            (None, None) => problems.push(
                 ParamProblem::new("", "missing parameter `run` or `argv`")
                     .with_help("add `run:` with a command line, or `argv:` with a program and its arguments"),
             ),
+            (None, Some(Templated::Value(argv))) if argv.is_empty() => problems.push(
+                ParamProblem::new("/argv", "`argv` is empty: it needs at least the program")
+                    .with_help("write the program first, then its arguments, such as `argv: [pg_dump, --verbose]`"),
+            ),
             _ => {}
         }
-        for name in keys(params, "env") {
+        for name in params.env.keys() {
             if name.is_empty() || name.contains(['=', '\0']) {
                 problems.push(
                     ParamProblem::new(
-                        crate::pointer("/env", &name),
+                        crate::pointer("/env", name),
                         format!("`{name}` is not a valid environment variable name"),
                     )
                     .with_help("a name cannot be empty or contain `=`"),
@@ -142,37 +143,28 @@ impl StepKind for Shell {
         problems
     }
 
-    /// Values templated into `run` are quoted for `sh`, so inputs cannot inject commands.
-    fn shell_params(&self) -> &'static [&'static str] {
-        &["/run"]
-    }
-
-    fn describe(&self, params: &Json) -> String {
-        let mut text = if let Some(run) = field(params, "run") {
-            format!("run {} with sh", code(script_opening(&run)))
-        } else {
-            match params.get("argv") {
-                Some(Json::Array(argv)) => {
-                    format!("execute {} (no shell)", code(&command_line(argv)))
-                }
-                Some(argv) if scalar(argv).is_some() => {
-                    format!("execute {} (no shell)", code(&any(argv)))
-                }
-                _ => "run a command (none given)".to_string(),
-            }
+    fn describe(&self, params: &ShellParams) -> String {
+        let mut text = match (&params.run, &params.argv) {
+            (Some(run), _) => format!("run {} with sh", code(script_opening(run))),
+            (None, Some(Templated::Value(argv))) => format!("execute {} (no shell)", code(&command_line(argv))),
+            (None, Some(Templated::Later(argv))) => format!("execute {} (no shell)", code(argv)),
+            (None, None) => "run a command (none given)".to_string(),
         };
-        if let Some(cwd) = field(params, "cwd") {
+        if let Some(cwd) = &params.cwd {
             text.push_str(&format!(" in {cwd}"));
         }
-        let env = keys(params, "env");
-        if !env.is_empty() {
-            text.push_str(&format!(", env: {}", env.join(", ")));
+        if !params.env.is_empty() {
+            let names: Vec<&str> = params.env.keys().map(String::as_str).collect();
+            text.push_str(&format!(", env: {}", names.join(", ")));
         }
-        if params.get("stdin").is_some_and(|v| !v.is_null()) {
+        if params.stdin.is_some() {
             text.push_str(", with input on stdin");
         }
-        let ok_codes = scalars(params, "ok_codes");
-        if !ok_codes.is_empty() && ok_codes != ["0"] {
+        let ok_codes: Vec<String> = match &params.ok_codes {
+            Templated::Value(codes) => codes.iter().map(ToString::to_string).collect(),
+            Templated::Later(text) => vec![text.clone()],
+        };
+        if ok_codes != ["0"] {
             let noun = if ok_codes.len() == 1 { "code" } else { "codes" };
             text.push_str(&format!(", accepting exit {noun} {}", ok_codes.join(", ")));
         }
@@ -184,24 +176,30 @@ impl StepKind for Shell {
     /// signal that killed the command (`"SIGKILL"`), and then `exit_code` is
     /// null. Output has one trailing newline removed; of a very long output
     /// only the last MiB of each stream is kept.
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(execute(cx))
+    async fn run(&self, params: ShellParams, cx: StepContext) -> Result<Json, StepError> {
+        execute(params, cx).await
     }
 
     /// Stops what the attempt left running when `runbook` died (its command
     /// itself got SIGKILL then): its group, if the leader's start time
     /// still matches, and every process carrying its token.
-    fn recover<'a>(&'a self, checkpoint: &'a Json) -> RecoverFuture<'a> {
-        Box::pin(crate::step_processes::recover(checkpoint))
+    async fn recover(&self, checkpoint: &Json) -> Result<Option<String>, String> {
+        runbook_engine::kit::process::recover(checkpoint).await
     }
 }
 
-async fn execute(cx: StepContext) -> Result<Json, StepError> {
-    let params: ShellParams = crate::read_params("shell", &cx.params)?;
+async fn execute(params: ShellParams, cx: StepContext) -> Result<Json, StepError> {
     if cx.cancel.is_cancelled() {
         return Err(crate::cancelled());
     }
-    let (mut command, program) = match (&params.run, params.argv.as_deref()) {
+    let ok_codes: Vec<u8> = params
+        .ok_codes
+        .get()?
+        .iter()
+        .map(|c| c.get().copied())
+        .collect::<Result<_, _>>()?;
+    let argv = params.argv.as_ref().map(Templated::get).transpose()?;
+    let (mut command, program) = match (&params.run, argv.map(Vec::as_slice)) {
         (Some(run), None) => {
             let mut command = Command::new("sh");
             command.arg("-c").arg(run);
@@ -318,7 +316,7 @@ async fn execute(cx: StepContext) -> Result<Json, StepError> {
         };
         return Err(StepError::new(format!("cancelled ({how})")).with_result(result));
     }
-    match outcome(&status, &params.ok_codes) {
+    match outcome(&status, &ok_codes) {
         Ok(()) => Ok(result),
         Err(message) => Err(StepError::new(message).with_result(result)),
     }
@@ -383,11 +381,11 @@ fn script_opening(run: &str) -> &str {
 
 /// `argv` as one line a person can read; arguments holding spaces or quotes
 /// are quoted so that their boundaries stay visible.
-fn command_line(argv: &[Json]) -> String {
+fn command_line(argv: &[String]) -> String {
     let words: Vec<String> = argv
         .iter()
         .map(|arg| {
-            let arg = any(arg);
+            let arg = arg.clone();
             if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '\\')) {
                 format!("'{}'", arg.replace('\'', r"'\''"))
             } else {
@@ -401,8 +399,8 @@ fn command_line(argv: &[Json]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process_table::{self, ProcessInfo};
     use crate::tests::{FakeHost, assert_rejected, assert_valid, describe_all, run};
+    use runbook_engine::kit::process::table::{self as process_table, ProcessInfo};
     use serde_json::json;
     use std::time::{Duration, Instant};
 
@@ -422,7 +420,7 @@ mod tests {
     #[test]
     fn params_read_at_run_time() {
         let params: ShellParams = serde_json::from_value(json!({"run": "true"})).unwrap();
-        assert_eq!(params.ok_codes, [0]);
+        assert_eq!(params.ok_codes, Templated::Value(vec![Templated::Value(0)]));
         assert_eq!(params.argv, None);
         assert!(serde_json::from_value::<ShellParams>(json!({"run": "true", "shel": 1})).is_err());
     }
@@ -669,7 +667,7 @@ mod tests {
     async fn streams_output_line_by_line_as_it_comes() {
         let host = Arc::new(FakeHost::new());
         let cx = host.step_context(json!({"run": "echo one; echo two >&2; sleep 0.5; printf 'three\\r\\nfour'"}));
-        let mut run = Shell.run(cx);
+        let mut run = runbook_engine::step::StepKind::run(&Shell, cx);
         tokio::select! {
             _ = &mut run => panic!("the command ended before its first line was seen"),
             lines = host.stdout_lines(1) => assert_eq!(lines, ["one"]),
@@ -686,7 +684,7 @@ mod tests {
         let host = Arc::new(FakeHost::new());
         let cx = host.step_context(json!({"run": FAMILY}));
         let (cancel, grace) = (cx.cancel.clone(), cx.kill_grace);
-        let mut run = Shell.run(cx);
+        let mut run = runbook_engine::step::StepKind::run(&Shell, cx);
         let family = tokio::select! {
             _ = &mut run => panic!("the command ended by itself"),
             lines = host.stdout_lines(3) => pids(&lines),
@@ -712,7 +710,7 @@ mod tests {
         let mut cx = host.step_context(json!({"run": format!("trap '' TERM; {FAMILY}")}));
         cx.kill_grace = Duration::from_millis(300);
         let cancel = cx.cancel.clone();
-        let mut run = Shell.run(cx);
+        let mut run = runbook_engine::step::StepKind::run(&Shell, cx);
         let family = tokio::select! {
             _ = &mut run => panic!("the command ended by itself"),
             lines = host.stdout_lines(3) => pids(&lines),
@@ -736,7 +734,7 @@ mod tests {
     async fn dropping_the_step_kills_the_command_and_its_children() {
         let host = Arc::new(FakeHost::new());
         // A `StepFuture` is a `Pin<Box<_>>`: dropping it drops the step.
-        let mut run = Shell.run(host.step_context(json!({"run": FAMILY})));
+        let mut run = runbook_engine::step::StepKind::run(&Shell, host.step_context(json!({"run": FAMILY})));
         let family = tokio::select! {
             _ = &mut run => panic!("the command ended by itself"),
             lines = host.stdout_lines(3) => pids(&lines),
@@ -770,7 +768,7 @@ mod tests {
         let (command, cleanup) = escapes("cancel");
         let cx = host.step_context(json!({ "run": command }));
         let cancel = cx.cancel.clone();
-        let mut run = Shell.run(cx);
+        let mut run = runbook_engine::step::StepKind::run(&Shell, cx);
         let escaped = tokio::select! {
             _ = &mut run => panic!("the command ended by itself"),
             lines = host.stdout_lines(3) => pids(&lines[..2]),
@@ -791,7 +789,7 @@ mod tests {
     async fn dropping_the_step_kills_processes_that_left_the_session() {
         let host = Arc::new(FakeHost::new());
         let (command, cleanup) = escapes("drop");
-        let mut run = Shell.run(host.step_context(json!({ "run": command })));
+        let mut run = runbook_engine::step::StepKind::run(&Shell, host.step_context(json!({ "run": command })));
         let escaped = tokio::select! {
             _ = &mut run => panic!("the command ended by itself"),
             lines = host.stdout_lines(3) => pids(&lines[..2]),

@@ -1,6 +1,7 @@
 //! The `sleep` step kind: pauses the run for a while.
 
-use runbook_engine::step::{ParamProblem, StepContext, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Templated, Traits};
+use runbook_engine::step::{StepContext, StepError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -17,51 +18,29 @@ pub struct Sleep;
 #[serde(deny_unknown_fields)]
 pub struct SleepParams {
     /// How long to pause, such as `5s` or `2m`.
-    pub duration: HumanDuration,
+    pub duration: Templated<HumanDuration>,
 }
 
-impl StepKind for Sleep {
-    fn name(&self) -> &'static str {
-        "sleep"
-    }
+impl Kind for Sleep {
+    type Params = SleepParams;
+    const NAME: &'static str = "sleep";
+    const SUMMARY: &'static str = "Pause for a fixed time.";
+    const TRAITS: Traits = Traits {
+        read_only: true,
+        ..Traits::NONE
+    };
 
-    fn summary(&self) -> &'static str {
-        "Pause for a fixed time."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<SleepParams>()
-    }
-
-    fn read_only(&self) -> bool {
-        true
-    }
-
-    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
-        HumanDuration::check(params, "duration").into_iter().collect()
-    }
-
-    fn describe(&self, params: &Json) -> String {
-        match params.get("duration") {
-            Some(value) if !value.is_null() => {
-                format!(
-                    "wait {}",
-                    HumanDuration::describe(params, "duration", HumanDuration::from_secs(0))
-                )
-            }
-            _ => "wait (no duration given)".to_string(),
-        }
+    fn describe(&self, params: &SleepParams) -> String {
+        format!("wait {}", params.duration)
     }
 
     /// Result: `{"slept_ms": n}`, the duration asked for.
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: SleepParams = crate::read_params("sleep", &cx.params)?;
-            tokio::select! {
-                () = tokio::time::sleep(params.duration.0) => Ok(json!({"slept_ms": params.duration.0.as_millis()})),
-                () = cx.cancel.cancelled() => Err(crate::cancelled()),
-            }
-        })
+    async fn run(&self, params: SleepParams, cx: StepContext) -> Result<Json, StepError> {
+        let duration = params.duration.get()?.0;
+        tokio::select! {
+            () = tokio::time::sleep(duration) => Ok(json!({"slept_ms": duration.as_millis()})),
+            () = cx.cancel.cancelled() => Err(crate::cancelled()),
+        }
     }
 }
 
@@ -78,7 +57,7 @@ mod tests {
         assert_valid::<SleepParams>("sleep", json!({"duration": "5s"}));
         assert_valid::<SleepParams>("sleep", json!({"duration": "{{ inputs.pause }}"}));
         let params: SleepParams = serde_json::from_value(json!({"duration": "1m30s"})).unwrap();
-        assert_eq!(params.duration, HumanDuration::from_secs(90));
+        assert_eq!(params.duration, Templated::Value(HumanDuration::from_secs(90)));
     }
 
     #[test]

@@ -222,30 +222,7 @@ impl Host for FakeHost {
     }
 }
 
-/// Kills, when dropped, every process whose arguments hold `marker`: a
-/// failed test leaves nothing running.
-pub struct Cleanup(pub String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for pid in with_marker(&self.0) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
-    }
-}
-
-/// The running processes with `marker` among their arguments.
-pub fn with_marker(marker: &str) -> Vec<i32> {
-    crate::process_table::scan()
-        .into_iter()
-        .filter(|p| !p.zombie)
-        .filter(|p| {
-            std::fs::read(format!("/proc/{}/cmdline", p.pid))
-                .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == marker.as_bytes()))
-        })
-        .map(|p| p.pid)
-        .collect()
-}
+pub use runbook_engine::kit::process::table::{Cleanup, with_marker};
 
 /// Runs one attempt of the built-in kind `name` with `params`.
 pub async fn run(name: &str, host: &Arc<FakeHost>, params: Json) -> Result<Json, StepError> {
@@ -302,11 +279,11 @@ async fn parameters_that_do_not_read_fail_the_step_clearly() {
     assert!(
         error
             .message
-            .starts_with("the parameters of this `shell` step do not read: invalid type: integer `5`"),
+            .starts_with("the parameters of this `shell` step do not read: `run`: invalid type: integer `5`"),
         "{error}"
     );
     let error = run("sleep", &host, json!({"duration": "soon"})).await.unwrap_err();
-    assert!(error.message.contains("`soon` is not a duration"), "{error}");
+    assert!(error.message.contains("`duration` is not a duration"), "{error}");
 }
 
 #[test]

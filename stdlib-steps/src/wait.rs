@@ -1,15 +1,16 @@
 //! The `wait` step kind: runs a probe step again and again until an
 //! expression over its result holds, or gives up.
 
-use runbook_engine::step::{ParamProblem, RecoverFuture, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Templated, Traits};
+use runbook_engine::step::{ParamProblem, StepContext, StepError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::time::Instant;
 
 use crate::HumanDuration;
-use crate::step_processes::{ProcessCheckpoint, ProcessToken};
-use crate::words::{code, field};
+use crate::words::code;
+use runbook_engine::kit::process::{ProcessCheckpoint, ProcessToken};
 
 /// Polls a probe step until a condition on its result holds.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,11 +31,11 @@ pub struct WaitParams {
 
     /// How long to pause between attempts.
     #[serde(default = "default_interval")]
-    pub interval: HumanDuration,
+    pub interval: Templated<HumanDuration>,
 
     /// How long to keep trying before the step fails.
     #[serde(default = "default_timeout")]
-    pub timeout: HumanDuration,
+    pub timeout: Templated<HumanDuration>,
 }
 
 /// A step written inside another step's parameters: a kind and its
@@ -55,47 +56,30 @@ pub struct StepBody {
 const DEFAULT_INTERVAL: HumanDuration = HumanDuration::from_secs(2);
 const DEFAULT_TIMEOUT: HumanDuration = HumanDuration::from_secs(60);
 
-fn default_interval() -> HumanDuration {
-    DEFAULT_INTERVAL
+fn default_interval() -> Templated<HumanDuration> {
+    Templated::Value(DEFAULT_INTERVAL)
 }
 
-fn default_timeout() -> HumanDuration {
-    DEFAULT_TIMEOUT
+fn default_timeout() -> Templated<HumanDuration> {
+    Templated::Value(DEFAULT_TIMEOUT)
 }
 
-impl StepKind for Wait {
-    fn name(&self) -> &'static str {
-        "wait"
-    }
+impl Kind for Wait {
+    type Params = WaitParams;
+    const NAME: &'static str = "wait";
+    const SUMMARY: &'static str = "Run a probe step until a condition on its result holds.";
+    const TRAITS: Traits = Traits {
+        read_only: true,
+        expression_params: &["/until"],
+        nested_steps: &["/probe"],
+        ..Traits::NONE
+    };
 
-    fn summary(&self) -> &'static str {
-        "Run a probe step until a condition on its result holds."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<WaitParams>()
-    }
-
-    fn expression_params(&self) -> &'static [&'static str] {
-        &["/until"]
-    }
-
-    fn nested_steps(&self) -> &'static [&'static str] {
-        &["/probe"]
-    }
-
-    fn read_only(&self) -> bool {
-        true
-    }
-
-    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
-        let mut problems: Vec<ParamProblem> = ["interval", "timeout"]
+    fn validate(&self, params: &WaitParams) -> Vec<ParamProblem> {
+        let mut problems: Vec<ParamProblem> = crate::time_limit::time_limit("timeout", &params.timeout)
             .into_iter()
-            .filter_map(|name| HumanDuration::check(params, name))
             .collect();
-        if let Some(interval) = params.get("interval").and_then(Json::as_str)
-            && runbook_engine::parse::raw::parse_duration(interval).is_ok_and(|d| d.is_zero())
-        {
+        if params.interval.known().is_some_and(|d| d.0.is_zero()) {
             problems.push(
                 ParamProblem::new("/interval", "`interval` is zero").with_help(
                     "pause between attempts, such as `interval: 1s`, so the probe does not run in a busy loop",
@@ -105,23 +89,25 @@ impl StepKind for Wait {
         problems
     }
 
-    fn describe(&self, params: &Json) -> String {
-        let interval = HumanDuration::describe(params, "interval", DEFAULT_INTERVAL);
-        let timeout = HumanDuration::describe(params, "timeout", DEFAULT_TIMEOUT);
-        let until = field(params, "until").map_or_else(|| "(no condition given)".to_string(), |until| code(&until));
-        format!("poll every {interval} until {until} (give up after {timeout})")
+    fn describe(&self, params: &WaitParams) -> String {
+        format!(
+            "poll every {} until {} (give up after {})",
+            params.interval,
+            code(&params.until),
+            params.timeout
+        )
     }
 
     /// Result: `{"attempts": n, "result": <the last probe's result>,
     /// "elapsed_ms": n}`.
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(poll(cx))
+    async fn run(&self, params: WaitParams, cx: StepContext) -> Result<Json, StepError> {
+        poll(params, cx).await
     }
 
     /// Stops what the probe in flight left running when `runbook` died:
     /// every process carrying the attempt's token.
-    fn recover<'a>(&'a self, checkpoint: &'a Json) -> RecoverFuture<'a> {
-        Box::pin(crate::step_processes::recover(checkpoint))
+    async fn recover(&self, checkpoint: &Json) -> Result<Option<String>, String> {
+        runbook_engine::kit::process::recover(checkpoint).await
     }
 }
 
@@ -137,8 +123,9 @@ enum Probe {
     None,
 }
 
-async fn poll(cx: StepContext) -> Result<Json, StepError> {
-    let params: WaitParams = crate::read_params("wait", &cx.params)?;
+async fn poll(params: WaitParams, cx: StepContext) -> Result<Json, StepError> {
+    let interval = params.interval.get()?.0;
+    let timeout = *params.timeout.get()?;
     // The processes a probe starts (a `shell` probe's command) carry this
     // attempt's token, journaled first under this step: the probe's own
     // checkpoints are not this step's, so they would not be recovered.
@@ -148,8 +135,8 @@ async fn poll(cx: StepContext) -> Result<Json, StepError> {
         .map_err(StepError::new)?;
     let started = Instant::now();
     let deadline = started
-        .checked_add(params.timeout.0)
-        .unwrap_or_else(|| started + runbook_engine::parse::raw::MAX_DURATION);
+        .checked_add(timeout.0)
+        .unwrap_or_else(|| started + runbook_engine::words::MAX_DURATION);
     let mut attempts = 0u32;
     let mut last = Probe::None;
     loop {
@@ -198,10 +185,7 @@ async fn poll(cx: StepContext) -> Result<Json, StepError> {
                 }));
             }
         }
-        let pause = params
-            .interval
-            .0
-            .min(deadline.saturating_duration_since(Instant::now()));
+        let pause = interval.min(deadline.saturating_duration_since(Instant::now()));
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             () = cx.cancel.cancelled() => return Err(crate::cancelled()),
@@ -211,7 +195,6 @@ async fn poll(cx: StepContext) -> Result<Json, StepError> {
         }
     }
     let until = &params.until;
-    let timeout = params.timeout;
     Err(match last {
         Probe::Result(result) => StepError::new(format!(
             "gave up after {timeout}: `{until}` was still false (last result: {})",
@@ -268,8 +251,8 @@ mod tests {
     #[test]
     fn params_read_at_run_time() {
         let params: WaitParams = serde_json::from_value(json!({"probe": probe(), "until": "true"})).unwrap();
-        assert_eq!(params.interval, HumanDuration::from_secs(2));
-        assert_eq!(params.timeout, HumanDuration::from_secs(60));
+        assert_eq!(params.interval, Templated::Value(HumanDuration::from_secs(2)));
+        assert_eq!(params.timeout, Templated::Value(HumanDuration::from_secs(60)));
         assert_eq!(params.probe.uses, "http");
         assert_eq!(params.probe.with["url"], "https://x/health");
     }
@@ -430,7 +413,7 @@ mod tests {
                 let mut cx = probe_host.step_context(params);
                 cx.step_id = "shell probe".into();
                 cx.cancel = cancel;
-                SHELL.run(cx).await
+                runbook_engine::step::StepKind::run(&SHELL, cx).await
             })
         }))
     }

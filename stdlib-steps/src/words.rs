@@ -1,7 +1,5 @@
 //! Building blocks for `describe`: turning parameter values into the short
-//! phrases a plan shows. Parameters may hold anything (placeholders such as
-//! `<steps.x.outputs.pop>`, masked secrets `***`, or values of the wrong
-//! type), so every function here takes what it gets and never fails.
+//! phrases a plan shows.
 
 use serde_json::Value as Json;
 
@@ -16,11 +14,6 @@ pub fn scalar(value: &Json) -> Option<String> {
         Json::Bool(b) => Some(b.to_string()),
         Json::Null | Json::Array(_) | Json::Object(_) => None,
     }
-}
-
-/// The scalar at `params[name]`, if there is one.
-pub fn field(params: &Json, name: &str) -> Option<String> {
-    params.get(name).and_then(scalar)
 }
 
 /// Any value as short text: scalars as they are, the rest as JSON.
@@ -56,25 +49,6 @@ pub fn series(items: &[String], last: &str) -> String {
         [] => String::new(),
         [one] => one.clone(),
         [init @ .., tail] => format!("{} {last} {tail}", init.join(", ")),
-    }
-}
-
-/// The keys of the mapping at `params[name]`, in order; empty when it is not
-/// a mapping.
-pub fn keys(params: &Json, name: &str) -> Vec<String> {
-    params
-        .get(name)
-        .and_then(Json::as_object)
-        .map(|map| map.keys().cloned().collect())
-        .unwrap_or_default()
-}
-
-/// The scalars of the list at `params[name]`, or the one scalar there.
-pub fn scalars(params: &Json, name: &str) -> Vec<String> {
-    match params.get(name) {
-        Some(Json::Array(items)) => items.iter().map(any).collect(),
-        Some(value) => scalar(value).into_iter().collect(),
-        None => Vec::new(),
     }
 }
 

@@ -77,7 +77,7 @@ impl Failure {
             Failure::Kind { message, .. } => message.clone(),
             Failure::TimedOut { after_ms, .. } => format!(
                 "timed out after {}",
-                crate::parse::raw::format_duration(std::time::Duration::from_millis(*after_ms))
+                crate::words::format_duration(std::time::Duration::from_millis(*after_ms))
             ),
             Failure::Cancelled { by } => format!("cancelled ({})", by.words()),
             Failure::Gate { expression, seen } if seen.starts_with("cannot evaluate") => {

@@ -9,7 +9,6 @@ use crate::diagnostic::{Diagnostic, Span, suggestion};
 use crate::parse::node::{Node, Value};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use std::borrow::Cow;
-use std::time::Duration;
 
 pub const CODE_WRONG_TYPE: &str = "runbook::parse::wrong_type";
 pub const CODE_UNKNOWN_KEY: &str = "runbook::parse::unknown_key";
@@ -137,23 +136,6 @@ impl JsonSchema for Node {
     }
 }
 
-/// A duration written as text such as `500ms`, `30s`, `5m` or `1h30m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DurationText(pub Duration);
-
-impl JsonSchema for DurationText {
-    fn schema_name() -> Cow<'static, str> {
-        "Duration".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A duration such as `500ms`, `30s`, `5m` or `1h30m`.",
-            "type": "string",
-            "pattern": "^\\s*([0-9]+\\s*(ns|us|ms|s|sec|secs|m|min|mins|h|hr|hrs|d|days?)\\s*)+$",
-        })
-    }
-}
-
 /// The type of an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[schemars(rename_all = "lowercase")]
@@ -223,7 +205,7 @@ pub struct Secret {
 #[schemars(deny_unknown_fields)]
 pub struct Defaults {
     /// Time limit of each step.
-    pub timeout: Option<Spanned<DurationText>>,
+    pub timeout: Option<Spanned<HumanDuration>>,
     /// How failed steps are retried.
     pub retry: Option<Retry>,
     /// What a failing step does to the run.
@@ -255,9 +237,9 @@ pub struct Retry {
     /// `fixed` or `exponential` (default) growth of the delay.
     pub backoff: Option<Spanned<Backoff>>,
     /// Delay before the second attempt (default 1s).
-    pub delay: Option<Spanned<DurationText>>,
+    pub delay: Option<Spanned<HumanDuration>>,
     /// Upper bound of the delay with exponential backoff.
-    pub max_delay: Option<Spanned<DurationText>>,
+    pub max_delay: Option<Spanned<HumanDuration>>,
     /// Randomise each delay by up to half of it, so retries of many runs do not align.
     pub jitter: Option<Spanned<bool>>,
     /// Expression over `result`; retry until it holds, even if the step succeeded.
@@ -312,7 +294,7 @@ pub struct Step {
     /// Named expressions over `result`, readable later as `steps.ID.outputs.NAME`.
     pub outputs: NamedMap<Spanned<String>>,
     /// Time limit; a timed-out step's whole process tree is killed.
-    pub timeout: Option<Spanned<DurationText>>,
+    pub timeout: Option<Spanned<HumanDuration>>,
     /// How the step is retried when it fails.
     pub retry: Option<Retry>,
     /// `rollback` (default), `continue` or `abort`.
@@ -338,7 +320,7 @@ pub struct StepBody {
     /// The kind's parameters (templates).
     pub with: Option<Node>,
     /// Time limit.
-    pub timeout: Option<Spanned<DurationText>>,
+    pub timeout: Option<Spanned<HumanDuration>>,
     /// How the action is retried when it fails.
     pub retry: Option<Retry>,
     /// Expressions over `result` that must hold after the action.
@@ -452,7 +434,7 @@ impl FromNode for Node {
     }
 }
 
-impl FromNode for Spanned<DurationText> {
+impl FromNode for Spanned<HumanDuration> {
     fn from_node(node: &Node, key: &str, cx: &mut Collector) -> Option<Self> {
         let expected = "a duration such as `30s`, `5m` or `1h30m`";
         match &node.value {
@@ -461,7 +443,7 @@ impl FromNode for Spanned<DurationText> {
             } else {
                 parse_duration(s)
             } {
-                Ok(d) => Some(Spanned::new(DurationText(d), node.span)),
+                Ok(d) => Some(Spanned::new(HumanDuration(d), node.span)),
                 Err(reason) => {
                     cx.diagnostics.push(
                         Diagnostic::error(CODE_BAD_VALUE, format!("`{key}` is not a valid duration: {reason}"))
@@ -487,48 +469,6 @@ impl FromNode for Spanned<DurationText> {
             }
         }
     }
-}
-
-/// The longest duration a runbook may give (a year): longer is a mistake,
-/// and would overflow the clock's arithmetic.
-pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
-
-/// Parses `500ms`, `30s`, `5m`, `1h30m`, `2d`, up to [`MAX_DURATION`].
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err("it is empty".into());
-    }
-    if trimmed.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("`{trimmed}` has no unit; write e.g. `{trimmed}s`"));
-    }
-    let too_long = || format!("`{trimmed}` is longer than a year, the longest duration a runbook may give");
-    match humantime::parse_duration(trimmed) {
-        Ok(duration) if duration > MAX_DURATION => Err(too_long()),
-        Ok(duration) => Ok(duration),
-        Err(humantime::DurationError::NumberOverflow) => Err(too_long()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Parses a time limit: a duration that is not zero.
-pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    match parse_duration(text)? {
-        Duration::ZERO => Err(format!(
-            "a time limit of `{}` would stop everything at once; give a duration such as `30s`",
-            text.trim()
-        )),
-        duration => Ok(duration),
-    }
-}
-
-/// Formats a duration the way users write it: `1m30s`, `500ms`.
-pub fn format_duration(duration: Duration) -> String {
-    humantime::format_duration(duration)
-        .to_string()
-        .split(' ')
-        .map(|part| part.replace("days", "d").replace("day", "d"))
-        .collect()
 }
 
 /// Enums written as one of a fixed set of names.
@@ -572,6 +512,7 @@ impl<T: Named> FromNode for Spanned<T> {
 
 /// `a`, `b` or `c` as text.
 pub use crate::words::list;
+use crate::words::{HumanDuration, parse_duration, parse_timeout};
 
 impl<T: FromNode> FromNode for Vec<T> {
     fn from_node(node: &Node, key: &str, cx: &mut Collector) -> Option<Self> {
@@ -949,7 +890,10 @@ mod tests {
         let step = &runbook.unwrap().steps[0];
         assert_eq!(step.when.as_ref().unwrap().value, "true");
         assert_eq!(step.verify.len(), 1);
-        assert_eq!(step.timeout.as_ref().unwrap().value.0, Duration::from_secs(5));
+        assert_eq!(
+            step.timeout.as_ref().unwrap().value.0,
+            std::time::Duration::from_secs(5)
+        );
         assert_eq!(step.on_failure.as_ref().unwrap().value, OnFailure::Continue);
         assert!(step.needs.as_ref().unwrap().value.is_empty());
     }
@@ -981,32 +925,5 @@ mod tests {
                 .iter()
                 .any(|d| d.help.as_deref() == Some("write the unit, e.g. `30s` for 30 seconds"))
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert!(parse_duration("30").is_err());
-        assert!(parse_duration("soon").is_err());
-        assert!(
-            parse_duration("18446744073709551615s")
-                .unwrap_err()
-                .contains("longer than a year")
-        );
-        assert!(
-            parse_duration("9300000000000000000s")
-                .unwrap_err()
-                .contains("longer than a year")
-        );
-        assert!(parse_duration("367d").unwrap_err().contains("longer than a year"));
-        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
-        assert!(
-            parse_timeout("0s")
-                .unwrap_err()
-                .contains("would stop everything at once")
-        );
-        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(format_duration(Duration::from_secs(14 * 86_400)), "14d");
     }
 }

@@ -12,12 +12,13 @@ pub use render::{render_dot, render_mermaid, render_text};
 
 use crate::compile::Compiled;
 use crate::diagnostic::Diagnostic;
-use crate::parse::raw::{Backoff, OnFailure, format_duration, list};
+use crate::parse::raw::{Backoff, OnFailure, list};
 use crate::quote::{self, Quote, Quoting};
 use crate::step::Registry;
 use crate::template::{self, Piece};
 use crate::validate::checked::{self, Param, SecretSource, Text};
 use crate::validate::inputs::parse_input_text;
+use crate::words::format_duration;
 use minijinja::Value;
 use minijinja::value::{Object, ObjectRepr};
 use serde::Serialize;

@@ -1,7 +1,8 @@
 //! Input values: reading them from text (`--input`, the environment) and
 //! checking defaults against their declared type.
 
-use crate::parse::raw::{InputType, parse_duration};
+use crate::parse::raw::InputType;
+use crate::words::parse_duration;
 use serde_json::Value as Json;
 
 /// Reads an input from command-line or environment text.

@@ -11,7 +11,8 @@ mod redirect;
 
 use indexmap::IndexMap;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use runbook_engine::step::{ParamProblem, StepContext, StepError, StepFuture, StepKind};
+use runbook_engine::kit::{Kind, Templated, Traits};
+use runbook_engine::step::{ParamProblem, StepContext, StepError};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
@@ -21,7 +22,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::HumanDuration;
-use crate::words::{any, field, keys, scalars, series};
+use crate::words::series;
 use crate::{is_template, pointer};
 
 /// Sends one HTTP request; fails when the response status is not expected.
@@ -44,7 +45,7 @@ const MAX_BODY: usize = 8 << 20;
 pub struct HttpParams {
     /// The request method.
     #[serde(default)]
-    pub method: Method,
+    pub method: Templated<Method>,
 
     /// The URL to request, starting with `http://` or `https://`.
     pub url: String,
@@ -73,12 +74,12 @@ pub struct HttpParams {
     /// default any 2xx status.
     #[serde(default)]
     #[schemars(with = "ExpectStatus")]
-    pub expect_status: Option<ExpectStatus>,
+    pub expect_status: Option<Templated<ExpectStatus>>,
 
     /// How long to wait for the response, such as `10s`, redirects included.
     #[serde(default)]
     #[schemars(with = "HumanDuration")]
-    pub timeout: Option<HumanDuration>,
+    pub timeout: Option<Templated<HumanDuration>>,
 
     /// Whether to follow redirects, at most 10. On the way to another origin
     /// (scheme, host or port) every header the step set is dropped, and a
@@ -86,11 +87,12 @@ pub struct HttpParams {
     /// `false`, a 3xx response is the result (and fails unless
     /// `expect_status` lists it).
     #[serde(default = "follow_by_default")]
-    pub follow_redirects: bool,
+    #[schemars(with = "bool")]
+    pub follow_redirects: Templated<bool>,
 }
 
-fn follow_by_default() -> bool {
-    true
+fn follow_by_default() -> Templated<bool> {
+    Templated::Value(true)
 }
 
 /// An HTTP request method.
@@ -225,31 +227,27 @@ impl JsonSchema for ExpectStatus {
     }
 }
 
-impl StepKind for Http {
-    fn name(&self) -> &'static str {
-        "http"
-    }
+impl Kind for Http {
+    type Params = HttpParams;
+    const NAME: &'static str = "http";
+    const SUMMARY: &'static str = "Send an HTTP request and check the response status.";
+    /// Values templated into `url` are encoded for the part of the URL they
+    /// land in, so an input cannot reach another path, host or query.
+    const TRAITS: Traits = Traits {
+        url_params: &["/url"],
+        ..Traits::NONE
+    };
 
-    fn summary(&self) -> &'static str {
-        "Send an HTTP request and check the response status."
-    }
-
-    fn params_schema(&self) -> Json {
-        crate::schema_of::<HttpParams>()
-    }
-
-    fn validate(&self, params: &Json) -> Vec<ParamProblem> {
+    fn validate(&self, params: &HttpParams) -> Vec<ParamProblem> {
         let mut problems = Vec::new();
-        let given = |name| params.get(name).is_some_and(|v| !v.is_null());
-        if given("json") && given("body") {
+        if params.json.is_some() && params.body.is_some() {
             problems.push(
                 ParamProblem::new("/body", "`json` and `body` are both given")
                     .with_help("a request has one body: keep `json` to send JSON, or `body` to send text as it is"),
             );
         }
-        if let Some(url) = params.get("url").and_then(Json::as_str)
-            && !is_template(url)
-        {
+        let url = &params.url;
+        if !is_template(url) {
             let lower = url.trim_start().to_ascii_lowercase();
             if !lower.starts_with("http://") && !lower.starts_with("https://") {
                 let help = match url.split_once("://") {
@@ -262,55 +260,49 @@ impl StepKind for Http {
                     .push(ParamProblem::new("/url", "`url` must start with `http://` or `https://`").with_help(help));
             }
         }
-        if let Some(headers) = params.get("headers").and_then(Json::as_object) {
-            for (name, value) in headers {
-                if !is_template(name) && !is_header_name(name) {
-                    problems.push(
-                        ParamProblem::new(
-                            pointer("/headers", name),
-                            format!("`{name}` is not a valid header name"),
-                        )
-                        .with_help("header names are letters, digits and `-`, with no spaces or `:`"),
-                    );
-                }
-                if let Some(value) = value.as_str()
-                    && !is_template(value)
-                    && value.contains(['\r', '\n'])
-                {
-                    problems.push(ParamProblem::new(
+        for (name, value) in &params.headers {
+            if !is_template(name) && !is_header_name(name) {
+                problems.push(
+                    ParamProblem::new(
                         pointer("/headers", name),
-                        format!("the value of header `{name}` spans more than one line"),
-                    ));
-                }
+                        format!("`{name}` is not a valid header name"),
+                    )
+                    .with_help("header names are letters, digits and `-`, with no spaces or `:`"),
+                );
+            }
+            if !is_template(value) && value.contains(['\r', '\n']) {
+                problems.push(ParamProblem::new(
+                    pointer("/headers", name),
+                    format!("the value of header `{name}` spans more than one line"),
+                ));
             }
         }
-        problems.extend(HumanDuration::check(params, "timeout"));
+        if let Some(timeout) = &params.timeout {
+            problems.extend(crate::time_limit::time_limit("timeout", timeout));
+        }
         problems
     }
 
-    fn describe(&self, params: &Json) -> String {
-        let method = field(params, "method").unwrap_or_else(|| Method::default().to_string());
-        let mut target = field(params, "url").unwrap_or_else(|| "(no URL given)".to_string());
-        if let Some(query) = params.get("query").and_then(Json::as_object)
-            && !query.is_empty()
-        {
-            let pairs: Vec<String> = query
+    fn describe(&self, params: &HttpParams) -> String {
+        let mut target = params.url.clone();
+        if !params.query.is_empty() {
+            let pairs: Vec<String> = params
+                .query
                 .iter()
-                .map(|(name, value)| format!("{name}={}", any(value)))
+                .map(|(name, value)| format!("{name}={value}"))
                 .collect();
             target.push(if target.contains('?') { '&' } else { '?' });
             target.push_str(&pairs.join("&"));
         }
-        let mut text = format!("{method} {target}");
+        let mut text = format!("{} {target}", params.method);
 
-        let given = |name| params.get(name).is_some_and(|v| !v.is_null());
         let mut with = Vec::new();
-        if given("json") {
+        if params.json.is_some() {
             with.push("a JSON body".to_string());
-        } else if given("body") {
+        } else if params.body.is_some() {
             with.push("a body".to_string());
         }
-        let headers = keys(params, "headers");
+        let headers: Vec<&str> = params.headers.keys().map(String::as_str).collect();
         match headers.len() {
             0 => {}
             1 => with.push(format!("header {}", headers[0])),
@@ -320,42 +312,31 @@ impl StepKind for Http {
             text.push_str(&format!(" with {}", series(&with, "and")));
         }
 
-        let statuses = scalars(params, "expect_status");
-        let expecting = if statuses.is_empty() {
-            "2xx".to_string()
-        } else {
-            series(&statuses, "or")
+        let expecting = match &params.expect_status {
+            None => ExpectStatus::words(None),
+            Some(Templated::Value(expected)) => ExpectStatus::words(Some(expected)),
+            Some(Templated::Later(text)) => text.clone(),
         };
         text.push_str(&format!(", expecting {expecting}"));
-        if given("timeout") {
-            let timeout = HumanDuration::describe(params, "timeout", HumanDuration::from_secs(0));
+        if let Some(timeout) = &params.timeout {
             text.push_str(&format!(" within {timeout}"));
         }
-        if params.get("follow_redirects") == Some(&Json::Bool(false)) {
+        if params.follow_redirects == Templated::Value(false) {
             text.push_str(", not following redirects");
         }
         text
-    }
-
-    /// Values templated into `url` are encoded for the part of the URL they
-    /// land in, so an input cannot reach another path, host or query.
-    fn url_params(&self) -> &'static [&'static str] {
-        &["/url"]
     }
 
     /// Result: `{"status": 200, "headers": {"content-type": "..."}, "body":
     /// "...", "json": <the body read as JSON, or null>}`. Header names are
     /// lowercase; a header sent more than once has its values joined with
     /// `, `.
-    fn run(&self, cx: StepContext) -> StepFuture<'_> {
-        Box::pin(async move {
-            let params: HttpParams = crate::read_params("http", &cx.params)?;
-            let client = self.client()?;
-            tokio::select! {
-                outcome = send(client, &params, &cx.idempotency_key) => outcome,
-                () = cx.cancel.cancelled() => Err(crate::cancelled()),
-            }
-        })
+    async fn run(&self, params: HttpParams, cx: StepContext) -> Result<Json, StepError> {
+        let client = self.client()?;
+        tokio::select! {
+            outcome = send(client, &params, &cx.idempotency_key) => outcome,
+            () = cx.cancel.cancelled() => Err(crate::cancelled()),
+        }
     }
 }
 
@@ -378,11 +359,14 @@ impl Http {
 
 /// Sends the request and reads the response into the step's result.
 async fn send(client: &reqwest::Client, params: &HttpParams, idempotency_key: &str) -> Result<Json, StepError> {
-    let method = params.method;
+    let method = *params.method.get()?;
     let url = params.url.as_str();
     let mut parsed =
         reqwest::Url::parse(url).map_err(|e| StepError::new(format!("`{url}` is not a valid URL: {e}")))?;
-    let timeout = params.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
+    let timeout = match &params.timeout {
+        Some(timeout) => timeout.get()?.0,
+        None => DEFAULT_TIMEOUT,
+    };
 
     let mut headers = HeaderMap::new();
     for (name, value) in &params.headers {
@@ -419,7 +403,7 @@ async fn send(client: &reqwest::Client, params: &HttpParams, idempotency_key: &s
     };
 
     let failed = |e: reqwest::Error| request_error(method, url, timeout, &e);
-    let mut response = redirect::send(client, request, url, params.follow_redirects, timeout).await?;
+    let mut response = redirect::send(client, request, url, *params.follow_redirects.get()?, timeout).await?;
     let status = response.status();
     let mut response_headers = serde_json::Map::new();
     for (name, value) in response.headers() {
@@ -457,10 +441,11 @@ async fn send(client: &reqwest::Client, params: &HttpParams, idempotency_key: &s
         "body": body,
         "json": parsed_body,
     });
-    if ExpectStatus::accepts(params.expect_status.as_ref(), status.as_u16()) {
+    let expect_status = params.expect_status.as_ref().map(Templated::get).transpose()?;
+    if ExpectStatus::accepts(expect_status, status.as_u16()) {
         Ok(result)
     } else {
-        let expected = ExpectStatus::words(params.expect_status.as_ref());
+        let expected = ExpectStatus::words(expect_status);
         let status = match status.canonical_reason() {
             Some(reason) => format!("{} {reason}", status.as_u16()),
             None => status.as_u16().to_string(),

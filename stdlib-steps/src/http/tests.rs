@@ -32,15 +32,18 @@ fn good_params_pass() {
 #[test]
 fn params_read_at_run_time() {
     let params: HttpParams = serde_json::from_value(json!({"url": "https://x", "query": {"n": 2}})).unwrap();
-    assert_eq!(params.method, Method::Get);
+    assert_eq!(params.method, Templated::Value(Method::Get));
     assert_eq!(params.query["n"].to_string(), "2");
     assert_eq!(params.expect_status, None);
     assert!(ExpectStatus::accepts(None, 204));
     assert!(!ExpectStatus::accepts(None, 301));
     let params: HttpParams =
         serde_json::from_value(json!({"url": "https://x", "expect_status": [200, 404], "timeout": "1m"})).unwrap();
-    assert!(ExpectStatus::accepts(params.expect_status.as_ref(), 404));
-    assert_eq!(params.timeout, Some(HumanDuration::from_secs(60)));
+    assert!(ExpectStatus::accepts(
+        params.expect_status.as_ref().and_then(Templated::known),
+        404
+    ));
+    assert_eq!(params.timeout, Some(Templated::Value(HumanDuration::from_secs(60))));
 }
 
 #[test]
@@ -490,12 +493,17 @@ async fn a_bad_url_or_header_is_named() {
     let error = run("http", &host, json!({"url": "http//x"})).await.unwrap_err();
     assert_eq!(
         error.message,
-        "`http//x` is not a valid URL: relative URL without a base"
+        "`url` must start with `http://` or `https://`. Nothing was changed; add the scheme, such as `https://http//x`"
     );
+    let error = run("http", &host, json!({"url": "http://[x"})).await.unwrap_err();
+    assert_eq!(error.message, "`http://[x` is not a valid URL: invalid IPv6 address");
     let error = run("http", &host, json!({"url": "http://x", "headers": {"a b": "1"}}))
         .await
         .unwrap_err();
-    assert_eq!(error.message, "`a b` is not a valid header name");
+    assert_eq!(
+        error.message,
+        "`a b` is not a valid header name. Nothing was changed; header names are letters, digits and `-`, with no spaces or `:`"
+    );
 }
 
 #[test]

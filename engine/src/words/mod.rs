@@ -1,6 +1,10 @@
 //! The engine's shared vocabulary, at the bottom of it: what a name looks
-//! like, and how a list of names is said. Every stage may use it; it uses
-//! none.
+//! like, how a list of names is said, and durations as people write them.
+//! Every stage and every step kind may use it; it uses none of them.
+
+mod duration;
+
+pub use duration::{HumanDuration, MAX_DURATION, format_duration, parse_duration, parse_timeout};
 
 /// What a step id, input, secret, var or output name looks like.
 pub const NAME_PATTERN: &str = "^[a-z][a-z0-9_]*$";

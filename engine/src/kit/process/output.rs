@@ -8,19 +8,19 @@
 //! that spans two reads is copied. The text is checked as UTF-8 once, when
 //! passed on.
 
+use crate::step::{Host, OutputStream};
 use memchr::{memchr, memchr_iter};
-use runbook_engine::step::{Host, OutputStream};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
 /// How much of each output stream the result keeps (the end of it).
-pub(crate) const CAPTURE_LIMIT: usize = 1 << 20;
+pub const CAPTURE_LIMIT: usize = 1 << 20;
 
 /// A line longer than this is passed on in pieces, so that output without
 /// newlines still shows live and cannot fill memory.
-pub(crate) const MAX_LINE: usize = 64 << 10;
+pub const MAX_LINE: usize = 64 << 10;
 
 /// The largest read. Reads start small (most commands print little) and
 /// grow while they come back full.
@@ -32,12 +32,12 @@ const FIRST_BLOCK: usize = 8 << 10;
 /// hold a pipe open that long; the step does not wait for it.
 const PIPE_LINGER: Duration = Duration::from_millis(500);
 
-pub(crate) type Reader = Box<dyn AsyncRead + Send + Unpin>;
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 
 /// Reads one output stream to its end: passes each line to the host as it
 /// comes, and keeps the end of the stream for the result. Once the
 /// command's processes have ended it reads for [`PIPE_LINGER`] more at most.
-pub(crate) async fn pump(
+pub async fn pump(
     mut reader: Reader,
     stream: OutputStream,
     host: Arc<dyn Host>,
@@ -73,7 +73,7 @@ pub(crate) async fn pump(
 /// `\r\n`, and a line longer than [`MAX_LINE`] bytes in pieces, never
 /// cutting a UTF-8 character in two, the last piece with `line_end` true.
 #[derive(Debug, Default)]
-pub(crate) struct LineSplitter {
+pub struct LineSplitter {
     /// The start of a line whose end has not come yet: at most
     /// [`MAX_LINE`] bytes once [`LineSplitter::feed`] returns.
     open: Vec<u8>,
@@ -158,7 +158,7 @@ fn char_boundary(bytes: &[u8], limit: usize) -> usize {
 
 /// The end of an output stream, at most [`CAPTURE_LIMIT`] bytes of it.
 #[derive(Debug, Default)]
-pub(crate) struct Capture {
+pub struct Capture {
     bytes: Vec<u8>,
     /// How many bytes from the start were left out.
     pub dropped: usize,

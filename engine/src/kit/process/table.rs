@@ -1,7 +1,7 @@
 //! What `/proc` says about the system's processes: for each its parent,
 //! process group, whether it is a zombie, and when it started; and whether
 //! its environment holds a given entry. The `shell` kind's process
-//! supervisor ([`crate::step_processes`]) finds an attempt's processes with
+//! supervisor ([`crate::kit::process`]) finds an attempt's processes with
 //! it.
 //!
 //! A pid alone does not name a process for long: pids are reused, after as
@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// One process, as `/proc/PID/stat` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ProcessInfo {
+pub struct ProcessInfo {
     pub pid: i32,
     pub ppid: i32,
     pub pgid: i32,
@@ -57,7 +57,7 @@ impl ProcessInfo {
 
 /// Every process on the system but this one, as it is now. Empty where
 /// there is no `/proc`.
-pub(crate) fn scan() -> Vec<ProcessInfo> {
+pub fn scan() -> Vec<ProcessInfo> {
     let this = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -72,7 +72,7 @@ pub(crate) fn scan() -> Vec<ProcessInfo> {
 
 /// The children of this process, from `/proc/self/task/*/children`; `None`
 /// where the kernel does not list them.
-pub(crate) fn own_children() -> Option<Vec<i32>> {
+pub fn own_children() -> Option<Vec<i32>> {
     if !Path::new("/proc/thread-self/children").exists() {
         return None;
     }
@@ -89,7 +89,7 @@ pub(crate) fn own_children() -> Option<Vec<i32>> {
 /// Whether the environment process `pid` started with holds `entry`
 /// (`NAME=value`) exactly. False when it cannot be read: another user's
 /// process, a zombie, a kernel thread.
-pub(crate) fn environment_holds(pid: i32, entry: &[u8]) -> bool {
+pub fn environment_holds(pid: i32, entry: &[u8]) -> bool {
     let Ok(environ) = std::fs::read(Path::new("/proc").join(pid.to_string()).join("environ")) else {
         return false;
     };
@@ -98,7 +98,7 @@ pub(crate) fn environment_holds(pid: i32, entry: &[u8]) -> bool {
 
 /// This boot's id: start times count from boot, so they compare only
 /// within one.
-pub(crate) fn boot_id() -> Option<String> {
+pub fn boot_id() -> Option<String> {
     static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     BOOT_ID
         .get_or_init(|| {
@@ -106,6 +106,31 @@ pub(crate) fn boot_id() -> Option<String> {
             Some(id.trim().to_string())
         })
         .clone()
+}
+
+/// Kills, when dropped, every process whose arguments hold `marker`: a
+/// failed test of a kind that starts processes leaves nothing running.
+pub struct Cleanup(pub String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for pid in with_marker(&self.0) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// The running processes with `marker` among their arguments (for tests).
+pub fn with_marker(marker: &str) -> Vec<i32> {
+    scan()
+        .into_iter()
+        .filter(|p| !p.zombie)
+        .filter(|p| {
+            std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == marker.as_bytes()))
+        })
+        .map(|p| p.pid)
+        .collect()
 }
 
 #[cfg(test)]

@@ -21,14 +21,14 @@
 //!
 //! Right after spawning, the `shell` kind journals the group, its leader's
 //! start time and the token ([`ProcessCheckpoint`]); if `runbook` dies, the
-//! command gets SIGKILL ([`crate::parent_death`]), and on resume [`recover`]
+//! command gets SIGKILL ([`self::parent_death`]), and on resume [`recover`]
 //! stops whatever else survived, before the step runs again.
 
+use crate::step::StepContext;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
-use runbook_engine::step::StepContext;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
@@ -38,10 +38,14 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-use crate::process_table::{self, ProcessInfo};
+use self::table::ProcessInfo;
+
+pub mod output;
+mod parent_death;
+pub mod table;
 
 /// The environment variable that carries an attempt's token.
-pub(crate) const TOKEN_VARIABLE: &str = "RUNBOOK_STEP_TOKEN";
+pub const TOKEN_VARIABLE: &str = "RUNBOOK_STEP_TOKEN";
 
 /// How often processes being stopped are checked again.
 const POLL: Duration = Duration::from_millis(20);
@@ -53,7 +57,7 @@ const KILL_WAIT: Duration = Duration::from_secs(1);
 
 /// How long processes left by a run that died get between SIGTERM and
 /// SIGKILL: the `--grace` that `runbook` gives by default.
-pub(crate) const RECOVER_GRACE: Duration = Duration::from_secs(5);
+pub const RECOVER_GRACE: Duration = Duration::from_secs(5);
 
 tokio::task_local! {
     /// The token of the attempt whose nested steps are running (a `wait`'s
@@ -65,7 +69,7 @@ tokio::task_local! {
 /// What marks every process of one attempt, in its environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub(crate) struct ProcessToken(String);
+pub struct ProcessToken(String);
 
 impl ProcessToken {
     /// A new token: the run, step and attempt, for a person who finds it
@@ -105,7 +109,7 @@ impl ProcessToken {
 /// What an attempt journals about its processes right after starting them,
 /// so that [`recover`] can find them if `runbook` dies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ProcessCheckpoint {
+pub struct ProcessCheckpoint {
     /// The command's process group: the pid of its leader, the command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgid: Option<i32>,
@@ -127,7 +131,7 @@ impl ProcessCheckpoint {
             pgid: None,
             start_time: None,
             token: token.clone(),
-            boot_id: process_table::boot_id(),
+            boot_id: table::boot_id(),
         }
     }
 
@@ -138,7 +142,7 @@ impl ProcessCheckpoint {
 
 /// How the processes of an attempt came to an end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stopped {
+pub enum Stopped {
     /// Nothing was running any more.
     AlreadyGone,
     /// They ended on SIGTERM, within the grace period.
@@ -159,7 +163,7 @@ impl Stopped {
 
 /// What stopping an attempt's processes came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StopReport {
+pub struct StopReport {
     pub how: Stopped,
     /// Every process that was signalled, in the order found.
     pub pids: Vec<i32>,
@@ -207,7 +211,7 @@ impl Members {
                     || (!p.zombie
                         && p.start_time >= self.not_before
                         && !is_kernel_thread(p)
-                        && process_table::environment_holds(p.pid, &entry))
+                        && table::environment_holds(p.pid, &entry))
             })
             .map(|p| p.pid)
             .collect();
@@ -238,10 +242,8 @@ impl Members {
             return true;
         }
         let entry = self.token.entry();
-        match process_table::own_children() {
-            Some(children) => children
-                .iter()
-                .any(|&pid| process_table::environment_holds(pid, &entry)),
+        match table::own_children() {
+            Some(children) => children.iter().any(|&pid| table::environment_holds(pid, &entry)),
             None => true,
         }
     }
@@ -297,7 +299,7 @@ impl Sweep {
 
     /// The attempt's processes still running; reaps those that ended here.
     fn running(&mut self) -> Vec<ProcessInfo> {
-        let table = process_table::scan();
+        let table = table::scan();
         let group = self.members.group_counts(&table);
         self.group = group;
         let mut running = Vec::new();
@@ -420,7 +422,7 @@ impl Sweep {
 /// leader of a new process group) and everything that belongs with it (see
 /// the module's documentation). While armed, dropping it kills them all.
 #[derive(Debug)]
-pub(crate) struct StepProcesses {
+pub struct StepProcesses {
     leader: i32,
     members: Members,
     armed: bool,
@@ -436,7 +438,7 @@ impl StepProcesses {
             .env(TOKEN_VARIABLE, token.as_str())
             .process_group(0)
             .kill_on_drop(true);
-        crate::parent_death::die_with_parent(command);
+        self::parent_death::die_with_parent(command);
         let child = command.spawn()?;
         let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
             return Err(std::io::Error::other("the command ended before it could be watched"));
@@ -461,7 +463,7 @@ impl StepProcesses {
             pgid: self.members.group.map(|(pgid, _)| pgid),
             start_time: self.members.group.and_then(|(_, start)| start),
             token: self.members.token.clone(),
-            boot_id: process_table::boot_id(),
+            boot_id: table::boot_id(),
         }
     }
 
@@ -515,7 +517,7 @@ fn adopt_orphans() {
 /// from its [`ProcessCheckpoint`]: every process carrying its token, and its
 /// group if the group's leader still runs (checked by its start time, so a
 /// reused pid is left alone). SIGTERM, [`RECOVER_GRACE`], then SIGKILL.
-pub(crate) async fn recover(checkpoint: &Json) -> Result<Option<String>, String> {
+pub async fn recover(checkpoint: &Json) -> Result<Option<String>, String> {
     let checkpoint: ProcessCheckpoint = serde_json::from_value(checkpoint.clone()).map_err(|e| {
         format!("its journaled process checkpoint does not read ({e}), so what it started cannot be found")
     })?;
@@ -523,7 +525,7 @@ pub(crate) async fn recover(checkpoint: &Json) -> Result<Option<String>, String>
 }
 
 async fn recover_from(checkpoint: &ProcessCheckpoint, grace: Duration) -> Result<Option<String>, String> {
-    if let (Some(then), Some(now)) = (&checkpoint.boot_id, process_table::boot_id())
+    if let (Some(then), Some(now)) = (&checkpoint.boot_id, table::boot_id())
         && *then != now
     {
         // The machine restarted: nothing the attempt started still runs.
@@ -554,7 +556,7 @@ async fn recover_from(checkpoint: &ProcessCheckpoint, grace: Duration) -> Result
     if report.how == Stopped::Killed {
         words.push_str(&format!(
             ", with SIGKILL after {} of SIGTERM",
-            crate::HumanDuration(grace)
+            crate::words::HumanDuration(grace)
         ));
     }
     Ok(Some(words))
@@ -577,7 +579,7 @@ mod tests {
     use super::*;
     use std::process::Stdio;
 
-    use crate::tests::{Cleanup, with_marker};
+    use super::table::{Cleanup, with_marker};
 
     fn marker(name: &str) -> String {
         format!("runbook-test-{name}-{:08x}", fastrand::u32(..))
@@ -619,7 +621,7 @@ mod tests {
             pgid: group.map(|g| g.0),
             start_time: group.map(|g| g.1),
             token: ProcessToken(token.into()),
-            boot_id: process_table::boot_id(),
+            boot_id: table::boot_id(),
         }
     }
 
@@ -639,7 +641,7 @@ mod tests {
             not_before: 0,
         };
         let pids: Vec<i32> = members
-            .find(&process_table::scan())
+            .find(&table::scan())
             .iter()
             .filter(|p| !p.zombie)
             .map(|p| p.pid)
@@ -754,7 +756,7 @@ mod tests {
             not_before: 0,
         };
         for _ in 0..200 {
-            if members.find(&process_table::scan()).len() >= 2 {
+            if members.find(&table::scan()).len() >= 2 {
                 break;
             }
             tokio::time::sleep(POLL).await;

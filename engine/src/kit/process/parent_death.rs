@@ -12,7 +12,7 @@
 //! expects it.
 //!
 //! What it does not cover, and why the supervisor in
-//! [`crate::step_processes`] journals the group and a token as well:
+//! [`crate::kit::process`] journals the group and a token as well:
 //! - The signal reaches the direct child only; its children, and anything
 //!   it starts in the background, live on.
 //! - The kernel clears it when the command executes a set-user-id or
@@ -35,7 +35,7 @@ use tokio::process::Command;
     unsafe_code,
     reason = "`pre_exec` is the only way to set the parent-death signal of a child before it executes"
 )]
-pub(crate) fn die_with_parent(command: &mut Command) {
+pub fn die_with_parent(command: &mut Command) {
     let parent: Pid = getpid();
     let in_child = move || -> std::io::Result<()> {
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
@@ -60,4 +60,4 @@ pub(crate) fn die_with_parent(command: &mut Command) {
 /// Elsewhere there is no parent-death signal; the supervisor's group and
 /// token still stop what a step started.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn die_with_parent(_command: &mut Command) {}
+pub fn die_with_parent(_command: &mut Command) {}
