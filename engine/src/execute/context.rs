@@ -4,11 +4,11 @@
 //! at step 10,000.
 
 use crate::event::{RunStatus, StepStatus};
-use crate::quote::{Quote, Quoting};
+use crate::quote::Quote;
 use crate::secrets::{MASK, Redactor, stand_in, stand_in_json};
 use crate::step::Registry;
 use crate::template::{self, Piece, Place};
-use crate::validate::checked::{Param, Ref, Text};
+use crate::validate::checked::{Leaf, Param, Ref, RenderParams, Text};
 use minijinja::Value;
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 use serde_json::Value as Json;
@@ -252,6 +252,13 @@ impl<T> Rendered<T> {
     pub fn shown(&self) -> &T {
         self.shown.as_ref().unwrap_or(&self.value)
     }
+
+    fn map<U>(self, f: impl Fn(T) -> U) -> Rendered<U> {
+        Rendered {
+            value: f(self.value),
+            shown: self.shown.map(f),
+        }
+    }
 }
 
 /// Renders a run's templates. Every template that reads a secret is
@@ -275,96 +282,13 @@ impl Renderer<'_> {
     /// A step's parameters for kind `kind`: shell commands quoted, nested
     /// step bodies with their own kind's rules.
     pub fn params(&self, param: &Param, kind: &str) -> Result<Rendered<Json>, String> {
-        self.render(param, "", &Quoting::of(self.registry, kind))
+        param.render_for(self.registry, kind, &mut &*self)
     }
 
     /// A text such as a confirmation's message.
     pub fn text(&self, text: &Text) -> Result<Rendered<String>, String> {
         self.template(text, Place::Text)
             .map_err(|e| render_error(&text.text, &e))
-    }
-
-    fn render(&self, param: &Param, pointer: &str, quoting: &Quoting) -> Result<Rendered<Json>, String> {
-        let place = match quoting.at(pointer) {
-            Some(Quote::Shell) => Place::Shell,
-            Some(Quote::Url) => Place::Url,
-            None => Place::Text,
-        };
-        Ok(match param {
-            Param::Value(v) => Rendered::plain(v.clone()),
-            Param::Expression(t) => Rendered::plain(Json::String(t.text.clone())),
-            Param::Template(t) => {
-                let rendered = self.template(t, place).map_err(|e| render_error(&t.text, &e))?;
-                Rendered {
-                    value: Json::String(rendered.value),
-                    shown: rendered.shown.map(Json::String),
-                }
-            }
-            Param::Native(t) if place != Place::Text => {
-                let rendered = self.template(t, place).map_err(|e| render_error(&t.text, &e))?;
-                Rendered {
-                    value: Json::String(rendered.value),
-                    shown: rendered.shown.map(Json::String),
-                }
-            }
-            Param::Native(t) => {
-                let expression = template::single_expression(&t.text).unwrap_or(&t.text);
-                let value = template::eval(expression, &self.real).map_err(|e| render_error(&t.text, &e))?;
-                let value =
-                    serde_json::to_value(&value).map_err(|e| format!("cannot use the value of `{}`: {e}", t.text))?;
-                if !self.ctx.reads_secret(&t.refs) {
-                    Rendered::plain(value)
-                } else {
-                    let other = template::eval(expression, self.stand_in())
-                        .ok()
-                        .and_then(|v| serde_json::to_value(&v).ok());
-                    if other.as_ref() == Some(&value) {
-                        Rendered::plain(value)
-                    } else {
-                        self.redactor.add_all(strings(&value));
-                        Rendered {
-                            value,
-                            shown: Some(Json::String(MASK.into())),
-                        }
-                    }
-                }
-            }
-            Param::List(items) => {
-                let rendered: Vec<Rendered<Json>> = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| self.render(p, &format!("{pointer}/{i}"), quoting))
-                    .collect::<Result<_, _>>()?;
-                let masked = rendered.iter().any(|r| r.shown.is_some());
-                Rendered {
-                    shown: masked.then(|| Json::Array(rendered.iter().map(|r| r.shown().clone()).collect())),
-                    value: Json::Array(rendered.into_iter().map(|r| r.value).collect()),
-                }
-            }
-            Param::Map(entries) => {
-                // A nested step body (`uses` + `with`) renders its `with` with its own kind's rules.
-                let nested_kind = entries.iter().find_map(|(k, p)| match (k.as_str(), p) {
-                    ("uses", Param::Value(Json::String(kind))) => Some(kind.clone()),
-                    _ => None,
-                });
-                let mut value = serde_json::Map::new();
-                let mut shown = serde_json::Map::new();
-                let mut masked = false;
-                for (key, param) in entries {
-                    let rendered = match (&nested_kind, key.as_str()) {
-                        (Some(kind), "with") => self.params(param, kind)?,
-                        _ => self.render(param, &format!("{pointer}/{key}"), quoting)?,
-                    };
-                    masked |= rendered.shown.is_some();
-                    shown.insert(key.clone(), rendered.shown().clone());
-                    value.insert(key.clone(), rendered.value);
-                }
-                Rendered {
-                    value: Json::Object(value),
-                    shown: masked.then_some(Json::Object(shown)),
-                }
-            }
-        })
     }
 
     /// Renders a template for its place; when it reads a secret, finds the
@@ -435,6 +359,68 @@ impl Renderer<'_> {
     }
 }
 
+impl RenderParams for &Renderer<'_> {
+    type Out = Rendered<Json>;
+    type Error = String;
+
+    fn leaf(&mut self, leaf: Leaf<'_>, quote: Option<Quote>) -> Result<Rendered<Json>, String> {
+        let place = match quote {
+            Some(Quote::Shell) => Place::Shell,
+            Some(Quote::Url) => Place::Url,
+            None => Place::Text,
+        };
+        Ok(match leaf {
+            Leaf::Value(v) => Rendered::plain(v.clone()),
+            Leaf::Expression(t) => Rendered::plain(Json::String(t.text.clone())),
+            Leaf::Template(t) => self
+                .template(t, place)
+                .map_err(|e| render_error(&t.text, &e))?
+                .map(Json::String),
+            Leaf::Native(t) if place != Place::Text => self
+                .template(t, place)
+                .map_err(|e| render_error(&t.text, &e))?
+                .map(Json::String),
+            Leaf::Native(t) => {
+                let expression = template::single_expression(&t.text).unwrap_or(&t.text);
+                let value = template::eval(expression, &self.real).map_err(|e| render_error(&t.text, &e))?;
+                let value =
+                    serde_json::to_value(&value).map_err(|e| format!("cannot use the value of `{}`: {e}", t.text))?;
+                if !self.ctx.reads_secret(&t.refs) {
+                    return Ok(Rendered::plain(value));
+                }
+                let other = template::eval(expression, self.stand_in())
+                    .ok()
+                    .and_then(|v| serde_json::to_value(&v).ok());
+                if other.as_ref() == Some(&value) {
+                    Rendered::plain(value)
+                } else {
+                    self.redactor.add_all(strings(&value));
+                    Rendered {
+                        value,
+                        shown: Some(Json::String(MASK.into())),
+                    }
+                }
+            }
+        })
+    }
+
+    fn list(&mut self, items: Vec<Rendered<Json>>) -> Rendered<Json> {
+        let masked = items.iter().any(|r| r.shown.is_some());
+        Rendered {
+            shown: masked.then(|| Json::Array(items.iter().map(|r| r.shown().clone()).collect())),
+            value: Json::Array(items.into_iter().map(|r| r.value).collect()),
+        }
+    }
+
+    fn map(&mut self, entries: Vec<(String, Rendered<Json>)>) -> Rendered<Json> {
+        let masked = entries.iter().any(|(_, r)| r.shown.is_some());
+        Rendered {
+            shown: masked.then(|| Json::Object(entries.iter().map(|(k, r)| (k.clone(), r.shown().clone())).collect())),
+            value: Json::Object(entries.into_iter().map(|(k, r)| (k, r.value)).collect()),
+        }
+    }
+}
+
 /// The texts a secret shows as in a rendered template: each value that
 /// comes from it, and each stretch of such values with only a little text
 /// between them on one line (a loop printing a secret piece by piece).
@@ -474,64 +460,6 @@ fn strings(value: &Json) -> Vec<String> {
         out.push(value.to_string());
     }
     out
-}
-
-/// Renders a step's parameters for running it, without telling secret
-/// values apart. Shell commands and URLs (the kind's `shell_params` and
-/// `url_params`) have the values printed into them quoted for their place;
-/// nested step bodies use their own kind's.
-pub fn render_params(param: &Param, ctx: &Value, registry: &Registry, kind: &str) -> Result<Json, String> {
-    render(param, ctx, registry, "", &Quoting::of(registry, kind))
-}
-
-/// Renders a template of the parameter at `pointer`, quoted as `quoting` says.
-fn render_text(quoting: &Quoting, pointer: &str, text: &str, ctx: &Value) -> Result<String, String> {
-    match quoting.at(pointer) {
-        Some(Quote::Shell) => template::render_shell(text, ctx),
-        Some(Quote::Url) => template::render_url(text, ctx),
-        None => template::render(text, ctx),
-    }
-    .map_err(|e| render_error(text, &e))
-}
-
-fn render(param: &Param, ctx: &Value, registry: &Registry, pointer: &str, quoting: &Quoting) -> Result<Json, String> {
-    Ok(match param {
-        Param::Value(v) => v.clone(),
-        Param::Expression(t) => Json::String(t.text.clone()),
-        Param::Template(t) => Json::String(render_text(quoting, pointer, &t.text, ctx)?),
-        Param::Native(t) => {
-            if quoting.at(pointer).is_some() {
-                Json::String(render_text(quoting, pointer, &t.text, ctx)?)
-            } else {
-                let expression = template::single_expression(&t.text).unwrap_or(&t.text);
-                let value = template::eval(expression, ctx).map_err(|e| render_error(&t.text, &e))?;
-                serde_json::to_value(&value).map_err(|e| format!("cannot use the value of `{}`: {e}", t.text))?
-            }
-        }
-        Param::List(items) => Json::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, p)| render(p, ctx, registry, &format!("{pointer}/{i}"), quoting))
-                .collect::<Result<_, _>>()?,
-        ),
-        Param::Map(entries) => {
-            // A nested step body (`uses` + `with`) renders its `with` with its own kind's rules.
-            let nested_kind = entries.iter().find_map(|(k, p)| match (k.as_str(), p) {
-                ("uses", Param::Value(Json::String(kind))) => Some(kind.clone()),
-                _ => None,
-            });
-            let mut out = serde_json::Map::new();
-            for (key, value) in entries {
-                let rendered = match (&nested_kind, key.as_str()) {
-                    (Some(kind), "with") => render_params(value, ctx, registry, kind)?,
-                    _ => render(value, ctx, registry, &format!("{pointer}/{key}"), quoting)?,
-                };
-                out.insert(key.clone(), rendered);
-            }
-            Json::Object(out)
-        }
-    })
 }
 
 fn render_error(text: &str, error: &minijinja::Error) -> String {

@@ -13,10 +13,10 @@ pub use render::{render_dot, render_mermaid, render_text};
 use crate::compile::Compiled;
 use crate::diagnostic::Diagnostic;
 use crate::parse::raw::{Backoff, OnFailure, list};
-use crate::quote::{self, Quote, Quoting};
+use crate::quote::{self, Quote};
 use crate::step::Registry;
 use crate::template::{self, Piece};
-use crate::validate::checked::{self, Param, SecretSource, Text};
+use crate::validate::checked::{self, Leaf, Param, RenderParams, SecretSource, Text};
 use crate::validate::inputs::parse_input_text;
 use crate::words::format_duration;
 use minijinja::Value;
@@ -735,9 +735,18 @@ struct Renderer<'a> {
 }
 
 impl Renderer<'_> {
-    /// The `with` of a step of `kind`: its shell commands and URLs are rendered quoted, as a run would.
+    /// The `with` of a step of `kind`: its shell commands and URLs are
+    /// rendered quoted, as a run would. What cannot be rendered now is shown
+    /// as written, with a warning.
     fn params(&self, param: &Param, kind: &str, warnings: &mut Vec<Diagnostic>) -> Json {
-        self.walk(param, "", &Quoting::of(self.registry, kind), warnings)
+        let mut render = Leaves {
+            renderer: self,
+            warnings,
+        };
+        match param.render_for(self.registry, kind, &mut render) {
+            Ok(json) => json,
+            Err(never) => match never {},
+        }
     }
 
     fn render(&self, quote: Option<Quote>, text: &str) -> Result<String, minijinja::Error> {
@@ -747,70 +756,64 @@ impl Renderer<'_> {
             None => template::render(text, self.ctx),
         }
     }
+}
 
-    fn walk(&self, param: &Param, pointer: &str, quoting: &Quoting, warnings: &mut Vec<Diagnostic>) -> Json {
-        let quote = quoting.at(pointer);
-        match param {
-            Param::Value(v) => v.clone(),
-            Param::Expression(t) => Json::String(t.text.clone()),
+/// A plan's rendering of parameters, which never fails.
+struct Leaves<'a, 'r> {
+    renderer: &'a Renderer<'r>,
+    warnings: &'a mut Vec<Diagnostic>,
+}
+
+impl RenderParams for Leaves<'_, '_> {
+    type Out = Json;
+    type Error = std::convert::Infallible;
+
+    fn leaf(&mut self, leaf: Leaf<'_>, quote: Option<Quote>) -> Result<Json, Self::Error> {
+        let renderer = self.renderer;
+        Ok(match leaf {
+            Leaf::Value(v) => v.clone(),
+            Leaf::Expression(t) => Json::String(t.text.clone()),
             // A choice made on a value known only at run time cannot be shown
             // rendered: the placeholder would pick a branch. Show it as written.
-            Param::Template(t) if decides_at_run_time(t, self.assumed) => Json::String(t.text.clone()),
-            Param::Template(t) => match self.render(quote, &t.text) {
+            Leaf::Template(t) if decides_at_run_time(t, renderer.assumed) => Json::String(t.text.clone()),
+            Leaf::Template(t) => match renderer.render(quote, &t.text) {
                 Ok(s) => Json::String(s),
                 Err(e) => {
-                    warnings.push(render_warning(t, &e));
+                    self.warnings.push(render_warning(t, &e));
                     Json::String(t.text.clone())
                 }
             },
-            Param::Native(t) => {
-                let pending = t.refs.iter().any(|r| runtime_only(&r.path, self.assumed));
+            Leaf::Native(t) => {
+                let pending = t.refs.iter().any(|r| runtime_only(&r.path, renderer.assumed));
                 if pending || quote.is_some() {
-                    return Json::String(match self.render(quote, &t.text) {
+                    return Ok(Json::String(match renderer.render(quote, &t.text) {
                         Ok(s) => s,
                         Err(e) => {
                             if quote.is_some() {
-                                warnings.push(render_warning(t, &e));
+                                self.warnings.push(render_warning(t, &e));
                             }
                             t.text.clone()
                         }
-                    });
+                    }));
                 }
                 let expression = template::single_expression(&t.text).unwrap_or(&t.text);
-                match template::eval(expression, self.ctx) {
+                match template::eval(expression, renderer.ctx) {
                     Ok(v) => serde_json::to_value(&v).unwrap_or_else(|_| Json::String(v.to_string())),
                     Err(e) => {
-                        warnings.push(render_warning(t, &e));
+                        self.warnings.push(render_warning(t, &e));
                         Json::String(t.text.clone())
                     }
                 }
             }
-            Param::List(items) => Json::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| self.walk(p, &format!("{pointer}/{i}"), quoting, warnings))
-                    .collect(),
-            ),
-            Param::Map(entries) => {
-                let nested_kind = entries.iter().find_map(|(k, p)| match (k.as_str(), p) {
-                    ("uses", Param::Value(Json::String(kind))) => Some(kind.as_str()),
-                    _ => None,
-                });
-                Json::Object(
-                    entries
-                        .iter()
-                        .map(|(k, p)| {
-                            let value = match (nested_kind, k.as_str()) {
-                                (Some(kind), "with") => self.params(p, kind, warnings),
-                                _ => self.walk(p, &format!("{pointer}/{k}"), quoting, warnings),
-                            };
-                            (k.clone(), value)
-                        })
-                        .collect(),
-                )
-            }
-        }
+        })
+    }
+
+    fn list(&mut self, items: Vec<Json>) -> Json {
+        Json::Array(items)
+    }
+
+    fn map(&mut self, entries: Vec<(String, Json)>) -> Json {
+        Json::Object(entries.into_iter().collect())
     }
 }
 

@@ -3,6 +3,8 @@
 
 use crate::diagnostic::Span;
 use crate::parse::raw::{Backoff, InputType, OnFailure};
+use crate::quote::{Quote, Quoting};
+use crate::step::Registry;
 use serde_json::Value as Json;
 use std::time::Duration;
 
@@ -118,6 +120,78 @@ impl Param {
             _ => None,
         }
     }
+
+    /// Renders the parameters of a step of `kind` with `render`: the one walk
+    /// over a parameter tree that a plan and a run share. Each leaf gets the
+    /// quoting of its place (the kind's shell commands and URLs); a nested
+    /// step body (`uses` + `with`) renders its `with` by its own kind's.
+    pub fn render_for<R: RenderParams>(
+        &self,
+        registry: &Registry,
+        kind: &str,
+        render: &mut R,
+    ) -> Result<R::Out, R::Error> {
+        self.walk(registry, &Quoting::of(registry, kind), "", render)
+    }
+
+    fn walk<R: RenderParams>(
+        &self,
+        registry: &Registry,
+        quoting: &Quoting,
+        pointer: &str,
+        render: &mut R,
+    ) -> Result<R::Out, R::Error> {
+        match self {
+            Param::List(items) => {
+                let items = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| p.walk(registry, quoting, &format!("{pointer}/{i}"), render))
+                    .collect::<Result<_, _>>()?;
+                Ok(render.list(items))
+            }
+            Param::Map(entries) => {
+                let nested_kind = entries.iter().find_map(|(k, p)| match (k.as_str(), p) {
+                    ("uses", Param::Value(Json::String(kind))) => Some(kind.as_str()),
+                    _ => None,
+                });
+                let entries = entries
+                    .iter()
+                    .map(|(key, p)| {
+                        let value = match (nested_kind, key.as_str()) {
+                            (Some(kind), "with") => p.render_for(registry, kind, render),
+                            _ => p.walk(registry, quoting, &format!("{pointer}/{key}"), render),
+                        }?;
+                        Ok((key.clone(), value))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(render.map(entries))
+            }
+            Param::Value(v) => render.leaf(Leaf::Value(v), quoting.at(pointer)),
+            Param::Template(t) => render.leaf(Leaf::Template(t), quoting.at(pointer)),
+            Param::Native(t) => render.leaf(Leaf::Native(t), quoting.at(pointer)),
+            Param::Expression(t) => render.leaf(Leaf::Expression(t), quoting.at(pointer)),
+        }
+    }
+}
+
+/// A parameter that is not a list or a map.
+#[derive(Debug, Clone, Copy)]
+pub enum Leaf<'a> {
+    Value(&'a Json),
+    Template(&'a Text),
+    Native(&'a Text),
+    Expression(&'a Text),
+}
+
+/// How parameters are rendered, leaf by leaf (see [`Param::render_for`]).
+pub trait RenderParams {
+    type Out;
+    type Error;
+    /// A value, template or expression, to be quoted as `quote` says.
+    fn leaf(&mut self, leaf: Leaf<'_>, quote: Option<Quote>) -> Result<Self::Out, Self::Error>;
+    fn list(&mut self, items: Vec<Self::Out>) -> Self::Out;
+    fn map(&mut self, entries: Vec<(String, Self::Out)>) -> Self::Out;
 }
 
 #[derive(Debug, Clone)]
