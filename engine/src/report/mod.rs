@@ -31,7 +31,7 @@ mod fixtures;
 
 pub use timeline::{TimelineEntry, timeline, timeline_lines};
 
-use crate::event::{RunSummary, StepStatus};
+use crate::event::StepStatus;
 use crate::journal::{Header, Journal, TimedEvent};
 use outcome::{Outcome, has_outputs};
 use serde_json::{Value as Json, json};
@@ -101,14 +101,13 @@ impl FromStr for ReportFormat {
     }
 }
 
-/// A run as its journal recorded it: what a report is made from.
+/// A run as its journal recorded it: what a report is made from. How it
+/// ended is what its events say: the last `run_finished`, unless state
+/// events follow it.
 #[derive(Debug, Clone, Copy)]
 pub struct RunRecord<'a> {
     pub header: &'a Header,
     pub events: &'a [TimedEvent],
-    /// The final summary (the last `run_finished`); `None` for a run that
-    /// never finished. It is set aside when state events follow it.
-    pub summary: Option<&'a RunSummary>,
 }
 
 impl<'a> RunRecord<'a> {
@@ -117,7 +116,6 @@ impl<'a> RunRecord<'a> {
         Self {
             header: &journal.header,
             events: &journal.events,
-            summary: journal.finished(),
         }
     }
 }
@@ -179,12 +177,11 @@ mod tests {
 
     #[test]
     fn a_rollback_killed_after_the_run_finished_is_unfinished() {
-        // As `Journal::finished` would give it: the first run's summary.
-        let (header, events, stale) = rolled_back_later(true);
+        // The journal's last summary is the first run's, and stale.
+        let (header, events, _stale) = rolled_back_later(true);
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&stale),
         };
         let [md, json, junit] = all_formats(&record);
         insta::assert_snapshot!("rollback_killed_md", md);
@@ -196,11 +193,10 @@ mod tests {
         assert!(junit.contains("errors=\"1\""), "{junit}");
         assert!(junit.contains("while this step was being rolled back"), "{junit}");
 
-        let (header, events, summary) = rolled_back_later(false);
+        let (header, events, _) = rolled_back_later(false);
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&summary),
         };
         let [md, _, junit] = all_formats(&record);
         assert!(md.contains("| Status | ↶ rolled back on request |"), "{md}");
@@ -211,24 +207,21 @@ mod tests {
 
     #[test]
     fn history_lines() {
-        let (h1, e1, s1) = succeeded_run();
-        let (h2, e2, s2) = failed_run();
+        let (h1, e1, _) = succeeded_run();
+        let (h2, e2, _) = failed_run();
         let (h3, e3) = unfinished_run();
         let lines = [
             history_line(&RunRecord {
                 header: &h1,
                 events: &e1,
-                summary: Some(&s1),
             }),
             history_line(&RunRecord {
                 header: &h2,
                 events: &e2,
-                summary: Some(&s2),
             }),
             history_line(&RunRecord {
                 header: &h3,
                 events: &e3,
-                summary: None,
             }),
         ];
         for line in &lines {
@@ -244,7 +237,6 @@ mod tests {
         let record = RunRecord {
             header: &header,
             events: &[],
-            summary: None,
         };
         let [md, json, junit] = all_formats(&record);
         assert!(md.contains("This run did not finish** (last event at none after the header)"));
@@ -271,7 +263,6 @@ mod tests {
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: None,
         };
         let md = render(&record, ReportFormat::Markdown);
         assert!(
