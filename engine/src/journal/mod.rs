@@ -9,8 +9,10 @@
 
 pub mod lock;
 pub mod redact;
+pub mod resume;
 pub mod state;
 
+pub use resume::{CannotResume, ResumeError, ResumeNote, ResumeSource, resume_source};
 pub use state::RunState;
 
 use crate::event::{Event, Reporter, RunSummary};
