@@ -171,7 +171,7 @@ mod tests {
     use super::*;
     use crate::execute::Event;
     use crate::report::fixtures::{
-        all_formats, at, failed_run, header, rolled_back_later, succeeded_run, unfinished_run,
+        all_formats, at, failed_run, header, reasons_run, rolled_back_later, succeeded_run, unfinished_run,
     };
     use crate::report::junit::tests::check_xml;
 
@@ -203,6 +203,53 @@ mod tests {
         assert!(md.contains("rollback requested: requested by the operator"), "{md}");
         assert!(!junit.contains("(run)"), "{junit}");
         assert!(junit.contains("<system-out>rolled back</system-out>"), "{junit}");
+    }
+
+    /// Issue 9: why each step failed reaches every format, with what the
+    /// attempt produced that tells why.
+    #[test]
+    fn every_reason_a_step_failed_reaches_every_format() {
+        let (header, events) = reasons_run(true);
+        let record = RunRecord {
+            header: &header,
+            events: &events,
+        };
+        let [md, json, junit] = all_formats(&record);
+        check_xml(&junit).unwrap();
+        for (format, text) in [("md", &md), ("json", &json), ("junit", &junit)] {
+            for needle in [
+                "exit code 5; last stderr: token *** refused",
+                "HTTP 503; body: {",
+                "injected failure",
+                "timed out after 300ms — killed by SIGTERM; last stdout: started",
+                "result.stdout == ",
+                "result.stdout = ",
+                "cancelled (another step failed)",
+                "exit code 4; last stderr: cannot undo ***",
+            ] {
+                assert!(text.contains(needle), "`{needle}` missing from {format}:\n{text}");
+            }
+        }
+        insta::assert_snapshot!("reasons_md", md);
+        insta::assert_snapshot!("reasons_json", json);
+        insta::assert_snapshot!("reasons_junit", junit);
+
+        // Killed while rolling back: read off each step's last event.
+        let (header, events) = reasons_run(false);
+        let record = RunRecord {
+            header: &header,
+            events: &events,
+        };
+        let [md, _, junit] = all_formats(&record);
+        check_xml(&junit).unwrap();
+        for needle in [
+            "exit code 5; last stderr: token *** refused",
+            "timed out after 300ms — killed by SIGTERM; last stdout: started",
+            "cancelled: step `stopper` failed",
+        ] {
+            assert!(md.contains(needle), "`{needle}` missing:\n{md}");
+        }
+        insta::assert_snapshot!("reasons_killed_md", md);
     }
 
     #[test]
