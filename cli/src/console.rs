@@ -30,6 +30,9 @@ struct ViewState {
     running: BTreeMap<String, String>,
     done: usize,
     total: usize,
+    /// Why each rollback that failed failed, and what tells why: the
+    /// summary has no place for it, and the operator must see it there.
+    rollback_failures: BTreeMap<String, (String, Option<String>)>,
 }
 
 /// Prints events; shared with the prompts so that they can pause the live view.
@@ -66,6 +69,7 @@ impl Console {
                 running: BTreeMap::new(),
                 done: 0,
                 total: 0,
+                rollback_failures: BTreeMap::new(),
             }),
             pending: Mutex::new(String::new()),
         });
@@ -157,6 +161,11 @@ impl Console {
         let mut summary = summary.clone();
         summary.each_text(&mut |text| escape(text), &mut |_| {});
         let summary = &summary;
+        let rollback_failures = self
+            .state
+            .lock()
+            .map(|state| state.rollback_failures.clone())
+            .unwrap_or_default();
         let mut out = String::new();
         out.push_str(&format!("\nsummary of run {} ({})\n", summary.run_id, summary.runbook));
         for step in &summary.steps {
@@ -183,10 +192,20 @@ impl Console {
             {
                 line.push_str(&format!("  {error}"));
             }
+            let rollback_failure = rollback_failures
+                .get(&step.id)
+                .filter(|_| step.status == StepStatus::RollbackFailed);
+            if let Some((error, _)) = rollback_failure {
+                line.push_str(&format!("  rollback: {error}"));
+            }
             out.push_str(line.trim_end());
             out.push('\n');
-            if let Some(detail) = step.failure.as_ref().and_then(Failure::detail) {
-                out.push_str(&format!("      {}\n", self.paint.dim(&detail)));
+            let details = [
+                step.failure.as_ref().and_then(Failure::detail),
+                rollback_failure.and_then(|(_, detail)| detail.clone()),
+            ];
+            for detail in details.iter().flatten() {
+                out.push_str(&format!("      {}\n", self.paint.dim(detail)));
             }
         }
         if !summary.rolled_back.is_empty() {
@@ -355,10 +374,22 @@ impl Reporter for Console {
                     self.paint.fg(AnsiColor::Cyan, "✓"),
                     Self::seconds(*duration_ms)
                 )),
-                Event::RollbackFailed { step, error, .. } => Some(format!(
-                    "{} rollback of {step} FAILED: {error}",
-                    self.paint.bold_fg(AnsiColor::Red, "✗✗")
-                )),
+                Event::RollbackFailed {
+                    step, error, failure, ..
+                } => {
+                    let detail = failure.as_ref().and_then(Failure::detail);
+                    state
+                        .rollback_failures
+                        .insert(step.clone(), (error.clone(), detail.clone()));
+                    let mut line = format!(
+                        "{} rollback of {step} FAILED: {error}",
+                        self.paint.bold_fg(AnsiColor::Red, "✗✗")
+                    );
+                    if let Some(detail) = detail {
+                        line.push_str(&format!("\n    {}", self.paint.dim(&detail)));
+                    }
+                    Some(line)
+                }
                 Event::FinallyStarted { steps } => Some(format!("finally: {steps} step(s)")),
                 Event::RunResumed { run_id, rerun } => Some(if rerun.is_empty() {
                     format!("resuming run {run_id}")

@@ -37,11 +37,7 @@ pub fn write_reports(terminal: &Terminal, state_dir: &Path, run_id: &str, args: 
         return Ok(());
     }
     let journal = runbook_engine::journal::read(state_dir, run_id).map_err(|e| terminal.error(&e.to_string()))?;
-    let record = runbook_engine::report::RunRecord {
-        header: &journal.header,
-        events: &journal.events,
-        summary: journal.finished(),
-    };
+    let record = runbook_engine::report::RunRecord::from_journal(&journal);
     let mut result = Ok(());
     if let Some(path) = &args.report {
         let format = args

@@ -82,49 +82,29 @@ pub fn from_journal(
             return exit::INVALID;
         }
     };
-    if journal.torn_tail {
-        eprintln!("note: the last line of the journal was cut short by a crash and is ignored");
+    // Which runbook to go on with is the engine's to decide; this only says what it found.
+    let source = runbook_engine::journal::resume_source(&journal, force, rollback);
+    let notes = match &source {
+        Ok(source) => &source.notes,
+        Err(error) => &error.notes,
+    };
+    for note in notes {
+        eprintln!("{}: {note}", if note.is_warning() { "warning" } else { "note" });
     }
-    let path = journal.header.runbook_path.clone();
-    let copy = journal.dir.join("runbook.yaml");
-    let current = runbook_engine::files::read_regular(&path).ok();
-    let bytes = match current {
-        // Rollback undoes what ran: always the runbook as it was.
-        _ if rollback => runbook_engine::files::read_regular(&copy).ok(),
-        Some(bytes) if runbook_engine::journal::sha256(&bytes) == journal.header.runbook_sha256 => Some(bytes),
-        Some(bytes) if force => {
-            eprintln!(
-                "warning: {} changed since run {run_id} started; resuming with the new version (--force)",
-                path.display()
-            );
-            Some(bytes)
-        }
-        Some(_) => {
-            terminal.error(&format!(
-                "{} changed since run {run_id} started; resuming it could run steps that differ from the ones journaled\n  help: review the change, then pass `--force` to resume with the new version",
-                path.display()
-            ));
+    let source = match source {
+        Ok(source) => source,
+        Err(error) => {
+            let help = error.cause.help().map(|h| format!("\n  help: {h}")).unwrap_or_default();
+            terminal.error(&format!("{error}{help}"));
             return exit::INVALID;
         }
-        None => {
-            eprintln!("note: {} is gone; using the copy kept with the run", path.display());
-            runbook_engine::files::read_regular(&copy).ok()
-        }
-    };
-    let Some(bytes) = bytes else {
-        terminal.error(&format!(
-            "cannot read the runbook of run {run_id} ({} or {})",
-            path.display(),
-            copy.display()
-        ));
-        return exit::INVALID;
     };
     let mode = if rollback {
         Mode::Rollback(Box::new(journal))
     } else {
         Mode::Resume(Box::new(journal))
     };
-    execute_runbook(terminal, registry, &path, bytes, options, mode)
+    execute_runbook(terminal, registry, &source.path, source.bytes, options, mode)
 }
 
 /// Loads the runbook and runs it in `mode`, showing the run on the terminal;

@@ -34,7 +34,7 @@ pub use operator::{GateAnswer, InterruptAnswer, Operator, StepAnswer, Unattended
 use crate::compile::Compiled;
 use crate::diagnostic::Diagnostic;
 use crate::journal::redact::Redacting;
-use crate::journal::{Header, Journal, JournalWriter};
+use crate::journal::{Header, Journal, JournalWriter, RunState};
 use crate::parse::raw::{Backoff, OnFailure};
 use crate::plan::resolve_inputs;
 use crate::secrets::Redactor;
@@ -197,9 +197,10 @@ pub async fn execute(
     interrupts: mpsc::UnboundedReceiver<&'static str>,
 ) -> Result<RunSummary, Vec<Diagnostic>> {
     let interactive = operator.is_interactive();
-    let (inputs, secrets) = prepare(&compiled, &registry, &request, interactive)?;
-    if let Some(journal) = request.mode.journal()
-        && let Some(summary) = journal.finished()
+    // A run picked up from its journal: the state the journal leaves, replayed once.
+    let replayed = request.mode.journal().map(Journal::state);
+    let (inputs, secrets) = prepare(&compiled, &registry, &request, replayed.as_ref(), interactive)?;
+    if let Some(summary) = replayed.as_ref().and_then(RunState::summary)
         && matches!(request.mode, Mode::Resume(_))
     {
         return Err(vec![
@@ -353,20 +354,21 @@ pub async fn execute(
         env: request.env.clone(),
     });
     let shared = host;
-    if let Some(journal) = request.mode.journal() {
-        recover_cut_short(&shared, journal).await?;
+    if let Some(state) = &replayed {
+        recover_cut_short(&shared, state).await?;
     }
     let mut run = Run::new(shared.clone(), &request);
     let started = Instant::now();
-    match &request.mode {
-        Mode::Run => reporter.event(&Event::RunStarted {
+    match (&request.mode, &replayed) {
+        // A new run (a run from a journal always has its state).
+        (Mode::Run, _) | (_, None) => reporter.event(&Event::RunStarted {
             run_id: run_id.clone(),
             runbook: runbook.name.clone(),
             steps: runbook.steps.len(),
             dry_run: false,
         }),
-        Mode::Resume(journal) => {
-            let rerun = run.restore(journal);
+        (Mode::Resume(_), Some(state)) => {
+            let rerun = run.restore(state);
             // A step that was in flight may or may not have taken effect.
             for &i in &rerun {
                 let step = &runbook.steps[i];
@@ -407,13 +409,9 @@ pub async fn execute(
                 rerun: rerun.iter().map(|&i| runbook.steps[i].id.clone()).collect(),
             });
         }
-        Mode::Rollback(journal) => {
-            run.restore(journal);
-            if !journal
-                .events
-                .iter()
-                .any(|e| matches!(e.event, Event::RollbackRequested { .. }))
-            {
+        (Mode::Rollback(_), Some(state)) => {
+            run.restore(state);
+            if !state.rollback_requested() {
                 reporter.event(&Event::RollbackRequested {
                     reason: "requested by the operator".into(),
                 });

@@ -13,18 +13,19 @@ pub(super) fn prepare(
     compiled: &Compiled,
     registry: &Registry,
     request: &RunRequest,
+    replayed: Option<&RunState>,
     interactive: bool,
 ) -> Result<Prepared, Vec<Diagnostic>> {
     let runbook = &compiled.runbook;
     let mut errors = Vec::new();
-    if let Mode::Resume(journal) = &request.mode
+    if let (Mode::Resume(_), Some(state)) = (&request.mode, replayed)
         && !request.yes
         && !interactive
     {
         // Whether to run again a step that may have taken effect is a
         // person's call: without one, the run is left as it was.
-        for id in in_flight(journal) {
-            let Some(step) = runbook.steps.iter().find(|s| s.id == id) else {
+        for id in state.in_flight().map(|s| &s.id) {
+            let Some(step) = runbook.steps.iter().find(|s| &s.id == id) else {
                 continue;
             };
             let read_only = registry.get(&step.kind).is_some_and(|k| k.read_only());
@@ -45,9 +46,9 @@ pub(super) fn prepare(
             }
         }
     }
-    if let Mode::Rollback(journal) = &request.mode
-        && let Some(summary) = journal.finished()
-        && !anything_to_roll_back(runbook, registry, journal)
+    if let (Mode::Rollback(_), Some(state)) = (&request.mode, replayed)
+        && let Some(summary) = state.summary()
+        && !anything_to_roll_back(runbook, registry, state)
     {
         let said = if summary.status == RunStatus::RolledBack {
             "was already rolled back"

@@ -1,91 +1,38 @@
 //! A run picked up from its journal: what was done, what was in flight,
-//! what a kind must put right first, and what is left to roll back.
+//! what a kind must put right first, and what is left to roll back, all
+//! read off the run's state as the journal replays it ([`RunState`]).
 
 use super::*;
+use crate::journal::state::Stopping;
 
-/// Main steps a journal shows started and not finished (or cancelled): in
-/// flight when the run died.
-pub(super) fn in_flight(journal: &Journal) -> Vec<String> {
-    let mut open: indexmap::IndexSet<String> = indexmap::IndexSet::new();
-    for timed in &journal.events {
-        match &timed.event {
-            Event::StepStarted { step, .. } | Event::StepCancelled { step, .. } => {
-                open.insert(step.clone());
-            }
-            Event::StepSucceeded { step, .. } | Event::StepFailed { step, .. } | Event::StepSkipped { step, .. } => {
-                open.shift_remove(step);
-            }
-            _ => {}
-        }
-    }
-    open.into_iter().collect()
-}
-
-/// Whether a run's journal shows a step still in place that can be undone
-/// (it succeeded, has a rollback, an undo from its kind or a child run, and
-/// was not rolled back since).
-pub(super) fn anything_to_roll_back(runbook: &checked::Runbook, registry: &Registry, journal: &Journal) -> bool {
-    let mut in_place: indexmap::IndexSet<&str> = indexmap::IndexSet::new();
-    for timed in &journal.events {
-        match &timed.event {
-            Event::StepSucceeded { step, undo, .. } => {
-                let undoable = runbook.steps.iter().find(|s| &s.id == step).is_some_and(|s| {
-                    s.rollback.is_some()
-                        || undo.is_some()
-                        || registry.get(&s.kind).is_some_and(|k| k.child_runbook_param().is_some())
-                });
-                if undoable {
-                    in_place.insert(step);
-                }
-            }
-            Event::StepStarted { step, .. } | Event::RollbackSucceeded { step, .. } => {
-                in_place.shift_remove(step.as_str());
-            }
-            _ => {}
-        }
-    }
-    !in_place.is_empty()
-}
-
-/// Attempts that were in flight when the run died, with the last checkpoint
-/// each journaled: `(step, kind, state)`.
-pub(super) fn cut_short(journal: &Journal) -> Vec<(String, String, Json)> {
-    let mut open: indexmap::IndexMap<String, (String, Json)> = indexmap::IndexMap::new();
-    for timed in &journal.events {
-        match &timed.event {
-            Event::StepCheckpoint { step, kind, state } => {
-                open.insert(step.clone(), (kind.clone(), state.clone()));
-            }
-            Event::StepStarted { step, .. }
-            | Event::StepSucceeded { step, .. }
-            | Event::StepFailed { step, .. }
-            | Event::StepCancelled { step, .. }
-            | Event::StepRecovered { step, .. }
-            | Event::RollbackStarted { step, .. }
-            | Event::RollbackSucceeded { step, .. }
-            | Event::RollbackFailed { step, .. } => {
-                open.shift_remove(step);
-            }
-            _ => {}
-        }
-    }
-    open.into_iter()
-        .map(|(step, (kind, state))| (step, kind, state))
-        .collect()
+/// Whether the run's journal shows a step still in place that can be
+/// undone: it succeeded, was not rolled back since, and has a rollback, an
+/// undo from its kind or a child run.
+pub(super) fn anything_to_roll_back(runbook: &checked::Runbook, registry: &Registry, state: &RunState) -> bool {
+    state.steps().filter(|s| s.in_place()).any(|done| {
+        runbook.steps.iter().find(|s| s.id == done.id).is_some_and(|s| {
+            s.rollback.is_some()
+                || done.undo.is_some()
+                || registry.get(&s.kind).is_some_and(|k| k.child_runbook_param().is_some())
+        })
+    })
 }
 
 /// Lets each kind put right what its attempt left half done when the run
 /// died (processes still running, a path moved aside), before anything
 /// runs again or is rolled back. A kind that cannot stops the run here, for
 /// a person: nothing else is done.
-pub(super) async fn recover_cut_short(host: &RunHost, journal: &Journal) -> Result<(), Vec<Diagnostic>> {
-    for (step, kind_name, state) in cut_short(journal) {
-        let Some(kind) = host.registry.get(&kind_name).cloned() else {
+pub(super) async fn recover_cut_short(host: &RunHost, state: &RunState) -> Result<(), Vec<Diagnostic>> {
+    for (step, checkpoint) in state.cut_short() {
+        let Some(kind) = host.registry.get(&checkpoint.kind).cloned() else {
             continue;
         };
-        match kind.recover(&state).await {
+        match kind.recover(&checkpoint.state).await {
             Ok(None) => {}
-            Ok(Some(action)) => host.reporter.event(&Event::StepRecovered { step, action }),
+            Ok(Some(action)) => host.reporter.event(&Event::StepRecovered {
+                step: step.to_string(),
+                action,
+            }),
             Err(error) => {
                 return Err(vec![
                     Diagnostic::error(
@@ -107,7 +54,7 @@ pub(super) async fn recover_cut_short(host: &RunHost, journal: &Journal) -> Resu
 impl Run {
     /// Puts the run back where its journal left it. Returns the main steps
     /// that were in flight (or cancelled) and will start again.
-    pub(super) fn restore(&mut self, journal: &Journal) -> Vec<usize> {
+    pub(super) fn restore(&mut self, state: &RunState) -> Vec<usize> {
         let compiled = self.shared.compiled.clone();
         let runbook = &compiled.runbook;
         let main: HashMap<&str, usize> = runbook
@@ -116,13 +63,6 @@ impl Run {
             .enumerate()
             .map(|(i, s)| (s.id.as_str(), i))
             .collect();
-        let fin: HashMap<&str, usize> = runbook
-            .finally
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
-        let mut in_flight = BTreeSet::new();
         let restored = |status, outputs: Json, duration_ms: u64, which| Outcome {
             which,
             status,
@@ -132,103 +72,81 @@ impl Run {
             attempts: 1,
             duration: Duration::from_millis(duration_ms),
         };
-        for timed in &journal.events {
-            match &timed.event {
-                Event::StepStarted { step, .. } => {
-                    if let Some(&i) = main.get(step.as_str()) {
-                        in_flight.insert(i);
+        let mut in_flight = BTreeSet::new();
+        for (i, step) in runbook.steps.iter().enumerate() {
+            let Some(done) = state.step(&step.id) else { continue };
+            match done.status {
+                _ if done.in_flight() => {
+                    in_flight.insert(i);
+                }
+                StepStatus::Succeeded | StepStatus::RolledBack | StepStatus::RollbackFailed => {
+                    self.set_status(i, StepStatus::Succeeded, Some(done.outputs.clone()));
+                    let mut outcome = restored(
+                        StepStatus::Succeeded,
+                        done.outputs.clone(),
+                        done.duration_ms,
+                        Which::Main(i),
+                    );
+                    outcome.undo = done.undo.clone();
+                    self.outcomes.insert(Which::Main(i), outcome);
+                    if done.status != StepStatus::Succeeded {
+                        self.set_status(i, done.status, None);
+                    }
+                    self.rollback_failed |= done.status == StepStatus::RollbackFailed;
+                }
+                StepStatus::Skipped => {
+                    self.set_status(i, StepStatus::Skipped, None);
+                    if let Some(reason) = done.skip_reason() {
+                        self.skip_reason.insert(i, reason.to_string());
                     }
                 }
-                Event::StepSucceeded {
-                    step,
-                    outputs,
-                    duration_ms,
-                    undo,
-                } => {
-                    if let Some(&i) = main.get(step.as_str()) {
-                        in_flight.remove(&i);
-                        self.set_status(i, StepStatus::Succeeded, Some(outputs.clone()));
-                        self.completed.push(i);
-                        let mut outcome =
-                            restored(StepStatus::Succeeded, outputs.clone(), *duration_ms, Which::Main(i));
-                        outcome.undo = undo.clone();
-                        self.outcomes.insert(Which::Main(i), outcome);
-                    } else if let Some(&k) = fin.get(step.as_str()) {
-                        self.finally_status[k] = StepStatus::Succeeded;
-                        self.shared
-                            .ctx
-                            .set_step(step, StepStatus::Succeeded, Some(to_value(outputs)));
-                    }
+                StepStatus::Failed => {
+                    self.set_status(i, StepStatus::Failed, None);
+                    let mut outcome = restored(StepStatus::Failed, Json::Null, done.duration_ms, Which::Main(i));
+                    outcome.failure = done.failure();
+                    self.outcomes.insert(Which::Main(i), outcome);
                 }
-                Event::StepSkipped { step, reason } => {
-                    if let Some(&i) = main.get(step.as_str()) {
-                        self.set_status(i, StepStatus::Skipped, None);
-                        self.skip_reason.insert(i, reason.clone());
-                    } else if let Some(&k) = fin.get(step.as_str()) {
-                        self.finally_status[k] = StepStatus::Skipped;
-                    }
-                }
-                Event::StepFailed {
-                    step,
-                    error,
-                    on_failure,
-                    duration_ms,
-                    failure,
-                } => {
-                    if let Some(&i) = main.get(step.as_str()) {
-                        in_flight.remove(&i);
-                        self.set_status(i, StepStatus::Failed, None);
-                        let mut outcome = restored(StepStatus::Failed, Json::Null, *duration_ms, Which::Main(i));
-                        // Journals from before failures were typed have the words only.
-                        outcome.failure = Some(failure.clone().unwrap_or_else(|| Failure::Kind {
-                            message: error.clone(),
-                            partial: None,
-                        }));
-                        self.outcomes.insert(Which::Main(i), outcome);
-                        let reason = format!("step `{step}` failed: {error}");
-                        match on_failure {
-                            OnFailure::Rollback => {
-                                self.stop = self.stop.take().or(Some(Stop::Failure { reason, rollback: true }))
-                            }
-                            OnFailure::Abort => {
-                                self.stop = self.stop.take().or(Some(Stop::Failure {
-                                    reason,
-                                    rollback: false,
-                                }))
-                            }
-                            OnFailure::Continue => {}
-                        }
-                    } else if let Some(&k) = fin.get(step.as_str()) {
-                        self.finally_status[k] = StepStatus::Failed;
-                    }
-                }
-                Event::StepCancelled { step, .. } => {
-                    if let Some(&i) = main.get(step.as_str()) {
-                        in_flight.insert(i);
-                    }
-                }
-                Event::RollbackStarted { step, .. } if self.stop.is_none() && main.contains_key(step.as_str()) => {
-                    self.stop = Some(Stop::Failure {
-                        reason: "the rollback was interrupted; it goes on".into(),
-                        rollback: true,
-                    });
-                }
-                Event::RollbackSucceeded { step, .. } => {
-                    if let Some(&i) = main.get(step.as_str()) {
-                        self.set_status(i, StepStatus::RolledBack, None);
-                        self.rolled_back.push(step.clone());
-                    }
-                }
-                Event::RollbackFailed { step, .. } => {
-                    if let Some(&i) = main.get(step.as_str()) {
-                        self.set_status(i, StepStatus::RollbackFailed, None);
-                        self.rollback_failed = true;
-                    }
-                }
-                Event::RollbackRequested { .. } => self.stop = Some(Stop::Requested),
                 _ => {}
             }
         }
+        // Rolled back in the order the journal did.
+        self.completed = state
+            .completed()
+            .iter()
+            .filter_map(|id| main.get(id.as_str()).copied())
+            .collect();
+        self.rolled_back = state
+            .rolled_back()
+            .iter()
+            .filter(|id| main.contains_key(id.as_str()))
+            .cloned()
+            .collect();
+        for (k, step) in runbook.finally.iter().enumerate() {
+            let Some(done) = state.step(&step.id) else { continue };
+            match done.status {
+                StepStatus::Succeeded => {
+                    self.finally_status[k] = StepStatus::Succeeded;
+                    self.shared
+                        .ctx
+                        .set_step(&step.id, StepStatus::Succeeded, Some(to_value(&done.outputs)));
+                }
+                StepStatus::Skipped | StepStatus::Failed => self.finally_status[k] = done.status,
+                _ => {}
+            }
+        }
+        self.stop = state
+            .stopping(|id| main.contains_key(id))
+            .map(|stopping| match stopping {
+                Stopping::Failed { step, error, rollback } => Stop::Failure {
+                    reason: format!("step `{step}` failed: {error}"),
+                    rollback,
+                },
+                Stopping::RollingBack => Stop::Failure {
+                    reason: "the rollback was interrupted; it goes on".into(),
+                    rollback: true,
+                },
+                Stopping::Requested => Stop::Requested,
+            });
         for &i in &in_flight {
             self.set_status(i, StepStatus::Pending, None);
         }

@@ -9,8 +9,13 @@
 
 pub mod lock;
 pub mod redact;
+pub mod resume;
+pub mod state;
 
-use crate::event::{Event, Reporter, RunStatus, RunSummary};
+pub use resume::{CannotResume, ResumeError, ResumeNote, ResumeSource, resume_source};
+pub use state::RunState;
+
+use crate::event::{Event, Reporter, RunSummary};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
@@ -98,12 +103,14 @@ impl Journal {
         })
     }
 
+    /// The run's state, replayed from its events.
+    pub fn state(&self) -> RunState {
+        RunState::from_events(&self.events)
+    }
+
+    /// The run's status in a word (see [`RunState::status_name`]).
     pub fn status(&self) -> String {
-        match self.finished() {
-            Some(summary) => summary.status.as_str().to_string(),
-            None if pid_alive(self.header.pid) => RunStatus::Running.as_str().to_string(),
-            None => "interrupted".to_string(),
-        }
+        self.state().status_name(|| pid_alive(self.header.pid)).to_string()
     }
 }
 
@@ -748,13 +755,16 @@ pub fn list(state_dir: &Path) -> Result<Vec<RunListing>, JournalError> {
     for entry in entries.flatten() {
         let run_id = entry.file_name().to_string_lossy().into_owned();
         match read(state_dir, &run_id) {
-            Ok(journal) => out.push(RunListing {
-                run_id,
-                runbook: journal.header.runbook.clone(),
-                started_at: journal.header.started_at.clone(),
-                duration_ms: journal.finished().map(|s| s.duration_ms),
-                status: journal.status(),
-            }),
+            Ok(journal) => {
+                let state = journal.state();
+                out.push(RunListing {
+                    run_id,
+                    runbook: journal.header.runbook.clone(),
+                    started_at: journal.header.started_at.clone(),
+                    duration_ms: state.summary().map(|s| s.duration_ms),
+                    status: state.status_name(|| pid_alive(journal.header.pid)).to_string(),
+                })
+            }
             Err(e) => out.push(RunListing {
                 run_id,
                 runbook: "?".into(),

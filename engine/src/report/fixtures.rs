@@ -530,3 +530,150 @@ pub(super) fn rolled_back_later(crash_during_rollback: bool) -> (Header, Vec<Tim
     ));
     (header, finish_at(list, 601_500, &second), second)
 }
+
+/// A failure the kind reported, with what it produced.
+fn kind_failure(message: &str, partial: Json) -> Failure {
+    Failure::Kind {
+        message: message.into(),
+        partial: Some(partial),
+    }
+}
+
+fn failed(step: &str, duration_ms: u64, on_failure: OnFailure, failure: &Failure) -> Event {
+    Event::StepFailed {
+        step: step.into(),
+        duration_ms,
+        error: failure.message(),
+        on_failure,
+        failure: Some(failure.clone()),
+    }
+}
+
+/// A drill in which each step fails its own way: a command's exit code and
+/// stderr, an HTTP status and body, a time limit, a gate, a cancellation,
+/// and a rollback that fails too. Secrets were masked (`***`) before the
+/// events were recorded. Without `finish`, the run was killed while it was
+/// rolling back.
+pub(super) fn reasons_run(finish: bool) -> (Header, Vec<TimedEvent>) {
+    let header = header("20261122T010203Z-9a9a", "checks", json!({ "token": "***" }));
+    let command = kind_failure(
+        "exited with code 5 (expected 0)",
+        json!({ "exit_code": 5, "signal": null, "stdout": "", "stderr": "token *** refused\n", "json": null }),
+    );
+    let health = kind_failure(
+        "GET http://127.0.0.1:4000/health answered 503 Service Unavailable (expected 2xx)",
+        json!({ "status": 503, "headers": {}, "body": "{\"error\":\"injected failure\"}", "json": { "error": "injected failure" } }),
+    );
+    let slow = Failure::TimedOut {
+        after_ms: 300,
+        partial: Some(json!({ "exit_code": null, "signal": "SIGTERM", "stdout": "started\n", "stderr": "" })),
+    };
+    let gate = Failure::Gate {
+        expression: "result.stdout == 'x'".into(),
+        seen: "result.stdout = \"***\"".into(),
+    };
+    let stopper = kind_failure(
+        "exited with code 1 (expected 0)",
+        json!({ "exit_code": 1, "signal": null, "stdout": "", "stderr": "", "json": null }),
+    );
+    let undo = kind_failure(
+        "exited with code 4 (expected 0)",
+        json!({ "exit_code": 4, "signal": null, "stdout": "", "stderr": "cannot undo ***\n", "json": null }),
+    );
+    let cancelled = Failure::Cancelled {
+        by: crate::event::Canceller::AnotherStep,
+    };
+    let mut list = vec![(
+        0,
+        Event::RunStarted {
+            run_id: header.run_id.clone(),
+            runbook: header.runbook.clone(),
+            steps: 7,
+            dry_run: false,
+        },
+    )];
+    for (i, step) in ["command", "health", "slow", "gate", "undo", "waiting", "stopper"]
+        .into_iter()
+        .enumerate()
+    {
+        list.push((1 + i as u64, started(step, 1, &format!("check {step}"))));
+    }
+    list.extend([
+        (40, failed("command", 35, OnFailure::Continue, &command)),
+        (55, failed("health", 50, OnFailure::Continue, &health)),
+        (60, failed("gate", 55, OnFailure::Continue, &gate)),
+        (70, succeeded("undo", 65, Json::Null)),
+        (340, failed("slow", 337, OnFailure::Continue, &slow)),
+        (2_010, failed("stopper", 2_003, OnFailure::Rollback, &stopper)),
+        (
+            2_030,
+            Event::StepCancelled {
+                step: "waiting".into(),
+                reason: "step `stopper` failed: exited with code 1 (expected 0)".into(),
+                by: Some(crate::event::Canceller::AnotherStep),
+            },
+        ),
+        (
+            2_040,
+            Event::RollbackStarted {
+                step: "undo".into(),
+                action: "run `echo 'cannot undo ***' >&2; exit 4` with sh".into(),
+            },
+        ),
+    ]);
+    if !finish {
+        return (header, events(list));
+    }
+    list.push((
+        2_050,
+        Event::RollbackFailed {
+            step: "undo".into(),
+            duration_ms: 10,
+            error: undo.message(),
+            failure: Some(undo),
+        },
+    ));
+    let failed_step = |id: &str, duration_ms: u64, failure: &Failure| StepSummary {
+        failure: Some(failure.clone()),
+        ..summary_step(
+            id,
+            None,
+            StepStatus::Failed,
+            duration_ms,
+            1,
+            Some(&failure.message()),
+            Json::Null,
+            false,
+        )
+    };
+    let summary = RunSummary {
+        run_id: header.run_id.clone(),
+        runbook: header.runbook.clone(),
+        status: RunStatus::RollbackFailed,
+        duration_ms: 2_060,
+        steps: vec![
+            failed_step("command", 35, &command),
+            failed_step("health", 50, &health),
+            failed_step("slow", 337, &slow),
+            failed_step("gate", 55, &gate),
+            summary_step("undo", None, StepStatus::RollbackFailed, 65, 1, None, Json::Null, false),
+            StepSummary {
+                failure: Some(cancelled.clone()),
+                ..summary_step(
+                    "waiting",
+                    None,
+                    StepStatus::Cancelled,
+                    2_025,
+                    1,
+                    Some(&cancelled.message()),
+                    Json::Null,
+                    false,
+                )
+            },
+            failed_step("stopper", 2_003, &stopper),
+        ],
+        rolled_back: vec![],
+        reason: Some("step `stopper` failed: exited with code 1 (expected 0)".into()),
+    };
+    (header, finish_at(list, 2_060, &summary))
+}

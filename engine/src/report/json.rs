@@ -50,11 +50,10 @@ mod tests {
 
     #[test]
     fn succeeded_run_report() {
-        let (header, events, summary) = succeeded_run();
+        let (header, events, _) = succeeded_run();
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&summary),
         };
         let json = render(&record, ReportFormat::Json);
         insta::assert_snapshot!("succeeded_json", json);
@@ -62,11 +61,10 @@ mod tests {
 
     #[test]
     fn failed_run_report() {
-        let (header, events, summary) = failed_run();
+        let (header, events, _) = failed_run();
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&summary),
         };
         let json = render(&record, ReportFormat::Json);
         insta::assert_snapshot!("failed_json", json);
@@ -78,7 +76,6 @@ mod tests {
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: None,
         };
         let json = render(&record, ReportFormat::Json);
         insta::assert_snapshot!("unfinished_json", json);
@@ -86,11 +83,10 @@ mod tests {
 
     #[test]
     fn json_timeline_leaves_out_live_output_and_repeats_no_summary() {
-        let (header, events, summary) = succeeded_run();
+        let (header, events, _) = succeeded_run();
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&summary),
         };
         let json: Json = serde_json::from_str(&render(&record, ReportFormat::Json)).unwrap();
         let timeline = json["timeline"].as_array().unwrap();

@@ -140,7 +140,7 @@ pub(super) fn render(run: &Outcome) -> String {
             .reason
             .clone()
             .unwrap_or_else(|| run.status_name().replace('_', " "));
-        let verdict = match run.ending {
+        let verdict = match &run.ending {
             Ending::Finished {
                 status: RunStatus::RollbackFailed,
                 ..
@@ -248,11 +248,10 @@ pub(super) mod tests {
 
     #[test]
     fn succeeded_run_report() {
-        let (header, events, summary) = succeeded_run();
+        let (header, events, _) = succeeded_run();
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&summary),
         };
         let junit = render(&record, ReportFormat::Junit);
         insta::assert_snapshot!("succeeded_junit", junit);
@@ -261,11 +260,10 @@ pub(super) mod tests {
 
     #[test]
     fn failed_run_report() {
-        let (header, events, summary) = failed_run();
+        let (header, events, _) = failed_run();
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&summary),
         };
         let junit = render(&record, ReportFormat::Junit);
         insta::assert_snapshot!("failed_junit", junit);
@@ -278,7 +276,6 @@ pub(super) mod tests {
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: None,
         };
         let junit = render(&record, ReportFormat::Junit);
         insta::assert_snapshot!("unfinished_junit", junit);
@@ -310,7 +307,6 @@ pub(super) mod tests {
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&summary),
         };
         let junit = render(&record, ReportFormat::Junit);
         check_xml(&junit).unwrap();

@@ -19,7 +19,7 @@ pub(super) fn render(run: &Outcome) -> String {
         planned,
         interrupted,
         ..
-    } = run.ending
+    } = &run.ending
     {
         let _ = write!(
             out,
@@ -32,17 +32,17 @@ pub(super) fn render(run: &Outcome) -> String {
         out.push_str(" Each step's status is as its last event left it");
         let reached = run.steps.iter().filter(|s| !s.is_finally).count();
         match planned {
-            Some(planned) if planned > reached => {
+            Some(planned) if *planned > reached => {
                 let _ = writeln!(out, "; {} of the {planned} steps have no event.\n", planned - reached);
             }
             _ => out.push_str(".\n\n"),
         }
     }
 
-    let (finished, duration) = match run.ending {
+    let (finished, duration) = match &run.ending {
         Ending::Finished { duration_ms, .. } => (
             run.finished_at().map_or_else(|| "—".to_string(), md_text),
-            human_duration(duration_ms),
+            human_duration(*duration_ms),
         ),
         Ending::Unfinished { elapsed_ms, .. } => (
             "— (did not finish)".to_string(),
@@ -227,11 +227,10 @@ mod tests {
 
     #[test]
     fn succeeded_run_report() {
-        let (header, events, summary) = succeeded_run();
+        let (header, events, _) = succeeded_run();
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&summary),
         };
         let md = render(&record, ReportFormat::Markdown);
         insta::assert_snapshot!("succeeded_md", md);
@@ -239,11 +238,10 @@ mod tests {
 
     #[test]
     fn failed_run_report() {
-        let (header, events, summary) = failed_run();
+        let (header, events, _) = failed_run();
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&summary),
         };
         let md = render(&record, ReportFormat::Markdown);
         insta::assert_snapshot!("failed_md", md);
@@ -255,7 +253,6 @@ mod tests {
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: None,
         };
         let md = render(&record, ReportFormat::Markdown);
         assert!(md.contains("This run did not finish** (last event at 2026-11-22T01:02:08.456Z)"));
@@ -264,11 +261,10 @@ mod tests {
 
     #[test]
     fn markdown_table_rows_stay_one_line() {
-        let (header, events, summary) = failed_run();
+        let (header, events, _) = failed_run();
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&summary),
         };
         let md = render(&record, ReportFormat::Markdown);
         // Each table's rows, as GFM splits them: on pipes not escaped.

@@ -31,7 +31,7 @@ mod fixtures;
 
 pub use timeline::{TimelineEntry, timeline, timeline_lines};
 
-use crate::event::{RunSummary, StepStatus};
+use crate::event::StepStatus;
 use crate::journal::{Header, Journal, TimedEvent};
 use outcome::{Outcome, has_outputs};
 use serde_json::{Value as Json, json};
@@ -101,14 +101,13 @@ impl FromStr for ReportFormat {
     }
 }
 
-/// A run as its journal recorded it: what a report is made from.
+/// A run as its journal recorded it: what a report is made from. How it
+/// ended is what its events say: the last `run_finished`, unless state
+/// events follow it.
 #[derive(Debug, Clone, Copy)]
 pub struct RunRecord<'a> {
     pub header: &'a Header,
     pub events: &'a [TimedEvent],
-    /// The final summary (the last `run_finished`); `None` for a run that
-    /// never finished. It is set aside when state events follow it.
-    pub summary: Option<&'a RunSummary>,
 }
 
 impl<'a> RunRecord<'a> {
@@ -117,7 +116,6 @@ impl<'a> RunRecord<'a> {
         Self {
             header: &journal.header,
             events: &journal.events,
-            summary: journal.finished(),
         }
     }
 }
@@ -173,18 +171,17 @@ mod tests {
     use super::*;
     use crate::execute::Event;
     use crate::report::fixtures::{
-        all_formats, at, failed_run, header, rolled_back_later, succeeded_run, unfinished_run,
+        all_formats, at, failed_run, header, reasons_run, rolled_back_later, succeeded_run, unfinished_run,
     };
     use crate::report::junit::tests::check_xml;
 
     #[test]
     fn a_rollback_killed_after_the_run_finished_is_unfinished() {
-        // As `Journal::finished` would give it: the first run's summary.
-        let (header, events, stale) = rolled_back_later(true);
+        // The journal's last summary is the first run's, and stale.
+        let (header, events, _stale) = rolled_back_later(true);
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&stale),
         };
         let [md, json, junit] = all_formats(&record);
         insta::assert_snapshot!("rollback_killed_md", md);
@@ -196,11 +193,10 @@ mod tests {
         assert!(junit.contains("errors=\"1\""), "{junit}");
         assert!(junit.contains("while this step was being rolled back"), "{junit}");
 
-        let (header, events, summary) = rolled_back_later(false);
+        let (header, events, _) = rolled_back_later(false);
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: Some(&summary),
         };
         let [md, _, junit] = all_formats(&record);
         assert!(md.contains("| Status | ↶ rolled back on request |"), "{md}");
@@ -209,26 +205,70 @@ mod tests {
         assert!(junit.contains("<system-out>rolled back</system-out>"), "{junit}");
     }
 
+    /// Issue 9: why each step failed reaches every format, with what the
+    /// attempt produced that tells why.
+    #[test]
+    fn every_reason_a_step_failed_reaches_every_format() {
+        let (header, events) = reasons_run(true);
+        let record = RunRecord {
+            header: &header,
+            events: &events,
+        };
+        let [md, json, junit] = all_formats(&record);
+        check_xml(&junit).unwrap();
+        for (format, text) in [("md", &md), ("json", &json), ("junit", &junit)] {
+            for needle in [
+                "exit code 5; last stderr: token *** refused",
+                "HTTP 503; body: {",
+                "injected failure",
+                "timed out after 300ms — killed by SIGTERM; last stdout: started",
+                "result.stdout == ",
+                "result.stdout = ",
+                "cancelled (another step failed)",
+                "exit code 4; last stderr: cannot undo ***",
+            ] {
+                assert!(text.contains(needle), "`{needle}` missing from {format}:\n{text}");
+            }
+        }
+        insta::assert_snapshot!("reasons_md", md);
+        insta::assert_snapshot!("reasons_json", json);
+        insta::assert_snapshot!("reasons_junit", junit);
+
+        // Killed while rolling back: read off each step's last event.
+        let (header, events) = reasons_run(false);
+        let record = RunRecord {
+            header: &header,
+            events: &events,
+        };
+        let [md, _, junit] = all_formats(&record);
+        check_xml(&junit).unwrap();
+        for needle in [
+            "exit code 5; last stderr: token *** refused",
+            "timed out after 300ms — killed by SIGTERM; last stdout: started",
+            "cancelled: step `stopper` failed",
+        ] {
+            assert!(md.contains(needle), "`{needle}` missing:\n{md}");
+        }
+        insta::assert_snapshot!("reasons_killed_md", md);
+    }
+
     #[test]
     fn history_lines() {
-        let (h1, e1, s1) = succeeded_run();
-        let (h2, e2, s2) = failed_run();
+        let (h1, e1, _) = succeeded_run();
+        let (h2, e2, _) = failed_run();
         let (h3, e3) = unfinished_run();
         let lines = [
             history_line(&RunRecord {
                 header: &h1,
                 events: &e1,
-                summary: Some(&s1),
             }),
             history_line(&RunRecord {
                 header: &h2,
                 events: &e2,
-                summary: Some(&s2),
             }),
             history_line(&RunRecord {
                 header: &h3,
                 events: &e3,
-                summary: None,
             }),
         ];
         for line in &lines {
@@ -244,7 +284,6 @@ mod tests {
         let record = RunRecord {
             header: &header,
             events: &[],
-            summary: None,
         };
         let [md, json, junit] = all_formats(&record);
         assert!(md.contains("This run did not finish** (last event at none after the header)"));
@@ -271,7 +310,6 @@ mod tests {
         let record = RunRecord {
             header: &header,
             events: &events,
-            summary: None,
         };
         let md = render(&record, ReportFormat::Markdown);
         assert!(

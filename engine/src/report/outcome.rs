@@ -1,15 +1,15 @@
 //! Stage "report", the model every format consumes: a run's record read
-//! once into an [`Outcome`], how it ended and one row per step. A finished
-//! run is read off its summary; one that never finished, or whose journal
-//! goes on after its summary, is read off each step's last event. The
+//! once into an [`Outcome`], how it ended and one row per step. The rows
+//! come from the run's state as its journal replays it ([`RunState`]): a
+//! finished run's from its summary; one that never finished, or whose
+//! journal goes on after its summary, from each step's last event. The
 //! formats only lay this out, so they cannot disagree about what happened.
 
 use super::RunRecord;
 use crate::clock::epoch_millis;
-use crate::event::Failure;
-use crate::event::{Event, RunStatus, RunSummary, StepStatus, StepSummary};
-use crate::journal::{Header, TimedEvent};
-use indexmap::IndexMap;
+use crate::event::{RunStatus, StepStatus};
+use crate::journal::state::{Finished, Reason, Setback, StepState};
+use crate::journal::{Header, RunState, TimedEvent};
 use serde::Serialize;
 use serde_json::Value as Json;
 use std::fmt::Write;
@@ -19,7 +19,8 @@ pub(super) enum Ending<'a> {
     Finished {
         status: RunStatus,
         duration_ms: u64,
-        at: Option<&'a str>,
+        /// When its summary was recorded.
+        at: String,
     },
     Unfinished {
         /// When the last event was recorded; `None` if there is none.
@@ -29,7 +30,7 @@ pub(super) enum Ending<'a> {
         /// Main steps the runbook has, from `run_started`.
         planned: Option<usize>,
         /// The signal of the last `interrupted` event.
-        interrupted: Option<&'a str>,
+        interrupted: Option<String>,
     },
 }
 
@@ -54,41 +55,37 @@ pub(super) struct StepRow {
 }
 
 impl StepRow {
-    fn new(id: &str, is_finally: bool) -> Self {
-        Self {
-            id: id.to_string(),
-            name: None,
-            status: StepStatus::Pending,
-            is_finally,
-            attempts: 0,
-            duration_ms: 0,
-            outputs: Json::Null,
-            error: None,
-            rollback_error: None,
-            rolling_back: false,
-        }
-    }
-
-    fn from_summary(step: &StepSummary) -> Self {
+    fn of(step: &StepState) -> Self {
         Self {
             id: step.id.clone(),
             name: step.name.clone(),
-            status: step.status,
+            status: if step.rolling_back {
+                StepStatus::Running
+            } else {
+                step.status
+            },
             is_finally: step.is_finally,
             attempts: step.attempts,
             duration_ms: step.duration_ms,
             outputs: step.outputs.clone(),
-            error: step
-                .error
-                .as_ref()
-                .map(|error| Failure::with_detail(error, step.failure.as_ref())),
-            rollback_error: None,
-            rolling_back: false,
+            error: step.setback.as_ref().map(setback_words),
+            rollback_error: step.rollback_failure.as_ref().map(Reason::words),
+            rolling_back: step.rolling_back,
         }
     }
 
     pub(super) fn ran(&self) -> bool {
         self.attempts > 0
+    }
+}
+
+/// Why a step has not succeeded, in the words of every format.
+fn setback_words(setback: &Setback) -> String {
+    match setback {
+        Setback::Retried { attempt, reason } => format!("attempt {attempt} failed: {}", reason.words()),
+        Setback::Failed { reason, .. } | Setback::Summarised(reason) => reason.words(),
+        Setback::Skipped { reason } | Setback::Cancelled { reason, .. } => reason.clone(),
+        Setback::Recovered { action } => format!("put right after the run died: {action}"),
     }
 }
 
@@ -105,48 +102,33 @@ pub(super) struct Outcome<'a> {
 
 impl<'a> Outcome<'a> {
     pub(super) fn of(record: &RunRecord<'a>) -> Self {
-        match record.summary {
-            Some(summary) if !goes_on_after_finishing(record.events) => Self::finished(record, summary),
-            _ => Self::unfinished(record),
+        let state = RunState::from_events(record.events);
+        match state.finished() {
+            Some(finished) if !finished.goes_on() => Self::finished(record, finished),
+            _ => Self::unfinished(record, &state),
         }
     }
 
-    fn finished(record: &RunRecord<'a>, summary: &RunSummary) -> Self {
-        // The summary does not keep a rollback's error; its event does.
-        let rollback_errors: IndexMap<&str, String> = record
-            .events
-            .iter()
-            .filter_map(|e| match &e.event {
-                Event::RollbackFailed {
-                    step, error, failure, ..
-                } => Some((step.as_str(), Failure::with_detail(error, failure.as_ref()))),
-                _ => None,
-            })
-            .collect();
-        let steps = summary
-            .steps
-            .iter()
-            .map(|s| StepRow {
-                rollback_error: (s.status == StepStatus::RollbackFailed).then(|| {
-                    rollback_errors
-                        .get(s.id.as_str())
-                        .map_or("failed", String::as_str)
-                        .to_string()
+    fn finished(record: &RunRecord<'a>, finished: &Finished) -> Self {
+        let summary = &finished.summary;
+        let steps = finished
+            .steps()
+            .map(|step| StepRow {
+                rollback_error: (step.status == StepStatus::RollbackFailed).then(|| {
+                    step.rollback_failure
+                        .as_ref()
+                        .map_or_else(|| "failed".to_string(), Reason::words)
                 }),
-                ..StepRow::from_summary(s)
+                ..StepRow::of(step)
             })
             .collect();
-        let at = record.events.iter().rev().find_map(|e| match e.event {
-            Event::RunFinished { .. } => Some(e.at.as_str()),
-            _ => None,
-        });
         Self {
             header: record.header,
             events: record.events,
             ending: Ending::Finished {
                 status: summary.status,
                 duration_ms: summary.duration_ms,
-                at,
+                at: finished.at.clone(),
             },
             steps,
             rolled_back: summary.rolled_back.clone(),
@@ -154,118 +136,13 @@ impl<'a> Outcome<'a> {
         }
     }
 
-    /// Each step as its last event left it.
-    fn unfinished(record: &RunRecord<'a>) -> Self {
-        let mut rows: IndexMap<String, StepRow> = IndexMap::new();
-        let mut in_finally = false;
-        let mut planned = None;
-        let mut interrupted = None;
-        let mut rolled_back = Vec::new();
-        for timed in record.events {
-            match &timed.event {
-                Event::RunStarted { steps, .. } => planned = Some(*steps),
-                Event::StepStarted {
-                    step, name, attempt, ..
-                } => {
-                    let row = row(&mut rows, step, in_finally);
-                    if *attempt == 1 {
-                        // Started afresh (a resumed run): what it did before is moot.
-                        *row = StepRow {
-                            attempts: row.attempts,
-                            ..StepRow::new(step, row.is_finally)
-                        };
-                    }
-                    row.status = StepStatus::Running;
-                    row.attempts = row.attempts.max(*attempt);
-                    row.name = name.clone().or(row.name.take());
-                }
-                Event::StepOutput { .. } | Event::Log { .. } | Event::StepCheckpoint { .. } => {}
-                Event::StepRecovered { step, action } => {
-                    row(&mut rows, step, in_finally).error = Some(format!("put right after the run died: {action}"));
-                }
-                // A later segment (a rollback asked for after the run
-                // finished) starts from what that run's summary says.
-                Event::RunFinished { summary, .. } => {
-                    let before = std::mem::take(&mut rows);
-                    for step in &summary.steps {
-                        let mut row = StepRow::from_summary(step);
-                        row.rollback_error = before.get(&step.id).and_then(|r| r.rollback_error.clone());
-                        rows.insert(step.id.clone(), row);
-                    }
-                    rolled_back = summary.rolled_back.clone();
-                    in_finally = false;
-                }
-                Event::RunResumed { .. } | Event::RollbackRequested { .. } => in_finally = false,
-                Event::StepRetrying {
-                    step,
-                    attempt,
-                    error,
-                    failure,
-                    ..
-                } => {
-                    row(&mut rows, step, in_finally).error = Some(format!(
-                        "attempt {attempt} failed: {}",
-                        Failure::with_detail(error, failure.as_ref())
-                    ));
-                }
-                Event::StepSucceeded {
-                    step,
-                    duration_ms,
-                    outputs,
-                    ..
-                } => {
-                    let row = row(&mut rows, step, in_finally);
-                    row.status = StepStatus::Succeeded;
-                    row.duration_ms = *duration_ms;
-                    row.outputs = outputs.clone();
-                    row.error = None;
-                }
-                Event::StepFailed {
-                    step,
-                    duration_ms,
-                    error,
-                    failure,
-                    ..
-                } => {
-                    let row = row(&mut rows, step, in_finally);
-                    row.status = StepStatus::Failed;
-                    row.duration_ms = *duration_ms;
-                    row.error = Some(Failure::with_detail(error, failure.as_ref()));
-                }
-                Event::StepSkipped { step, reason } => {
-                    let row = row(&mut rows, step, in_finally);
-                    row.status = StepStatus::Skipped;
-                    row.error = Some(reason.clone());
-                }
-                Event::StepCancelled { step, reason, .. } => {
-                    let row = row(&mut rows, step, in_finally);
-                    row.status = StepStatus::Cancelled;
-                    row.error = Some(reason.clone());
-                }
-                Event::Interrupted { signal } => interrupted = Some(signal.as_str()),
-                Event::RollbackStarted { step, .. } => {
-                    let row = row(&mut rows, step, in_finally);
-                    row.status = StepStatus::Running;
-                    row.rolling_back = true;
-                    row.rollback_error = None;
-                }
-                Event::RollbackSucceeded { step, .. } => {
-                    let row = row(&mut rows, step, in_finally);
-                    row.status = StepStatus::RolledBack;
-                    row.rolling_back = false;
-                    rolled_back.push(step.clone());
-                }
-                Event::RollbackFailed {
-                    step, error, failure, ..
-                } => {
-                    let row = row(&mut rows, step, in_finally);
-                    row.status = StepStatus::RollbackFailed;
-                    row.rolling_back = false;
-                    row.rollback_error = Some(Failure::with_detail(error, failure.as_ref()));
-                }
-                Event::FinallyStarted { .. } => in_finally = true,
-            }
-        }
+    /// Each step as its last event left it (from the last summary on, when
+    /// a rollback asked for later goes on after it).
+    fn unfinished(record: &RunRecord<'a>, state: &RunState) -> Self {
+        let (steps, rolled_back): (Vec<StepRow>, &[String]) = match state.finished() {
+            Some(finished) => (finished.steps().map(StepRow::of).collect(), finished.rolled_back()),
+            None => (state.steps().map(StepRow::of).collect(), state.rolled_back()),
+        };
         let last_at = record.events.last().map(|e| e.at.as_str());
         let elapsed_ms = last_at
             .and_then(epoch_millis)
@@ -275,7 +152,7 @@ impl<'a> Outcome<'a> {
             "the run did not finish (last event at {})",
             last_at.unwrap_or("none: nothing was recorded after the header")
         );
-        if let Some(signal) = interrupted {
+        if let Some(signal) = state.interrupted() {
             let _ = write!(reason, "; it was interrupted by {signal}");
         }
         Self {
@@ -284,11 +161,11 @@ impl<'a> Outcome<'a> {
             ending: Ending::Unfinished {
                 last_at,
                 elapsed_ms,
-                planned,
-                interrupted,
+                planned: state.planned(),
+                interrupted: state.interrupted().map(str::to_string),
             },
-            steps: rows.into_values().collect(),
-            rolled_back,
+            steps,
+            rolled_back: rolled_back.to_vec(),
             reason: Some(reason),
         }
     }
@@ -316,14 +193,14 @@ impl<'a> Outcome<'a> {
 
     /// The status as tools read it: a [`RunStatus`] name, or `unfinished`.
     pub(super) fn status_name(&self) -> &'static str {
-        match self.ending {
+        match &self.ending {
             Ending::Finished { status, .. } => status.as_str(),
             Ending::Unfinished { .. } => "unfinished",
         }
     }
 
     pub(super) fn status_words(&self) -> &'static str {
-        match self.ending {
+        match &self.ending {
             Ending::Finished { status, .. } => match status {
                 RunStatus::Running => "▶ running",
                 RunStatus::Succeeded => "✓ succeeded",
@@ -339,49 +216,29 @@ impl<'a> Outcome<'a> {
         }
     }
 
-    pub(super) fn finished_at(&self) -> Option<&'a str> {
-        match self.ending {
-            Ending::Finished { at, .. } => at.or(self.events.last().map(|e| e.at.as_str())),
+    pub(super) fn finished_at(&self) -> Option<&str> {
+        match &self.ending {
+            Ending::Finished { at, .. } => Some(at),
             Ending::Unfinished { .. } => None,
         }
     }
 
     pub(super) fn duration_ms(&self) -> Option<u64> {
-        match self.ending {
-            Ending::Finished { duration_ms, .. } => Some(duration_ms),
+        match &self.ending {
+            Ending::Finished { duration_ms, .. } => Some(*duration_ms),
             Ending::Unfinished { .. } => None,
         }
     }
 
     /// The run's length for JUnit, which needs a number: as far as the record goes.
     pub(super) fn elapsed_ms(&self) -> u64 {
-        match self.ending {
-            Ending::Finished { duration_ms, .. } => duration_ms,
+        match &self.ending {
+            Ending::Finished { duration_ms, .. } => *duration_ms,
             Ending::Unfinished { elapsed_ms, .. } => {
                 elapsed_ms.unwrap_or_else(|| self.steps.iter().fold(0, |sum, s| sum.saturating_add(s.duration_ms)))
             }
         }
     }
-}
-
-/// A step's row, made when the step is first heard of.
-fn row<'r>(rows: &'r mut IndexMap<String, StepRow>, step: &str, in_finally: bool) -> &'r mut StepRow {
-    rows.entry(step.to_string())
-        .or_insert_with(|| StepRow::new(step, in_finally))
-}
-
-/// Whether the journal goes on after its last `run_finished` (a rollback
-/// asked for later, still running or killed): then the summary is stale and
-/// the run, as a whole, has not finished.
-fn goes_on_after_finishing(events: &[TimedEvent]) -> bool {
-    events
-        .iter()
-        .rposition(|e| matches!(e.event, Event::RunFinished { .. }))
-        .is_some_and(|last| {
-            events[last + 1..]
-                .iter()
-                .any(|e| !matches!(e.event, Event::StepOutput { .. } | Event::Log { .. }))
-        })
 }
 
 /// Whether a step has outputs worth showing: `null` and `{}` are none.
