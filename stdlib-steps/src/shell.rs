@@ -775,9 +775,18 @@ mod tests {
         };
         // (Counting processes by marker would also count a loop's fork
         // that has not yet become `sleep`.)
+        // `echo $!` may run before the child has called `setsid`: wait for it.
         for &pid in &escaped {
-            let info = ProcessInfo::read(pid).unwrap();
-            assert!(!info.zombie && info.pgid == pid, "{pid} runs in a session of its own");
+            let mut own_session = false;
+            for _ in 0..200 {
+                let info = ProcessInfo::read(pid).unwrap();
+                own_session = !info.zombie && info.pgid == pid;
+                if own_session {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(own_session, "{pid} runs in a session of its own");
         }
         cancel.cancel();
         let error = run.await.unwrap_err();

@@ -318,12 +318,14 @@ impl RunState {
     }
 
     /// The run's status as `runs` and `show` name it: its summary's once it
-    /// finished, else `running` while its process is `alive`, else `interrupted`.
+    /// finished, else `running` while its process is `alive`, else
+    /// `interrupted`. A rollback asked for after the run finished, still
+    /// running or killed, makes the summary stale, as it does for the reports.
     pub fn status_name(&self, alive: impl FnOnce() -> bool) -> &'static str {
-        match self.summary() {
-            Some(summary) => summary.status.as_str(),
-            None if alive() => RunStatus::Running.as_str(),
-            None => "interrupted",
+        match self.finished.as_ref() {
+            Some(finished) if !finished.goes_on => finished.summary.status.as_str(),
+            _ if alive() => RunStatus::Running.as_str(),
+            _ => "interrupted",
         }
     }
 }

@@ -437,6 +437,9 @@ fn a_rollback_after_the_run_finished_carries_its_summary_forward() {
     assert!(!killed.has_finished(), "a rollback under way makes the summary stale");
     assert_eq!(killed.summary().map(|s| s.status), Some(RunStatus::Aborted));
     assert_eq!(killed.stopping(|_| true), Some(Stopping::Requested));
+    // `runs` and `show` agree with the reports: the run is not over.
+    assert_eq!(killed.status_name(|| false), "interrupted");
+    assert_eq!(killed.status_name(|| true), "running");
     let flush = killed.finished().unwrap().steps().next().unwrap();
     assert!(flush.rolling_back && flush.in_place());
     assert!(killed.step("flush").unwrap().in_place());
