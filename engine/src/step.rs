@@ -104,6 +104,14 @@ pub trait StepKind: Send + Sync + 'static {
         None
     }
 
+    /// The undo journaled for a step, rebuilt with the step's parameters as
+    /// rendered now: the journal keeps `***` for a secret, and a rollback
+    /// run later, from the journal, reads the secrets again. `None` keeps
+    /// the journaled undo as it is.
+    fn refresh_undo(&self, _undo: &Undo, _params: &Json) -> Option<Undo> {
+        None
+    }
+
     /// What the step would do to the world as it is now, for `plan`: it may
     /// read (list the files a prune would delete) but never change anything.
     /// Called only when no parameter waits for a run-time value.

@@ -101,6 +101,15 @@ impl StepKind for PluginKind {
         })
     }
 
+    /// The step's parameters as rendered now replace the journaled ones,
+    /// whose secrets are masked; the result stays as journaled.
+    fn refresh_undo(&self, undo: &Undo, params: &Json) -> Option<Undo> {
+        let mut undo = undo.clone();
+        let inner = undo.params.get_mut(UNDO)?.as_object_mut()?;
+        inner.insert("params".into(), params.clone());
+        Some(undo)
+    }
+
     fn recover<'a>(&'a self, checkpoint: &'a Json) -> RecoverFuture<'a> {
         Box::pin(crate::kit::process::recover(checkpoint))
     }
