@@ -162,10 +162,13 @@ pub fn locate(name: &str, dir: &Path, declared: &IndexMap<String, String>) -> Re
             })
             .collect();
         candidates.sort();
-        if let Some(path) = candidates.into_iter().next() {
-            return executable(&path)
-                .map(|()| (path.clone(), Source::Folder))
-                .map_err(|why| unusable(name, &path, &why, "make it executable (`chmod +x`)"));
+        // An executable one is the plugin (a `flags.md` beside `flags.py` is not).
+        if let Some(path) = candidates.iter().find(|p| executable(p).is_ok()) {
+            return Ok((path.clone(), Source::Folder));
+        }
+        if let Some(path) = candidates.first() {
+            let why = executable(path).err().unwrap_or_default();
+            return Err(unusable(name, path, &why, "make it executable (`chmod +x`)"));
         }
     }
     let program = format!("runbook-plugin-{name}");
@@ -265,6 +268,7 @@ pub fn list(base: &Registry, runbook: &Path, bytes: &[u8]) -> Vec<(String, Resul
     if let Ok(entries) = std::fs::read_dir(dir.join("plugins")) {
         let mut found: Vec<String> = entries
             .filter_map(Result::ok)
+            .filter(|e| executable(&e.path()).is_ok())
             .filter_map(|e| {
                 let file = e.file_name().to_str()?.to_string();
                 Some(file.split_once('.').map_or(file.clone(), |(stem, _)| stem.to_string()))

@@ -33,6 +33,11 @@ fn plugins_are_found_declared_then_in_the_folder_then_on_path() {
     assert_eq!((path, source), (dir.path().join("tools/flags.py"), Source::Declared));
     let (path, source) = locate("notes", dir.path(), &declared).unwrap();
     assert_eq!((path, source), (dir.path().join("plugins/notes.sh"), Source::Folder));
+    // What sits beside a plugin under its name and is not executable is not it.
+    std::fs::write(dir.path().join("plugins/notes.md"), "about notes").unwrap();
+    let (path, _) = locate("notes", dir.path(), &declared).unwrap();
+    assert_eq!(path, dir.path().join("plugins/notes.sh"));
+    std::fs::remove_file(dir.path().join("plugins/notes.md")).unwrap();
     let missing = locate("pager", dir.path(), &declared).unwrap_err();
     assert_eq!(missing.message, "no plugin `pager` is found");
     assert!(missing.help.unwrap().contains("runbook-plugin-pager"));
