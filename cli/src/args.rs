@@ -121,8 +121,18 @@ pub enum Command {
         #[command(flatten)]
         report: ReportArgs,
     },
-    /// Print the JSON Schema of the runbook format.
-    Schema,
+    /// Print the JSON Schema of the runbook format; with a runbook, its
+    /// plugins' kinds included, so editors complete their parameters.
+    Schema {
+        /// A runbook whose plugins to include.
+        file: Option<PathBuf>,
+    },
+    /// List the step plugins a runbook can use: where each was found, and
+    /// its kinds with their summaries and parameters.
+    Plugins {
+        /// The runbook (default: plugins on PATH are not listed without one).
+        file: PathBuf,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]

@@ -14,7 +14,8 @@ pub fn check(terminal: &Terminal, registry: &Registry, files: &[PathBuf]) -> i32
             continue;
         };
         let name = path.display().to_string();
-        let (source, loaded) = runbook_engine::load_path(path, &bytes, registry);
+        let registry = runbook_engine::plugin::registry_for(registry, path, &bytes);
+        let (source, loaded) = runbook_engine::load_path(path, &bytes, &registry);
         match loaded {
             Ok(loaded) => {
                 terminal.diagnostics(&source, &loaded.warnings);

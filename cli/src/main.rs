@@ -9,6 +9,7 @@ mod args;
 mod check;
 mod console;
 mod plan;
+mod plugins;
 mod reports;
 mod run;
 mod runs;
@@ -107,13 +108,23 @@ fn main() -> ExitCode {
             state,
             report,
         } => runs::show(&terminal, &state.resolve(None), &run_id, format, &report),
-        Command::Schema => {
+        Command::Schema { file } => {
+            let registry = match &file {
+                Some(file) => {
+                    let Some(bytes) = read(&terminal, file) else {
+                        return ExitCode::from(exit::INVALID as u8);
+                    };
+                    Arc::new(runbook_engine::plugin::registry_for(&registry, file, &bytes))
+                }
+                None => registry,
+            };
             let schema = runbook_engine::schema::format_schema(&registry);
             print_stdout(&format!(
                 "{}\n",
                 serde_json::to_string_pretty(&schema).unwrap_or_default()
             ))
         }
+        Command::Plugins { file } => plugins::plugins(&terminal, &registry, &file),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "runbook", &mut std::io::stdout());

@@ -20,6 +20,7 @@ pub fn plan(
         return exit::INVALID;
     };
     let name = path.display().to_string();
+    let registry = &runbook_engine::plugin::registry_for(registry, path, &bytes);
     let Some((source, loaded)) = load(terminal, registry, path, &bytes, "no plan") else {
         return exit::INVALID;
     };

@@ -118,6 +118,7 @@ fn execute_runbook(
     mode: Mode,
 ) -> i32 {
     let name = path.display().to_string();
+    let registry = Arc::new(runbook_engine::plugin::registry_for(&registry, path, &bytes));
     let Some((source, loaded)) = load(terminal, &registry, path, &bytes, "nothing was run") else {
         return exit::INVALID;
     };

@@ -20,6 +20,7 @@ pub mod kit;
 pub mod paint;
 pub mod parse;
 pub mod plan;
+pub mod plugin;
 pub mod printable;
 pub mod quote;
 pub mod report;

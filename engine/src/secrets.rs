@@ -20,6 +20,16 @@ use std::sync::RwLock;
 /// What a masked value is shown as.
 pub const MASK: &str = "***";
 
+/// Whether a value holds a masked secret somewhere in its strings.
+pub fn holds_mask(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains(MASK),
+        serde_json::Value::Array(items) => items.iter().any(holds_mask),
+        serde_json::Value::Object(map) => map.values().any(holds_mask),
+        _ => false,
+    }
+}
+
 /// Secrets shorter than this cannot be masked without garbling every line
 /// they happen to occur in: a run that declares one is refused, and a
 /// shorter derived value is masked only where the engine prints it itself.

@@ -104,6 +104,14 @@ pub trait StepKind: Send + Sync + 'static {
         None
     }
 
+    /// The undo journaled for a step, rebuilt with the step's parameters as
+    /// rendered now: the journal keeps `***` for a secret, and a rollback
+    /// run later, from the journal, reads the secrets again. `None` keeps
+    /// the journaled undo as it is.
+    fn refresh_undo(&self, _undo: &Undo, _params: &Json) -> Option<Undo> {
+        None
+    }
+
     /// What the step would do to the world as it is now, for `plan`: it may
     /// read (list the files a prune would delete) but never change anything.
     /// Called only when no parameter waits for a run-time value.
@@ -165,6 +173,9 @@ pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Json, StepError>> +
 pub struct StepError {
     pub message: String,
     pub result: Option<Json>,
+    /// Whether another attempt may succeed (the step's `retry` applies);
+    /// `false` when the kind knows it cannot (a request the service refused).
+    pub retryable: bool,
 }
 
 impl StepError {
@@ -172,11 +183,18 @@ impl StepError {
         Self {
             message: message.into(),
             result: None,
+            retryable: true,
         }
     }
 
     pub fn with_result(mut self, result: Json) -> Self {
         self.result = Some(result);
+        self
+    }
+
+    /// No retry can help: the step fails at once, whatever its `retry`.
+    pub fn not_retryable(mut self) -> Self {
+        self.retryable = false;
         self
     }
 }
@@ -230,6 +248,13 @@ pub trait Host: Send + Sync {
     /// A message for the run's log (the `log` kind): `info`, `warn` or `error`.
     fn log(&self, step: &str, level: &str, message: &str);
 
+    /// A value the step produced that is secret (a token a plugin made): it
+    /// is masked from now on, in the step's result, the journal and
+    /// everything shown.
+    fn add_secret(&self, value: &str) {
+        let _ = value;
+    }
+
     /// Runs the runbook that step `step` uses (the `runbook` kind), with
     /// these inputs, as a journaled child run whose rollback joins the
     /// parent's. The result has the child's `run_id`, `status` and each
@@ -274,10 +299,21 @@ struct Entry {
     validator: OnceLock<(Json, Result<jsonschema::Validator, String>)>,
 }
 
+impl Clone for Entry {
+    fn clone(&self) -> Self {
+        Self {
+            kind: Arc::clone(&self.kind),
+            validator: OnceLock::new(),
+        }
+    }
+}
+
 /// The step kinds a runbook may use. Kinds are registered explicitly.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Registry {
     kinds: IndexMap<&'static str, Entry>,
+    /// Plugins that were looked for and cannot be used, by name, with why.
+    unusable: IndexMap<String, ParamProblem>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -308,6 +344,18 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn StepKind>> {
         self.kinds.get(name).map(|e| &e.kind)
+    }
+
+    /// Records that the plugin `plugin` cannot be used, and why (its
+    /// `message` and a `help` line): a step using one of its kinds is
+    /// refused with these words.
+    pub fn set_unusable(&mut self, plugin: &str, why: ParamProblem) {
+        self.unusable.insert(plugin.to_string(), why);
+    }
+
+    /// Why the plugin `plugin` cannot be used, if it was looked for and cannot.
+    pub fn unusable(&self, plugin: &str) -> Option<&ParamProblem> {
+        self.unusable.get(plugin)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {

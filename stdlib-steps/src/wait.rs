@@ -169,7 +169,9 @@ async fn poll(params: WaitParams, cx: StepContext) -> Result<Json, StepError> {
             Err(StepError {
                 result: Some(result), ..
             }) => Probe::Result(result),
-            Err(StepError { message, result: None }) => Probe::Failed(message),
+            Err(StepError {
+                message, result: None, ..
+            }) => Probe::Failed(message),
         };
         if let Probe::Result(result) = &last {
             // The host's error names the expression.

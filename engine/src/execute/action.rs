@@ -186,7 +186,8 @@ impl RunHost {
             }
             let params = rendered.value;
             let undo_params = undoable.then(|| params.clone());
-            let result = self.attempt(&action, attempt, params, &cancel).await;
+            let mut retry_helps = true;
+            let result = self.attempt(&action, attempt, params, &cancel, &mut retry_helps).await;
             if cancel.is_cancelled() {
                 // Who stopped it is the scheduler's to say.
                 outcome.status = StepStatus::Cancelled;
@@ -210,6 +211,7 @@ impl RunHost {
                 Err(failure) => {
                     outcome.failure = Some(failure.clone());
                     if attempt < attempts
+                        && retry_helps
                         && let Some(retry) = action.retry
                     {
                         let delay = backoff_delay(retry, attempt);
@@ -243,6 +245,7 @@ impl RunHost {
         attempt: u32,
         params: Json,
         cancel: &CancellationToken,
+        retry_helps: &mut bool,
     ) -> Result<Json, Failure> {
         let Some(kind) = self.registry.get(action.kind).cloned() else {
             return Err(Failure::NotStarted {
@@ -277,7 +280,11 @@ impl RunHost {
         };
         let bound = self.kill_grace + Duration::from_secs(2);
         tokio::select! {
-            result = &mut future => result.map_err(Failure::kind),
+            result = &mut future => result.map_err(|error| {
+                // The kind knows another attempt cannot help.
+                *retry_helps = error.retryable;
+                Failure::kind(error)
+            }),
             () = expired => {
                 attempt_cancel.cancel();
                 // What the attempt had produced when it was stopped (an exit

@@ -121,6 +121,12 @@ impl Host for RunHost {
         }
     }
 
+    fn add_secret(&self, value: &str) {
+        if !value.is_empty() {
+            self.redactor.add(value);
+        }
+    }
+
     fn log(&self, step: &str, level: &str, message: &str) {
         self.reporter.event(&Event::Log {
             step: step.to_string(),

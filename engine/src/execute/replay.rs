@@ -52,6 +52,22 @@ pub(super) async fn recover_cut_short(host: &RunHost, state: &RunState) -> Resul
 }
 
 impl Run {
+    /// A journaled undo whose parameters held a secret holds `***` in its
+    /// place: the kind rebuilds it from the step's parameters rendered now
+    /// (the secrets read again), when it can.
+    fn unmasked(&self, step: &checked::Step, undo: crate::step::Undo) -> crate::step::Undo {
+        if !crate::secrets::holds_mask(&undo.params) {
+            return undo;
+        }
+        let Some(kind) = self.shared.registry.get(&step.kind) else {
+            return undo;
+        };
+        match self.shared.renderer().params(&step.with, &step.kind) {
+            Ok(rendered) => kind.refresh_undo(&undo, &rendered.value).unwrap_or(undo),
+            Err(_) => undo,
+        }
+    }
+
     /// Puts the run back where its journal left it. Returns the main steps
     /// that were in flight (or cancelled) and will start again.
     pub(super) fn restore(&mut self, state: &RunState) -> Vec<usize> {
@@ -87,7 +103,7 @@ impl Run {
                         done.duration_ms,
                         Which::Main(i),
                     );
-                    outcome.undo = done.undo.clone();
+                    outcome.undo = done.undo.clone().map(|undo| self.unmasked(step, undo));
                     self.outcomes.insert(Which::Main(i), outcome);
                     if done.status != StepStatus::Succeeded {
                         self.set_status(i, done.status, None);

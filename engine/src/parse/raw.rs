@@ -60,6 +60,9 @@ pub struct Runbook {
     pub secrets: NamedMap<Secret>,
     /// Named values computed once from templates, readable as `vars.NAME`.
     pub vars: NamedMap<Node>,
+    /// Step plugins, by name: the path of each plugin's executable, relative
+    /// to this runbook's folder. A step uses a plugin's kind as `NAME.KIND`.
+    pub plugins: NamedMap<Spanned<String>>,
     /// `timeout`, `retry` and `on_failure` for every step that does not set its own.
     pub defaults: Option<Defaults>,
     /// How many ready steps may run at once (default: the number of CPUs).
@@ -654,6 +657,7 @@ pub const RUNBOOK_KEYS: &[&str] = &[
     "inputs",
     "secrets",
     "vars",
+    "plugins",
     "defaults",
     "max_parallel",
     "lock",
@@ -710,6 +714,7 @@ impl Runbook {
             inputs: m.map("inputs", cx),
             secrets: m.map("secrets", cx),
             vars: m.map("vars", cx),
+            plugins: m.map("plugins", cx),
             defaults: m.get("defaults", cx),
             max_parallel: m.get("max_parallel", cx),
             lock: m.get("lock", cx),

@@ -36,6 +36,8 @@ pub mod codes {
     pub const NOT_IN_FINALLY: &str = "runbook::validate::not_in_finally";
     pub const NO_STEPS: &str = "runbook::validate::no_steps";
     pub const SHELL_QUOTING: &str = "runbook::validate::shell_quoting";
+    pub const PLUGIN: &str = "runbook::validate::plugin";
+    pub const BAD_PLUGIN: &str = "runbook::validate::bad_plugin";
 }
 
 pub fn is_valid_name(name: &str) -> bool {
@@ -77,6 +79,7 @@ pub fn validate(source: &SourceFile, raw: &raw::Runbook, registry: &Registry) ->
         steps: HashMap::new(),
     };
     let runbook = validator.runbook(raw);
+    validator.plugins(raw);
     (runbook, validator.diagnostics)
 }
 
@@ -533,6 +536,10 @@ impl<'a> Validator<'a> {
         };
         let node = with.unwrap_or(&empty);
         let Some(kind) = self.registry.get(kind_name).cloned() else {
+            if let Some(diagnostic) = self.plugin_problem(kind_name, kind_span) {
+                self.error(diagnostic);
+                return self.param(node, STEP_SCOPE);
+            }
             let help = suggestion(kind_name, self.registry.names()).unwrap_or_else(|| {
                 format!(
                     "the step kinds are {}",
@@ -577,6 +584,60 @@ impl<'a> Validator<'a> {
         let nested = kind.nested_steps();
         let has_result = !nested.is_empty();
         self.kind_param(node, "", expressions, nested, has_result)
+    }
+
+    /// The names under `plugins:`. (Whether each can be used is said where
+    /// a step uses it.)
+    fn plugins(&mut self, raw: &raw::Runbook) {
+        for (name, path) in raw.plugins.iter() {
+            if !crate::plugin::protocol::is_name(&name.value) || crate::plugin::RESERVED.contains(&name.value.as_str())
+            {
+                self.error(
+                    Diagnostic::error(codes::BAD_PLUGIN, format!("`{}` cannot name a plugin", name.value))
+                        .with_label(name.span, "a plugin's name")
+                        .with_help(format!(
+                            "a plugin's name is lower-case letters, digits and `_`, starting with a letter, and not {}",
+                            list(crate::plugin::RESERVED)
+                        )),
+                );
+            }
+            if path.value.trim().is_empty() {
+                self.error(
+                    Diagnostic::error(codes::BAD_PLUGIN, format!("plugin `{}` has no path", name.value))
+                        .with_label(path.span, "empty")
+                        .with_help("give the path of its executable, relative to this runbook's folder"),
+                );
+            }
+        }
+    }
+
+    /// Why `uses: PLUGIN.KIND` cannot be used, when `PLUGIN` is a plugin
+    /// that was looked for: it cannot be used, or has no kind `KIND`.
+    fn plugin_problem(&self, kind_name: &str, span: Span) -> Option<Diagnostic> {
+        let (plugin, kind) = kind_name.split_once('.')?;
+        if let Some(why) = self.registry.unusable(plugin) {
+            return Some(
+                Diagnostic::error(codes::PLUGIN, why.message.clone())
+                    .with_label(span, format!("this step uses plugin `{plugin}`"))
+                    .with_optional_help(why.help.clone()),
+            );
+        }
+        let prefix = format!("{plugin}.");
+        let kinds: Vec<&str> = self
+            .registry
+            .names()
+            .filter_map(|name| name.strip_prefix(&prefix))
+            .collect();
+        if kinds.is_empty() || crate::plugin::RESERVED.contains(&plugin) {
+            return None;
+        }
+        let help = suggestion(kind, kinds.iter().copied())
+            .unwrap_or_else(|| format!("plugin `{plugin}` provides {}", list(&kinds)));
+        Some(
+            Diagnostic::error(codes::PLUGIN, format!("plugin `{plugin}` has no kind `{kind}`"))
+                .with_label(span, "not among the kinds its `describe` lists")
+                .with_help(help),
+        )
     }
 
     /// Values printed where no quoting can keep them from running commands

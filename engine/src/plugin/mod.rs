@@ -1,0 +1,297 @@
+//! Step plugins: kinds in any language, in an executable that speaks the
+//! plugin protocol ([`protocol`]) over its stdin and stdout.
+//!
+//! A step uses a plugin's kind as `PLUGIN.KIND`. The plugin is found
+//! ([`locate`]) in the runbook's `plugins:`, in a `plugins/` folder beside
+//! the runbook, or on `PATH` as `runbook-plugin-PLUGIN`; what its
+//! `describe` answers is cached per executable ([`describe`]); each of its
+//! kinds becomes a [`PluginKind`] in the registry the runbook is checked,
+//! planned and run with ([`registry_for`]). A plugin that cannot be used
+//! is recorded in the registry with why, so `check` refuses the steps that
+//! use it, on their `uses:` line.
+
+mod describe;
+mod kind;
+pub mod protocol;
+
+pub use describe::{cache_dir, describe};
+pub use kind::PluginKind;
+
+use crate::parse::node::{Node, Value};
+use crate::step::{ParamProblem, Registry};
+use indexmap::IndexMap;
+use std::path::{Path, PathBuf};
+
+/// Names a plugin cannot have: the built-in kinds' own prefixes.
+pub const RESERVED: &[&str] = &["file", "json"];
+
+/// How a plugin was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// In the runbook's `plugins:`.
+    Declared,
+    /// In the `plugins/` folder beside the runbook.
+    Folder,
+    /// On `PATH`, as `runbook-plugin-NAME`.
+    Path,
+}
+
+impl Source {
+    pub fn words(self) -> &'static str {
+        match self {
+            Source::Declared => "declared in the runbook",
+            Source::Folder => "in the plugins/ folder",
+            Source::Path => "on PATH",
+        }
+    }
+}
+
+/// A plugin found for a runbook, and what it said it provides.
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    pub name: String,
+    pub path: PathBuf,
+    pub source: Source,
+    pub kinds: Vec<protocol::KindInfo>,
+}
+
+/// What a runbook says about plugins: those it declares, and the plugin
+/// names its steps use (`uses: NAME.KIND` anywhere, nested steps and
+/// rollbacks included), read from its text.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    pub declared: IndexMap<String, String>,
+    pub used: Vec<String>,
+}
+
+impl Wanted {
+    /// Reads them from a runbook's text; a runbook that does not parse
+    /// wants nothing (`check` reports why it does not parse).
+    pub fn of(name: &str, bytes: &[u8], registry: &Registry) -> Self {
+        let Ok(source) = crate::parse::node::decode(name, bytes) else {
+            return Self::default();
+        };
+        let Ok(document) = crate::parse::node::parse_yaml(&source) else {
+            return Self::default();
+        };
+        let mut wanted = Self::default();
+        if let Value::Map(entries) = &document.value {
+            for (key, value) in entries {
+                if let (Value::Str(key), Value::Map(plugins)) = (&key.value, &value.value)
+                    && key == "plugins"
+                {
+                    for (name, path) in plugins {
+                        if let (Value::Str(name), Value::Str(path)) = (&name.value, &path.value) {
+                            wanted.declared.insert(name.clone(), path.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let mut uses = Vec::new();
+        collect_uses(&document, &mut uses);
+        for kind in uses {
+            if registry.get(&kind).is_some() {
+                continue;
+            }
+            if let Some((plugin, _)) = kind.split_once('.')
+                && protocol::is_name(plugin)
+                && !RESERVED.contains(&plugin)
+                && !wanted.used.iter().any(|p| p == plugin)
+            {
+                wanted.used.push(plugin.to_string());
+            }
+        }
+        wanted
+    }
+
+    /// Every plugin name, declared ones first.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.declared.keys().cloned().collect();
+        for name in &self.used {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+}
+
+fn collect_uses(node: &Node, out: &mut Vec<String>) {
+    match &node.value {
+        Value::Map(entries) => {
+            for (key, value) in entries {
+                if let (Value::Str(key), Value::Str(kind)) = (&key.value, &value.value)
+                    && key == "uses"
+                {
+                    out.push(kind.clone());
+                }
+                collect_uses(value, out);
+            }
+        }
+        Value::Seq(items) => items.iter().for_each(|item| collect_uses(item, out)),
+        _ => {}
+    }
+}
+
+/// Where the plugin `name` is, for a runbook in `dir`: declared, in the
+/// `plugins/` folder, or on `PATH`.
+pub fn locate(name: &str, dir: &Path, declared: &IndexMap<String, String>) -> Result<(PathBuf, Source), ParamProblem> {
+    if let Some(path) = declared.get(name) {
+        let path = dir.join(path);
+        return executable(&path)
+            .map(|()| (path.clone(), Source::Declared))
+            .map_err(|why| {
+                unusable(
+                    name,
+                    &path,
+                    &why,
+                    "the path under `plugins:` is relative to the runbook's folder",
+                )
+            });
+    }
+    let folder = dir.join("plugins");
+    if let Ok(entries) = std::fs::read_dir(&folder) {
+        let mut candidates: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|file| file == name || file.split_once('.').is_some_and(|(stem, _)| stem == name))
+            })
+            .collect();
+        candidates.sort();
+        // An executable one is the plugin (a `flags.md` beside `flags.py` is not).
+        if let Some(path) = candidates.iter().find(|p| executable(p).is_ok()) {
+            return Ok((path.clone(), Source::Folder));
+        }
+        if let Some(path) = candidates.first() {
+            let why = executable(path).err().unwrap_or_default();
+            return Err(unusable(name, path, &why, "make it executable (`chmod +x`)"));
+        }
+    }
+    let program = format!("runbook-plugin-{name}");
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let path = dir.join(&program);
+            if path.is_file() && executable(&path).is_ok() {
+                return Ok((path, Source::Path));
+            }
+        }
+    }
+    Err(ParamProblem::new("", format!("no plugin `{name}` is found")).with_help(format!(
+        "declare it under `plugins:` (`{name}: path/to/plugin`), put an executable `plugins/{name}` beside the runbook, or install `{program}` on PATH"
+    )))
+}
+
+fn unusable(name: &str, path: &Path, why: &str, help: &str) -> ParamProblem {
+    ParamProblem::new("", format!("plugin `{name}` ({}) {why}", path.display())).with_help(help)
+}
+
+/// Whether `path` is a file this user may execute; why not, in words.
+fn executable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "is missing".to_string(),
+        _ => format!("cannot be read: {}", crate::kit::os_error_words(&e.to_string())),
+    })?;
+    if !meta.is_file() {
+        return Err("is not a file".into());
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err("is not executable".into());
+    }
+    Ok(())
+}
+
+/// Finds and describes the plugin `name`.
+pub fn find(name: &str, dir: &Path, declared: &IndexMap<String, String>) -> Result<Plugin, ParamProblem> {
+    if RESERVED.contains(&name) || !protocol::is_name(name) {
+        return Err(
+            ParamProblem::new("", format!("`{name}` cannot name a plugin")).with_help(format!(
+                "a plugin's name is lower-case letters, digits and `_`, starting with a letter, and not {}",
+                crate::words::list(RESERVED)
+            )),
+        );
+    }
+    let (path, source) = locate(name, dir, declared)?;
+    let answer = describe(&path, dir).map_err(|why| {
+        ParamProblem::new("", format!("plugin `{name}` ({}) {why}", path.display()))
+            .with_help("run it by hand with the argument `describe` to see what it answers")
+    })?;
+    Ok(Plugin {
+        name: name.to_string(),
+        path,
+        source,
+        kinds: answer.kinds,
+    })
+}
+
+/// The registry a runbook is checked, planned and run with: `base`, and
+/// the kinds of every plugin it declares or uses. A plugin that cannot be
+/// used is recorded with why ([`Registry::unusable`]).
+pub fn registry_for(base: &Registry, runbook: &Path, bytes: &[u8]) -> Registry {
+    let wanted = Wanted::of(&runbook.display().to_string(), bytes, base);
+    let names = wanted.names();
+    if names.is_empty() {
+        return base.clone();
+    }
+    let dir = runbook
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut registry = base.clone();
+    for name in names {
+        match find(&name, &dir, &wanted.declared) {
+            Ok(plugin) => {
+                for info in &plugin.kinds {
+                    registry.register(PluginKind::new(&plugin, info, &dir));
+                }
+            }
+            Err(why) => registry.set_unusable(&name, why),
+        }
+    }
+    registry
+}
+
+/// Every plugin a runbook can use (declared, in its `plugins/` folder and
+/// those its steps use from PATH), each found or with why not.
+pub fn list(base: &Registry, runbook: &Path, bytes: &[u8]) -> Vec<(String, Result<Plugin, ParamProblem>)> {
+    let mut wanted = Wanted::of(&runbook.display().to_string(), bytes, base);
+    let dir = runbook
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    if let Ok(entries) = std::fs::read_dir(dir.join("plugins")) {
+        let mut found: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| executable(&e.path()).is_ok())
+            .filter_map(|e| {
+                let file = e.file_name().to_str()?.to_string();
+                Some(file.split_once('.').map_or(file.clone(), |(stem, _)| stem.to_string()))
+            })
+            .filter(|name| protocol::is_name(name))
+            .collect();
+        found.sort();
+        found.dedup();
+        for name in found {
+            if !wanted.used.contains(&name) {
+                wanted.used.push(name);
+            }
+        }
+    }
+    wanted
+        .names()
+        .into_iter()
+        .map(|name| {
+            let found = find(&name, &dir, &wanted.declared);
+            (name, found)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
