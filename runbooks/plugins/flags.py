@@ -156,8 +156,9 @@ def undo_set_flag(request):
     if not isinstance(result.get("previous"), bool):
         raise Failure("cannot undo: the step's result does not say what the flag was", retryable=False)
     say({"type": "progress", "message": f"setting flag {params['flag']} back"})
-    # A key of its own: the undo is a change of its own, not a retry of the step.
-    status, answer = put(params, result["previous"], request["idempotency_key"] + "/undo")
+    # The engine gives an undo an idempotency key of its own: it is a change
+    # of its own, not a retry of the step's.
+    status, answer = put(params, result["previous"], request["idempotency_key"])
     log(f"flag {params['flag']} is {json.dumps(answer['value'])} again")
     return {"flag": params["flag"], "value": answer["value"], "status": status}
 

@@ -6,7 +6,8 @@
 #
 # An entry is one line, `TIME MESSAGE [KEY]`, where KEY is the step's
 # idempotency key: a retried or resumed attempt does not append its entry
-# twice, and the undo removes exactly the entry its step appended.
+# twice, and the undo removes exactly the entry its step appended (the
+# step's result names the key).
 #
 #   ./notes.sh describe
 #   echo '{"protocol": 1, "kind": "append", "params": {...}, ...}' | ./notes.sh run
@@ -236,6 +237,13 @@ run() {
   file=$(field params.file string)
   message=$(one_line "$(field params.message string)")
   key=$(field idempotency_key string) || key=$(field step_id string)
+  # An undo has a key of its own: the entry to remove is under the key its
+  # step's result recorded.
+  if [ "$undo" = true ]; then key=$(field result.key string) || key=""; fi
+  if [ -z "$key" ]; then
+    say_error "the request has no idempotency key, nor a result that names the entry" false
+    return
+  fi
   # What follows the time in this step's entry.
   NOTE_TAIL="$message [$key]"
   export NOTE_TAIL
