@@ -775,3 +775,36 @@ steps:
     assert!(sandbox.file("changes.log").exists(), "the note was appended");
     assert_eq!(sandbox.read("changes.log"), "", "and removed by the undo");
 }
+
+#[test]
+#[ignore = "the engine starts a plugin found beside a runbook named by a relative path in the runbook's folder, where that relative path no longer leads (engine/src/plugin/mod.rs, `registry_for`)"]
+fn the_readmes_commands_work_from_the_repository_root() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path().to_str().unwrap();
+    for command in [
+        vec!["check", "runbooks/feature-flag-failover.yaml"],
+        vec!["plan", "runbooks/feature-flag-failover.yaml"],
+        vec!["plugins", "runbooks/feature-flag-failover.yaml"],
+    ] {
+        let outcome = support::runbook_in(&root(), &command, &[("RUNBOOK_CACHE_DIR", cache)]);
+        assert_eq!(outcome.code, Some(0), "{command:?}: {}", outcome.transcript());
+    }
+}
+
+#[test]
+fn the_book_shows_the_files_it_describes() {
+    for page in ["book/src/plugins.md", "book/src/runbooks/feature-flag-failover.md"] {
+        let page = root().join(page);
+        let text = std::fs::read_to_string(&page).unwrap();
+        let included: Vec<&str> = text
+            .split("{{#include ")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("}}").map(|(path, _)| path))
+            .collect();
+        assert!(!included.is_empty(), "{}", page.display());
+        for path in included {
+            let file = page.parent().unwrap().join(path);
+            assert!(file.is_file(), "{} includes {path}, which is not there", page.display());
+        }
+    }
+}
