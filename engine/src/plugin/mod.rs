@@ -237,11 +237,7 @@ pub fn registry_for(base: &Registry, runbook: &Path, bytes: &[u8]) -> Registry {
     if names.is_empty() {
         return base.clone();
     }
-    let dir = runbook
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
+    let dir = folder_of(runbook);
     let mut registry = base.clone();
     for name in names {
         match find(&name, &dir, &wanted.declared) {
@@ -263,13 +259,9 @@ pub fn list(base: &Registry, runbook: Option<(&Path, &[u8])>) -> Vec<(String, Re
     let (mut wanted, dir) = match runbook {
         Some((runbook, bytes)) => (
             Wanted::of(&runbook.display().to_string(), bytes, base),
-            runbook
-                .parent()
-                .map(Path::to_path_buf)
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or_else(|| PathBuf::from(".")),
+            folder_of(runbook),
         ),
-        None => (Wanted::default(), PathBuf::from(".")),
+        None => (Wanted::default(), folder_of(Path::new("runbook.yaml"))),
     };
     if runbook.is_none() {
         wanted.used.extend(on_path());
@@ -300,6 +292,16 @@ pub fn list(base: &Registry, runbook: Option<(&Path, &[u8])>) -> Vec<(String, Re
             (name, found)
         })
         .collect()
+}
+
+/// The folder a runbook is in, as an absolute path: plugins start there,
+/// and a relative path to a plugin would be read from there a second time.
+fn folder_of(runbook: &Path) -> PathBuf {
+    let folder = runbook
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf())
 }
 
 /// The names of the plugins on PATH (`runbook-plugin-NAME`), sorted.
