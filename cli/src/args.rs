@@ -130,8 +130,9 @@ pub enum Command {
     /// List the step plugins a runbook can use: where each was found, and
     /// its kinds with their summaries and parameters.
     Plugins {
-        /// The runbook (default: plugins on PATH are not listed without one).
-        file: PathBuf,
+        /// The runbook whose plugins to list (without one: those in
+        /// ./plugins/ and every `runbook-plugin-NAME` on PATH).
+        file: Option<PathBuf>,
     },
     /// Print a shell completion script.
     Completions {

@@ -124,7 +124,7 @@ fn main() -> ExitCode {
                 serde_json::to_string_pretty(&schema).unwrap_or_default()
             ))
         }
-        Command::Plugins { file } => plugins::plugins(&terminal, &registry, &file),
+        Command::Plugins { file } => plugins::plugins(&terminal, &registry, file.as_deref()),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "runbook", &mut std::io::stdout());

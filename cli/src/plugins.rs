@@ -6,13 +6,20 @@ use runbook_engine::{Registry, exit};
 use serde_json::Value as Json;
 use std::path::Path;
 
-pub fn plugins(terminal: &Terminal, registry: &Registry, path: &Path) -> i32 {
-    let Some(bytes) = read(terminal, path) else {
-        return exit::INVALID;
+pub fn plugins(terminal: &Terminal, registry: &Registry, path: Option<&Path>) -> i32 {
+    let bytes = match path {
+        Some(path) => match read(terminal, path) {
+            Some(bytes) => Some(bytes),
+            None => return exit::INVALID,
+        },
+        None => None,
     };
-    let found = runbook_engine::plugin::list(registry, path, &bytes);
+    let found = runbook_engine::plugin::list(registry, path.zip(bytes.as_deref()));
     if found.is_empty() {
-        return print_stdout(&format!("{} uses no plugins\n", path.display()));
+        return print_stdout(&match path {
+            Some(path) => format!("{} uses no plugins\n", path.display()),
+            None => "no plugins in ./plugins/ or on PATH (runbook-plugin-NAME)\n".to_string(),
+        });
     }
     let mut text = String::new();
     let mut code = exit::SUCCESS;

@@ -339,3 +339,46 @@ async fn read_line(reader: &mut (impl AsyncBufReadExt + Unpin), line: &mut Vec<u
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(input: &[u8]) -> Vec<Result<String, String>> {
+        let mut reader = BufReader::with_capacity(16, input);
+        let mut out = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            match read_line(&mut reader, &mut line).await {
+                Ok(false) => return out,
+                Ok(true) => out.push(Ok(String::from_utf8_lossy(&line).into_owned())),
+                Err(e) => {
+                    out.push(Err(e));
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_are_read_whole_across_reads_and_bounded() {
+        assert_eq!(
+            lines(b"{\"type\":\"log\"}\nsecond line, longer than a read\nlast").await,
+            [
+                Ok("{\"type\":\"log\"}".to_string()),
+                Ok("second line, longer than a read".to_string()),
+                Ok("last".to_string())
+            ]
+        );
+        let mut long = vec![b'x'; MAX_LINE + 1];
+        long.push(b'\n');
+        assert_eq!(
+            lines(&long).await,
+            [Err("printed a line longer than 1 MiB".to_string())]
+        );
+        let mut just = vec![b'x'; MAX_LINE];
+        just.push(b'\n');
+        assert_eq!(lines(&just).await.len(), 1);
+        assert!(lines(&just).await[0].is_ok());
+    }
+}

@@ -237,11 +237,7 @@ pub fn registry_for(base: &Registry, runbook: &Path, bytes: &[u8]) -> Registry {
     if names.is_empty() {
         return base.clone();
     }
-    let dir = runbook
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
+    let dir = folder_of(runbook);
     let mut registry = base.clone();
     for name in names {
         match find(&name, &dir, &wanted.declared) {
@@ -257,14 +253,19 @@ pub fn registry_for(base: &Registry, runbook: &Path, bytes: &[u8]) -> Registry {
 }
 
 /// Every plugin a runbook can use (declared, in its `plugins/` folder and
-/// those its steps use from PATH), each found or with why not.
-pub fn list(base: &Registry, runbook: &Path, bytes: &[u8]) -> Vec<(String, Result<Plugin, ParamProblem>)> {
-    let mut wanted = Wanted::of(&runbook.display().to_string(), bytes, base);
-    let dir = runbook
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
+/// those its steps use from PATH), each found or with why not. Without a
+/// runbook: those in `./plugins/` and every `runbook-plugin-*` on PATH.
+pub fn list(base: &Registry, runbook: Option<(&Path, &[u8])>) -> Vec<(String, Result<Plugin, ParamProblem>)> {
+    let (mut wanted, dir) = match runbook {
+        Some((runbook, bytes)) => (
+            Wanted::of(&runbook.display().to_string(), bytes, base),
+            folder_of(runbook),
+        ),
+        None => (Wanted::default(), folder_of(Path::new("runbook.yaml"))),
+    };
+    if runbook.is_none() {
+        wanted.used.extend(on_path());
+    }
     if let Ok(entries) = std::fs::read_dir(dir.join("plugins")) {
         let mut found: Vec<String> = entries
             .filter_map(Result::ok)
@@ -291,6 +292,38 @@ pub fn list(base: &Registry, runbook: &Path, bytes: &[u8]) -> Vec<(String, Resul
             (name, found)
         })
         .collect()
+}
+
+/// The folder a runbook is in, as an absolute path: plugins start there,
+/// and a relative path to a plugin would be read from there a second time.
+fn folder_of(runbook: &Path) -> PathBuf {
+    let folder = runbook
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf())
+}
+
+/// The names of the plugins on PATH (`runbook-plugin-NAME`), sorted.
+fn on_path() -> Vec<String> {
+    let mut names = Vec::new();
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for entry in entries.filter_map(Result::ok) {
+            if let Some(name) = entry
+                .file_name()
+                .to_str()
+                .and_then(|f| f.strip_prefix("runbook-plugin-"))
+                && protocol::is_name(name)
+                && executable(&entry.path()).is_ok()
+                && !names.iter().any(|n| n == name)
+            {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names.sort();
+    names
 }
 
 #[cfg(test)]
