@@ -777,7 +777,6 @@ steps:
 }
 
 #[test]
-#[ignore = "the engine starts a plugin found beside a runbook named by a relative path in the runbook's folder, where that relative path no longer leads (engine/src/plugin/mod.rs, `registry_for`)"]
 fn the_readmes_commands_work_from_the_repository_root() {
     let cache = tempfile::tempdir().unwrap();
     let cache = cache.path().to_str().unwrap();
