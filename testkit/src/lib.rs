@@ -3,10 +3,10 @@
 //! The end-to-end tests run the real `runbook` binary against this server
 //! instead of a real platform: it answers the endpoints of the seed scenarios
 //! (capsules, the ledger, the resolver and DNS, the ledger service's alert
-//! endpoints, a fault-injection API for chaos drills), records every request
-//! before answering it, and lets a test switch its answers (a service that is
-//! down, a missing secret, a reconciliation that never succeeds) through one
-//! [`State`].
+//! endpoints, a fault-injection API for chaos drills, feature flags),
+//! records every request before answering it, and lets a test switch its
+//! answers (a service that is down, a missing secret, a reconciliation that
+//! never succeeds) through one [`State`].
 //!
 //! ```
 //! use testkit::{Health, StandIn};
@@ -31,4 +31,4 @@ mod state;
 pub use anchor::{InvalidTimestamp, anchor_hash, canonical_json, transactions_since};
 pub use recorded::Recorded;
 pub use stand_in::StandIn;
-pub use state::{Capsule, Dns, Fault, FaultEffect, Health, NoPop, Pop, Recovering, State, Transaction};
+pub use state::{Capsule, Dns, Fault, FaultEffect, FlagWrite, Health, NoPop, Pop, Recovering, State, Transaction};

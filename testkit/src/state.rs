@@ -107,6 +107,15 @@ pub struct State {
     /// removed, as a dependency that is slow to come back would. Default:
     /// zero (the target recovers at once).
     pub fault_recovery: Duration,
+
+    // --- feature flags (the feature-flag failover example) ---------------------
+    /// The feature flags and their values; a name that is not here is not a
+    /// flag (404), so a typo cannot create one. `PUT /flags/{name}` changes
+    /// one. Default: `checkout_v2` on, `search_beta` off.
+    pub flags: BTreeMap<String, bool>,
+    /// Every change `PUT /flags/{name}` made, oldest first. Written by the
+    /// service. Default: empty.
+    pub flag_writes: Vec<FlagWrite>,
 }
 
 impl Default for State {
@@ -140,6 +149,8 @@ impl Default for State {
             recovering: Vec::new(),
             faults_injected: 0,
             fault_recovery: Duration::ZERO,
+            flags: BTreeMap::from([("checkout_v2".to_owned(), true), ("search_beta".to_owned(), false)]),
+            flag_writes: Vec::new(),
         }
     }
 }
@@ -269,6 +280,18 @@ pub enum FaultEffect {
     Error(u16),
     /// Wait this long, then let the endpoint answer as usual.
     Latency(Duration),
+}
+
+/// One change of a feature flag, as `PUT /flags/{name}` made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagWrite {
+    pub name: String,
+    /// The value before the change.
+    pub previous: bool,
+    pub value: bool,
+    /// The request's `idempotency-key` header: a later request with the same
+    /// key is answered with this change again rather than making another.
+    pub idempotency_key: Option<String>,
 }
 
 /// A removed fault whose target has not recovered yet.

@@ -685,3 +685,63 @@ fn a_removed_fault_keeps_failing_for_its_recovery_window() {
     remove_fault(&service, "fault-2", &ADMIN);
     assert_eq!(get(&service, "/health").status, 503);
 }
+
+// --- feature flags ----------------------------------------------------------
+
+fn put_flag(service: &StandIn, name: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut request = agent()
+        .put(service.url_for(&format!("/flags/{name}")))
+        .header("content-type", "application/json");
+    for (header, value) in headers {
+        request = request.header(*header, *value);
+    }
+    answer(request.send(body))
+}
+
+#[test]
+fn flags_are_read_and_set_with_the_api_key_and_report_what_they_were() {
+    let service = StandIn::start();
+    let read = get(&service, "/flags/checkout_v2");
+    assert_eq!(
+        (read.status, read.json),
+        (200, json!({ "name": "checkout_v2", "value": true }))
+    );
+    let key = [("x-api-key", "test-api-key")];
+    let set = put_flag(&service, "checkout_v2", &key, r#"{"value": false}"#);
+    assert_eq!(
+        (set.status, set.json),
+        (
+            200,
+            json!({ "name": "checkout_v2", "previous": true, "value": false, "replayed": false })
+        )
+    );
+    assert_eq!(get(&service, "/flags/checkout_v2").json["value"], false);
+    assert!(!service.state().flags["checkout_v2"]);
+
+    assert_eq!(put_flag(&service, "checkout_v2", &[], r#"{"value": true}"#).status, 401);
+    assert_eq!(put_flag(&service, "chekout_v2", &key, r#"{"value": true}"#).status, 404);
+    assert_eq!(get(&service, "/flags/chekout_v2").status, 404);
+    let not_a_bool = put_flag(&service, "checkout_v2", &key, r#"{"value": "yes"}"#);
+    assert_eq!(not_a_bool.status, 400);
+    assert_eq!(put_flag(&service, "checkout_v2", &key, "").status, 400);
+    assert_eq!(service.state().flag_writes.len(), 1, "refused changes are not changes");
+    assert!(!service.state().flags["checkout_v2"]);
+}
+
+#[test]
+fn a_retried_flag_change_with_its_idempotency_key_is_answered_as_the_first_was() {
+    let service = StandIn::start();
+    let headers = [("x-api-key", "test-api-key"), ("idempotency-key", "run-1/switch_flag")];
+    let first = put_flag(&service, "checkout_v2", &headers, r#"{"value": false}"#);
+    let retried = put_flag(&service, "checkout_v2", &headers, r#"{"value": false}"#);
+    assert_eq!(retried.status, 200);
+    assert_eq!(retried.json["previous"], first.json["previous"]);
+    assert_eq!(retried.json["replayed"], true);
+    assert_eq!(service.state().flag_writes.len(), 1);
+    let reused = put_flag(&service, "checkout_v2", &headers, r#"{"value": true}"#);
+    assert_eq!(reused.status, 409);
+    assert_eq!(
+        service.state().flag_writes[0].idempotency_key.as_deref(),
+        Some("run-1/switch_flag")
+    );
+}

@@ -1,4 +1,4 @@
-//! The stand-in's HTTP surface: one module per seed scenario, behind a
+//! The stand-in's HTTP surface: one module per scenario, behind a
 //! middleware that records every request before anything answers it, and
 //! applies the injected failures and faults.
 //!
@@ -10,6 +10,7 @@
 mod alerts;
 mod capsules;
 mod chaos;
+mod flags;
 mod health;
 mod ledger;
 mod resolver;
@@ -82,6 +83,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/restart", post(alerts::restart))
         .route("/chaos/faults", get(chaos::list).post(chaos::create))
         .route("/chaos/faults/{id}", delete(chaos::remove))
+        .route("/flags/{name}", get(flags::read).put(flags::write))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async { error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
         .layer(middleware::from_fn_with_state(shared.clone(), record))
