@@ -45,6 +45,8 @@ pub fn command(dir: &Path, args: &[&str]) -> Command {
         .env_remove("RUNBOOK_STATE_DIR")
         // Locks are machine-wide: tests that run at once keep theirs apart.
         .env("RUNBOOK_LOCK_DIR", dir.join(".locks"))
+        // Plugins' describe answers are kept out of the user's cache.
+        .env("RUNBOOK_CACHE_DIR", std::env::temp_dir().join("runbook-tests-cache"))
         .stdin(Stdio::null());
     command
 }

@@ -21,6 +21,9 @@ pub(super) struct Action<'a> {
     pub(super) retry: Option<&'a Retry>,
     pub(super) verify: &'a [Text],
     pub(super) outputs: &'a [(String, Text)],
+    /// What tells its idempotency key from the step's: `:rollback` for a
+    /// step's rollback body, which does the opposite of the step.
+    pub(super) key_suffix: &'static str,
 }
 
 pub(super) fn action(runbook: &checked::Runbook, which: Which) -> Option<Action<'_>> {
@@ -34,6 +37,7 @@ pub(super) fn action(runbook: &checked::Runbook, which: Which) -> Option<Action<
             retry: s.retry.as_ref(),
             verify: &s.verify,
             outputs: &s.outputs,
+            key_suffix: "",
         }
     }
     Some(match which {
@@ -50,6 +54,7 @@ pub(super) fn action(runbook: &checked::Runbook, which: Which) -> Option<Action<
                 retry: body.retry.as_ref(),
                 verify: &body.verify,
                 outputs: &[],
+                key_suffix: ":rollback",
             }
         }
     })
@@ -257,7 +262,7 @@ impl RunHost {
             run_id: self.run_id.clone(),
             step_id: action.id.to_string(),
             attempt,
-            idempotency_key: format!("{}:{}", self.run_id, action.id),
+            idempotency_key: format!("{}:{}{}", self.run_id, action.id, action.key_suffix),
             params,
             cancel: attempt_cancel.clone(),
             kill_grace: self.kill_grace,
