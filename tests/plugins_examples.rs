@@ -639,7 +639,6 @@ fn feature_flag_failover_with_a_refused_key_changes_nothing_and_says_why() {
 }
 
 #[test]
-#[ignore = "the engine still makes every attempt after a plugin's `retryable: false` (engine/src/execute/action.rs)"]
 fn a_refusal_the_plugin_says_cannot_be_retried_is_tried_once() {
     let failover = Failover::new();
     failover.service.set(|state| state.api_key = "another-key".into());
