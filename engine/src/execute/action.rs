@@ -230,6 +230,9 @@ impl RunHost {
                                 break;
                             }
                         }
+                    } else {
+                        // No retry: the kind said none can help (or none is left).
+                        break;
                     }
                 }
             }
