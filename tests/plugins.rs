@@ -999,3 +999,66 @@ fn describe_is_asked_once_until_the_plugin_changes() {
     assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
     assert_eq!(asked(), 3);
 }
+
+#[test]
+fn a_secret_cut_by_the_shortened_line_of_a_misbehaving_plugin_does_not_leak_its_start() {
+    let sandbox = PluginSandbox::new(
+        r#"
+runbook: 1
+name: cut
+secrets:
+  token: { env: TEST_TOKEN }
+steps:
+  - id: garbage
+    uses: bad.act
+    with: { value: "{{ secrets.token }}" }
+    on_failure: continue
+  - id: crash
+    needs: []
+    uses: bad.act
+    with: { value: "crash {{ secrets.token }}" }
+    on_failure: continue
+"#,
+    );
+    // The secret starts 8 characters before where each message is cut:
+    // the line shown at 120 characters, the end of stderr at 200.
+    sandbox.plugin(
+        "bad",
+        r#"req=$(cat)
+v=$(printf '%s' "$req" | sed -n 's/.*"value":"\([^"]*\)".*/\1/p')
+case "$v" in
+  crash*) printf '%0192d%s\n' 0 "${v#crash }" >&2; exit 3 ;;
+  *) printf '%0112d%s\n' 0 "$v" ;;
+esac"#,
+    );
+    let (outcome, events) = {
+        let cache = sandbox.cache();
+        let outcome = sandbox.sandbox.runbook(
+            &["run", "runbook.yaml", "--output", "json"],
+            &[("RUNBOOK_CACHE_DIR", &cache), ("TEST_TOKEN", SECRET)],
+        );
+        let events: Vec<Json> = outcome
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (outcome, events)
+    };
+    assert_eq!(outcome.code, Some(1), "{}", outcome.transcript());
+    for (step, ends) in [("garbage", "0***`"), ("crash", "0***")] {
+        let failed = events_of(&events, "step_failed", step);
+        assert_eq!(failed.len(), 1, "{}", outcome.stdout);
+        let error = failed[0]["error"].as_str().unwrap();
+        assert!(error.starts_with("plugin `bad`") && error.ends_with(ends), "{error}");
+    }
+    let show = sandbox.runbook(&["show", &sandbox.last_run()]);
+    let mut places = vec![
+        ("the run".to_string(), outcome.transcript()),
+        ("show".to_string(), show.transcript()),
+    ];
+    places.extend(files(&sandbox.sandbox.state()));
+    let start = &SECRET[..8];
+    for (place, shown) in &places {
+        assert!(!shown.contains(start), "`{start}` shows in {place}:\n{shown}");
+    }
+}

@@ -220,7 +220,7 @@ impl PluginKind {
                 };
                 Err(self.misbehaved(format_args!(
                     "{how} without a final message (`ok` or `error`){}",
-                    stderr_tail(stderr.as_bytes())
+                    stderr_tail(cx.host.mask(&stderr).as_bytes())
                 )))
             }
         }
@@ -255,7 +255,8 @@ impl PluginKind {
             let message = match read_message(&line) {
                 Ok(message) => message,
                 Err(why) => {
-                    let shown: String = String::from_utf8_lossy(&line).trim().chars().take(120).collect();
+                    let line = cx.host.mask(&String::from_utf8_lossy(&line));
+                    let shown: String = line.trim().chars().take(120).collect();
                     return Answer::Broken(self.misbehaved(format_args!(
                         "printed a line that is not a protocol message ({why}): `{shown}`"
                     )));
