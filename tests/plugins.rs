@@ -1062,3 +1062,56 @@ esac"#,
         assert!(!shown.contains(start), "`{start}` shows in {place}:\n{shown}");
     }
 }
+
+/// A known bug, left for a fix in the executor: the undo a kind gives is
+/// journaled with its parameters masked, so an undo run from the journal
+/// (after the run's process died) is given `***` where the step had a
+/// secret, and the plugin cannot undo with it (an API token, typically).
+/// The undo at failure, from memory, gets the real value.
+#[test]
+#[ignore = "known bug: an undo from the journal gets `***` for a secret parameter"]
+fn an_undo_from_the_journal_is_given_the_steps_real_secret() {
+    let sandbox = PluginSandbox::new(
+        r#"
+runbook: 1
+name: undoable
+secrets:
+  token: { env: TEST_TOKEN }
+steps:
+  - id: flip
+    uses: flags.set
+    with: { flag: checkout, value: "{{ secrets.token }}" }
+  - id: later
+    uses: shell
+    with: { run: 'touch "$SANDBOX/holding"; if [ -e "$SANDBOX/hold" ]; then sleep 300; fi; exit 1' }
+"#,
+    );
+    sandbox.executable("plugins/flags.sh", &script(FLAGS, FLAGS_RUN));
+    let env = [("TEST_TOKEN", SECRET)];
+    let failed = sandbox.runbook_with(&["run", "runbook.yaml"], &env);
+    assert_eq!(failed.code, Some(1), "{}", failed.transcript());
+    assert_eq!(sandbox.requests("undos")[0]["params"]["value"], SECRET, "at failure");
+
+    std::fs::remove_file(sandbox.sandbox.file("undos")).unwrap();
+    std::fs::remove_file(sandbox.sandbox.file("holding")).unwrap();
+    std::fs::write(sandbox.sandbox.file("hold"), "").unwrap();
+    let mut runbook = sandbox
+        .sandbox
+        .run_command(&[])
+        .env("RUNBOOK_CACHE_DIR", sandbox.cache())
+        .env("TEST_TOKEN", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sandbox.wait_for_file("holding");
+    runbook.kill().unwrap();
+    assert_eq!(wait_at_most(&mut runbook, Duration::from_secs(5)), None);
+    let rollback = sandbox.runbook_with(&["rollback", &sandbox.last_run()], &env);
+    assert_eq!(rollback.code, Some(0), "{}", rollback.transcript());
+    assert_eq!(
+        sandbox.requests("undos")[0]["params"]["value"],
+        SECRET,
+        "from the journal"
+    );
+}
