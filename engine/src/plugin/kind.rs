@@ -188,7 +188,13 @@ impl PluginKind {
             () = cx.cancel.cancelled() => {
                 processes.stop(&mut child, cx.kill_grace).await;
                 ended.cancel();
-                return Err(crate::kit::cancelled());
+                // What it said on stderr is kept, as a `shell` step's is: it
+                // often says why it hung.
+                let stderr = match stderr {
+                    Some(task) => task.await.map(|capture| capture.into_text()).unwrap_or_default(),
+                    None => String::new(),
+                };
+                return Err(crate::kit::cancelled().with_result(json!({ "stderr": stderr })));
             }
         };
         if let Answer::Broken(_) = &answer {
