@@ -127,6 +127,10 @@ impl Host for RunHost {
         }
     }
 
+    fn mask(&self, text: &str) -> String {
+        self.redactor.redact(text).into_owned()
+    }
+
     fn log(&self, step: &str, level: &str, message: &str) {
         self.reporter.event(&Event::Log {
             step: step.to_string(),

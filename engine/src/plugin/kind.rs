@@ -197,7 +197,13 @@ impl PluginKind {
             () = cx.cancel.cancelled() => {
                 processes.stop(&mut child, cx.kill_grace).await;
                 ended.cancel();
-                return Err(crate::kit::cancelled());
+                // What it said on stderr is kept, as a `shell` step's is: it
+                // often says why it hung.
+                let stderr = match stderr {
+                    Some(task) => task.await.map(|capture| capture.into_text()).unwrap_or_default(),
+                    None => String::new(),
+                };
+                return Err(crate::kit::cancelled().with_result(json!({ "stderr": stderr })));
             }
         };
         if let Answer::Broken(_) = &answer {
@@ -229,7 +235,7 @@ impl PluginKind {
                 };
                 Err(self.misbehaved(format_args!(
                     "{how} without a final message (`ok` or `error`){}",
-                    stderr_tail(stderr.as_bytes())
+                    stderr_tail(cx.host.mask(&stderr).as_bytes())
                 )))
             }
         }
@@ -264,7 +270,8 @@ impl PluginKind {
             let message = match read_message(&line) {
                 Ok(message) => message,
                 Err(why) => {
-                    let shown: String = String::from_utf8_lossy(&line).trim().chars().take(120).collect();
+                    let line = cx.host.mask(&String::from_utf8_lossy(&line));
+                    let shown: String = line.trim().chars().take(120).collect();
                     return Answer::Broken(self.misbehaved(format_args!(
                         "printed a line that is not a protocol message ({why}): `{shown}`"
                     )));
