@@ -289,7 +289,7 @@ fn a_plugin_that_crashes_fails_its_step_with_the_end_of_its_stderr() {
     );
     assert_eq!(
         error,
-        "plugin `bad` (./plugins/bad.sh) exited with code 3 without a final message (`ok` or `error`); its stderr ends: panic: the flag service is on fire"
+        "plugin `bad` (plugins/bad.sh) exited with code 3 without a final message (`ok` or `error`); its stderr ends: panic: the flag service is on fire"
     );
 }
 
@@ -298,7 +298,7 @@ fn a_plugin_that_prints_garbage_is_stopped() {
     let (_sandbox, error) = misbehaves("cat > /dev/null\necho 'hello, engine'\nsleep 30", "");
     assert_eq!(
         error,
-        "plugin `bad` (./plugins/bad.sh) printed a line that is not a protocol message (expected value at line 1 column 1): `hello, engine`"
+        "plugin `bad` (plugins/bad.sh) printed a line that is not a protocol message (expected value at line 1 column 1): `hello, engine`"
     );
 }
 
@@ -308,10 +308,7 @@ fn a_plugin_that_prints_a_line_longer_than_a_mebibyte_is_stopped_at_once() {
         "cat > /dev/null\nhead -c 1100000 /dev/zero | tr '\\0' x\nsleep 30\necho",
         "",
     );
-    assert_eq!(
-        error,
-        "plugin `bad` (./plugins/bad.sh) printed a line longer than 1 MiB"
-    );
+    assert_eq!(error, "plugin `bad` (plugins/bad.sh) printed a line longer than 1 MiB");
 }
 
 #[test]
@@ -319,7 +316,7 @@ fn a_plugin_that_prints_nothing_and_exits_0_fails_its_step() {
     let (_sandbox, error) = misbehaves("cat > /dev/null\nexit 0", "");
     assert_eq!(
         error,
-        "plugin `bad` (./plugins/bad.sh) exited without a final message (`ok` or `error`)"
+        "plugin `bad` (plugins/bad.sh) exited without a final message (`ok` or `error`)"
     );
 }
 
@@ -331,7 +328,7 @@ fn a_plugin_that_logs_and_exits_0_without_a_final_message_fails_its_step() {
     );
     assert_eq!(
         error,
-        "plugin `bad` (./plugins/bad.sh) exited without a final message (`ok` or `error`)"
+        "plugin `bad` (plugins/bad.sh) exited without a final message (`ok` or `error`)"
     );
 }
 
@@ -341,7 +338,7 @@ fn a_plugin_that_sends_two_final_messages_fails_its_step() {
         "cat > /dev/null\necho '{\"type\":\"ok\",\"result\":{\"n\":1}}'\necho '{\"type\":\"error\",\"message\":\"no\"}'\nsleep 30",
         "",
     );
-    assert_eq!(error, "plugin `bad` (./plugins/bad.sh) sent a second final message");
+    assert_eq!(error, "plugin `bad` (plugins/bad.sh) sent a second final message");
 }
 
 #[test]
@@ -447,7 +444,7 @@ fn plugin_gone_during_the_run(how: &str) -> String {
 fn a_plugin_deleted_after_check_fails_its_step_at_start() {
     assert_eq!(
         plugin_gone_during_the_run("rm"),
-        "plugin `bad` (./plugins/bad.sh) cannot be started: no such file or directory"
+        "plugin `bad` (plugins/bad.sh) cannot be started: no such file or directory"
     );
 }
 
@@ -455,7 +452,7 @@ fn a_plugin_deleted_after_check_fails_its_step_at_start() {
 fn a_plugin_made_not_executable_after_check_fails_its_step_at_start() {
     assert_eq!(
         plugin_gone_during_the_run("chmod a-x"),
-        "plugin `bad` (./plugins/bad.sh) cannot be started: permission denied"
+        "plugin `bad` (plugins/bad.sh) cannot be started: permission denied"
     );
 }
 
@@ -574,7 +571,7 @@ fn check_refuses_a_declared_plugin_that_is_missing() {
     let runbook = CHECKED.replace("steps:", "plugins:\n  bad: tools/bad.sh\nsteps:");
     let transcript = check_fails(&runbook, |_| {});
     assert!(
-        transcript.contains("plugin `bad` (./tools/bad.sh) is missing"),
+        transcript.contains("plugin `bad` (tools/bad.sh) is missing"),
         "{transcript}"
     );
 }

@@ -26,11 +26,7 @@ pub fn plugins(terminal: &Terminal, registry: &Registry, path: Option<&Path>) ->
     for (name, plugin) in found {
         match plugin {
             Ok(plugin) => {
-                text.push_str(&format!(
-                    "{name}: {} ({})\n",
-                    plugin.path.display(),
-                    plugin.source.words()
-                ));
+                text.push_str(&format!("{name}: {} ({})\n", plugin.shown, plugin.source.words()));
                 for kind in &plugin.kinds {
                     let mut traits = Vec::new();
                     if kind.read_only {

@@ -27,6 +27,8 @@ pub struct PluginKind {
     summary: &'static str,
     plugin: String,
     path: PathBuf,
+    /// The path as messages show it.
+    shown: String,
     /// Where the plugin runs: the runbook's folder.
     dir: PathBuf,
     info: KindInfo,
@@ -43,6 +45,7 @@ impl PluginKind {
             summary,
             plugin: plugin.name.clone(),
             path: plugin.path.clone(),
+            shown: plugin.shown.clone(),
             dir: dir.to_path_buf(),
             info: info.clone(),
         }
@@ -50,7 +53,7 @@ impl PluginKind {
 
     /// `plugin `flags` (plugins/flags.py)`: how messages name it.
     fn named(&self) -> String {
-        format!("plugin `{}` ({})", self.plugin, self.path.display())
+        format!("plugin `{}` ({})", self.plugin, self.shown)
     }
 
     /// A failure the plugin caused by misbehaving.

@@ -51,6 +51,8 @@ impl Source {
 pub struct Plugin {
     pub name: String,
     pub path: PathBuf,
+    /// Its path as messages show it (see [`shown`]).
+    pub shown: String,
     pub source: Source,
     pub kinds: Vec<protocol::KindInfo>,
 }
@@ -144,7 +146,7 @@ pub fn locate(name: &str, dir: &Path, declared: &IndexMap<String, String>) -> Re
             .map_err(|why| {
                 unusable(
                     name,
-                    &path,
+                    &shown(&path, dir),
                     &why,
                     "the path under `plugins:` is relative to the runbook's folder",
                 )
@@ -168,7 +170,12 @@ pub fn locate(name: &str, dir: &Path, declared: &IndexMap<String, String>) -> Re
         }
         if let Some(path) = candidates.first() {
             let why = executable(path).err().unwrap_or_default();
-            return Err(unusable(name, path, &why, "make it executable (`chmod +x`)"));
+            return Err(unusable(
+                name,
+                &shown(path, dir),
+                &why,
+                "make it executable (`chmod +x`)",
+            ));
         }
     }
     let program = format!("runbook-plugin-{name}");
@@ -185,8 +192,14 @@ pub fn locate(name: &str, dir: &Path, declared: &IndexMap<String, String>) -> Re
     )))
 }
 
-fn unusable(name: &str, path: &Path, why: &str, help: &str) -> ParamProblem {
-    ParamProblem::new("", format!("plugin `{name}` ({}) {why}", path.display())).with_help(help)
+fn unusable(name: &str, shown: &str, why: &str, help: &str) -> ParamProblem {
+    ParamProblem::new("", format!("plugin `{name}` ({shown}) {why}")).with_help(help)
+}
+
+/// A plugin's path as messages show it: relative to the runbook's folder
+/// when it is inside it (`plugins/flags.py`), else in full.
+pub fn shown(path: &Path, dir: &Path) -> String {
+    path.strip_prefix(dir).unwrap_or(path).display().to_string()
 }
 
 /// Whether `path` is a file this user may execute; why not, in words.
@@ -217,11 +230,12 @@ pub fn find(name: &str, dir: &Path, declared: &IndexMap<String, String>) -> Resu
     }
     let (path, source) = locate(name, dir, declared)?;
     let answer = describe(&path, dir).map_err(|why| {
-        ParamProblem::new("", format!("plugin `{name}` ({}) {why}", path.display()))
+        ParamProblem::new("", format!("plugin `{name}` ({}) {why}", shown(&path, dir)))
             .with_help("run it by hand with the argument `describe` to see what it answers")
     })?;
     Ok(Plugin {
         name: name.to_string(),
+        shown: shown(&path, dir),
         path,
         source,
         kinds: answer.kinds,

@@ -121,7 +121,7 @@ pub fn read_describe(text: &[u8]) -> Result<DescribeAnswer, String> {
         Some(Json::Number(n)) if n.as_u64() == Some(PROTOCOL) => {}
         Some(other) => {
             return Err(format!(
-                "speaks protocol version {other}; this runbook speaks version {PROTOCOL}"
+                "speaks protocol version {other}; this version of runbook speaks protocol version {PROTOCOL}"
             ));
         }
         None => return Err("answered `describe` without a `protocol` version".into()),
@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(answer.kinds[0].params, json!({"type": "object"}));
         assert!(answer.kinds[0].undo && !answer.kinds[0].read_only);
         let other = read_describe(br#"{"protocol": 2, "kinds": []}"#).unwrap_err();
-        assert_eq!(other, "speaks protocol version 2; this runbook speaks version 1");
+        assert_eq!(
+            other,
+            "speaks protocol version 2; this version of runbook speaks protocol version 1"
+        );
         assert!(read_describe(b"hello").unwrap_err().contains("not JSON"));
         let bad_name = json!({"protocol": 1, "kinds": [{"name": "Set", "summary": "x"}]});
         assert!(

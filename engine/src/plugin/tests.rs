@@ -84,7 +84,7 @@ fn a_plugin_that_cannot_describe_itself_says_how() {
         ("echo hello", "answered `describe` with something that is not JSON"),
         (
             r#"echo '{"protocol":7,"kinds":[]}'"#,
-            "speaks protocol version 7; this runbook speaks version 1",
+            "speaks protocol version 7; this version of runbook speaks protocol version 1",
         ),
         (
             r#"echo '{"protocol":1}'"#,
