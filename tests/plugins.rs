@@ -602,6 +602,44 @@ fn check_refuses_a_plugin_whose_describe_fails() {
 }
 
 #[test]
+fn check_refuses_a_plugin_whose_describe_hangs_and_stops_it() {
+    let sandbox = PluginSandbox::new(CHECKED);
+    let marker = format!("runbook-describe-hang-{:08x}", std::process::id());
+    sandbox.executable(
+        "plugins/bad.sh",
+        &format!("#!/bin/sh\nsh -c 'sleep 60' {marker} &\nsleep 60\n"),
+    );
+    let started = std::time::Instant::now();
+    let outcome = sandbox.runbook_with(
+        &["check", "runbook.yaml"],
+        &[("RUNBOOK_PLUGIN_DESCRIBE_TIMEOUT", "500ms")],
+    );
+    assert_eq!(outcome.code, Some(2), "{}", outcome.transcript());
+    assert!(
+        outcome
+            .stderr
+            .contains("plugin `bad` (plugins/bad.sh) did not answer `describe` within 500ms and was stopped"),
+        "{}",
+        outcome.transcript()
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "describe left {left:?} running");
+}
+
+#[test]
 fn check_refuses_a_plugin_whose_describe_is_garbage() {
     insta::assert_snapshot!(
         "check_describe_garbage",

@@ -11,8 +11,16 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// How long `describe` may take.
+/// How long `describe` may take, unless `RUNBOOK_PLUGIN_DESCRIBE_TIMEOUT`
+/// says otherwise (a duration such as `30s`, for a plugin slow to start).
 pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn describe_timeout() -> Duration {
+    std::env::var("RUNBOOK_PLUGIN_DESCRIBE_TIMEOUT")
+        .ok()
+        .and_then(|text| crate::words::parse_timeout(&text).ok())
+        .unwrap_or(DESCRIBE_TIMEOUT)
+}
 
 /// The most a `describe` answer may be.
 const MAX_ANSWER: usize = 4 << 20;
@@ -103,10 +111,11 @@ fn ask(path: &Path, dir: &Path) -> Result<DescribeAnswer, String> {
     read(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), 0);
     read(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), 1);
     let started = Instant::now();
+    let limit = describe_timeout();
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() < DESCRIBE_TIMEOUT => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(5)),
             _ => {
                 // Still running (or lost): the whole group goes.
                 let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
@@ -127,8 +136,8 @@ fn ask(path: &Path, dir: &Path) -> Result<DescribeAnswer, String> {
     }
     let Some(status) = status else {
         return Err(format!(
-            "did not answer `describe` within {}s and was stopped",
-            DESCRIBE_TIMEOUT.as_secs()
+            "did not answer `describe` within {} and was stopped",
+            crate::words::format_duration(limit)
         ));
     };
     if !status.success() {

@@ -107,6 +107,53 @@ impl Wanted {
         wanted
     }
 
+    /// What a runbook file wants, and the runbooks its `runbook` steps run,
+    /// recursively: sub-runbooks are run with the registry of the runbook
+    /// that runs them, so their plugins are found with it. A plugin a
+    /// sub-runbook declares keeps its path, relative to that runbook's folder.
+    pub fn of_file(path: &Path, bytes: &[u8], registry: &Registry) -> Self {
+        let mut wanted = Self::of(&path.display().to_string(), bytes, registry);
+        let mut seen = vec![std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())];
+        wanted.add_children(path, bytes, registry, &mut seen);
+        wanted
+    }
+
+    fn add_children(&mut self, path: &Path, bytes: &[u8], registry: &Registry, seen: &mut Vec<PathBuf>) {
+        let Ok(source) = crate::parse::node::decode(&path.display().to_string(), bytes) else {
+            return;
+        };
+        let Ok(document) = crate::parse::node::parse_yaml(&source) else {
+            return;
+        };
+        let mut children = Vec::new();
+        collect_children(&document, registry, &mut children);
+        let dir = folder_of(path);
+        for file in children {
+            let child = dir.join(file);
+            let canonical = std::fs::canonicalize(&child).unwrap_or_else(|_| child.clone());
+            // A cycle or a runaway depth is the loader's to report.
+            if seen.contains(&canonical) || seen.len() > 32 {
+                continue;
+            }
+            let Ok(child_bytes) = crate::files::read_regular(&child) else {
+                continue;
+            };
+            seen.push(canonical);
+            let inner = Self::of(&child.display().to_string(), &child_bytes, registry);
+            let child_dir = folder_of(&child);
+            for (name, declared) in inner.declared {
+                let absolute = child_dir.join(declared).display().to_string();
+                self.declared.entry(name).or_insert(absolute);
+            }
+            for name in inner.used {
+                if !self.used.contains(&name) {
+                    self.used.push(name);
+                }
+            }
+            self.add_children(&child, &child_bytes, registry, seen);
+        }
+    }
+
     /// Every plugin name, declared ones first.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.declared.keys().cloned().collect();
@@ -116,6 +163,43 @@ impl Wanted {
             }
         }
         names
+    }
+}
+
+/// The files that `runbook` steps (kinds that run a child runbook) name.
+fn collect_children(node: &Node, registry: &Registry, out: &mut Vec<String>) {
+    match &node.value {
+        Value::Map(entries) => {
+            let param = entries
+                .iter()
+                .find_map(|(key, value)| match (&key.value, &value.value) {
+                    (Value::Str(key), Value::Str(kind)) if key == "uses" => registry.get(kind)?.child_runbook_param(),
+                    _ => None,
+                });
+            if let Some(param) = param
+                && let Some((
+                    _,
+                    Node {
+                        value: Value::Map(with),
+                        ..
+                    },
+                )) = entries.iter().find(|(key, _)| key.value == Value::Str("with".into()))
+                && let Some((
+                    _,
+                    Node {
+                        value: Value::Str(file),
+                        ..
+                    },
+                )) = with.iter().find(|(key, _)| key.value == Value::Str(param.into()))
+            {
+                out.push(file.clone());
+            }
+            entries
+                .iter()
+                .for_each(|(_, value)| collect_children(value, registry, out));
+        }
+        Value::Seq(items) => items.iter().for_each(|item| collect_children(item, registry, out)),
+        _ => {}
     }
 }
 
@@ -246,7 +330,7 @@ pub fn find(name: &str, dir: &Path, declared: &IndexMap<String, String>) -> Resu
 /// the kinds of every plugin it declares or uses. A plugin that cannot be
 /// used is recorded with why ([`Registry::unusable`]).
 pub fn registry_for(base: &Registry, runbook: &Path, bytes: &[u8]) -> Registry {
-    let wanted = Wanted::of(&runbook.display().to_string(), bytes, base);
+    let wanted = Wanted::of_file(runbook, bytes, base);
     let names = wanted.names();
     if names.is_empty() {
         return base.clone();

@@ -118,3 +118,48 @@ fn the_registry_holds_the_kinds_of_the_plugins_found_and_why_others_are_not() {
         "no plugin `pager` is found"
     );
 }
+
+#[test]
+fn a_sub_runbook_s_plugins_are_found_with_the_runbook_that_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    script(&dir.path().join("child/tools/notes"), DESCRIBE);
+    script(&dir.path().join("plugins/flags"), DESCRIBE);
+    std::fs::write(
+        dir.path().join("child/child.yaml"),
+        "runbook: 1\nplugins: { notes: tools/notes }\nsteps:\n  - id: n\n    uses: notes.set\n  - id: f\n    uses: flags.set\n",
+    )
+    .unwrap();
+    let mut base = Registry::new();
+    base.register(RunsRunbooks);
+    let text = b"runbook: 1\nsteps:\n  - id: c\n    uses: runbook\n    with: { file: child/child.yaml }\n";
+    let registry = registry_for(&base, &dir.path().join("parent.yaml"), text);
+    assert!(
+        registry.get("notes.set").is_some(),
+        "declared by the child, relative to its folder"
+    );
+    assert!(registry.get("flags.set").is_some(), "in the parent's plugins/ folder");
+}
+
+/// A kind that runs a child runbook, as the `runbook` kind does.
+struct RunsRunbooks;
+
+impl crate::step::StepKind for RunsRunbooks {
+    fn name(&self) -> &'static str {
+        "runbook"
+    }
+    fn summary(&self) -> &'static str {
+        "Run a runbook."
+    }
+    fn params_schema(&self) -> serde_json::Value {
+        serde_json::json!({"type": "object"})
+    }
+    fn child_runbook_param(&self) -> Option<&'static str> {
+        Some("file")
+    }
+    fn describe(&self, _: &serde_json::Value) -> String {
+        "run a runbook".into()
+    }
+    fn run(&self, _: crate::step::StepContext) -> crate::step::StepFuture<'_> {
+        Box::pin(async { Err(crate::step::StepError::new("not here")) })
+    }
+}
