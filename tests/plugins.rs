@@ -377,16 +377,15 @@ echo 'waiting for the lock on /var/lib/flags' >&2
 sleep 300"#,
         "    timeout: 1s\n",
     );
-    // The executor's words for any kind that runs past its timeout: the
-    // plugin is not named here (the step's `uses: bad.act` is, in the
-    // report), unlike for the other misbehaviours.
+    // The executor's words for any kind that runs past its timeout; the
+    // failure's detail names the plugin it stopped.
     assert_eq!(error, "timed out after 1s");
     // What it said on stderr tells why, as for a `shell` step.
     let shown = sandbox.runbook(&["show", &sandbox.last_run()]);
     assert!(
-        shown
-            .stdout
-            .contains("timed out after 1s — last stderr: waiting for the lock on /var/lib/flags"),
+        shown.stdout.contains(
+            "timed out after 1s — plugin `bad` (plugins/bad.sh) was stopped; last stderr: waiting for the lock on /var/lib/flags"
+        ),
         "{}",
         shown.transcript()
     );

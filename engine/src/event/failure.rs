@@ -158,6 +158,10 @@ const EXCERPT: usize = 300;
 /// The part of a kind's result that tells why it failed.
 fn partial_detail(partial: &Json) -> Option<String> {
     let mut parts = Vec::new();
+    // What was stopped, in words, when it is not the step's command (a plugin).
+    if let Some(stopped) = partial.get("stopped").and_then(Json::as_str) {
+        parts.push(excerpt(stopped));
+    }
     if let Some(code) = partial.get("exit_code").and_then(Json::as_i64) {
         parts.push(format!("exit code {code}"));
     } else if let Some(signal) = partial.get("signal").and_then(Json::as_str) {

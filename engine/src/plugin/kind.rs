@@ -206,7 +206,8 @@ impl PluginKind {
                     Some(task) => task.await.map(|capture| capture.into_text()).unwrap_or_default(),
                     None => String::new(),
                 };
-                return Err(crate::kit::cancelled().with_result(json!({ "stderr": stderr })));
+                let stopped = format!("{} was stopped", self.named());
+                return Err(crate::kit::cancelled().with_result(json!({ "stopped": stopped, "stderr": stderr })));
             }
         };
         if let Answer::Broken(_) = &answer {
