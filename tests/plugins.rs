@@ -1111,11 +1111,10 @@ esac"#,
     }
 }
 
-/// A known bug, left for a fix in the executor: the undo a kind gives is
-/// journaled with its parameters masked, so an undo run from the journal
-/// (after the run's process died) is given `***` where the step had a
-/// secret, and the plugin cannot undo with it (an API token, typically).
-/// The undo at failure, from memory, gets the real value.
+/// The undo a kind gives is journaled with its parameters masked; an undo
+/// run later from the journal (after the run's process died) is rebuilt
+/// from the step's parameters rendered again, so the plugin gets the real
+/// secret (an API token, typically), as the undo at failure does.
 #[test]
 fn an_undo_from_the_journal_is_given_the_steps_real_secret() {
     let sandbox = PluginSandbox::new(

@@ -107,15 +107,29 @@ impl Sandbox {
     }
 
     /// The ids of the runs kept in the sandbox, oldest first.
+    /// The runs journaled here, oldest first: by when each started (its
+    /// journal's header, to the millisecond), since two runs started in one
+    /// second have ids that sort by their random part.
     pub fn run_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = std::fs::read_dir(self.state().join("runs"))
+        let runs = self.state().join("runs");
+        let mut ids: Vec<(String, String)> = std::fs::read_dir(&runs)
             .map(|d| {
                 d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .map(|e| {
+                        let id = e.file_name().to_string_lossy().into_owned();
+                        let started = std::fs::read_to_string(runs.join(&id).join("journal.jsonl"))
+                            .ok()
+                            .and_then(|text| {
+                                let header: serde_json::Value = serde_json::from_str(text.lines().next()?).ok()?;
+                                Some(header["started_at"].as_str()?.to_string())
+                            })
+                            .unwrap_or_default();
+                        (started, id)
+                    })
                     .collect()
             })
             .unwrap_or_default();
         ids.sort();
-        ids
+        ids.into_iter().map(|(_, id)| id).collect()
     }
 }

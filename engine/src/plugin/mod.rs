@@ -314,8 +314,13 @@ pub fn find(name: &str, dir: &Path, declared: &IndexMap<String, String>) -> Resu
     }
     let (path, source) = locate(name, dir, declared)?;
     let answer = describe(&path, dir).map_err(|why| {
-        ParamProblem::new("", format!("plugin `{name}` ({}) {why}", shown(&path, dir)))
-            .with_help("run it by hand with the argument `describe` to see what it answers")
+        ParamProblem::new("", format!("plugin `{name}` ({}) {why}", shown(&path, dir))).with_help(
+            if why.starts_with("speaks protocol version") {
+                "use a version of the plugin that speaks this protocol version, or a runbook that speaks the plugin's"
+            } else {
+                "run it by hand with the argument `describe` to see what it answers"
+            },
+        )
     })?;
     Ok(Plugin {
         name: name.to_string(),
