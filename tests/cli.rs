@@ -167,6 +167,10 @@ fn example_runbooks_pass_check_and_their_plans_are_reviewed() {
             assert_eq!(plan.code, Some(0), "{name}: {}", plan.transcript());
             if format == "json" {
                 let _: serde_json::Value = serde_json::from_str(&plan.stdout).expect("valid JSON");
+                // Parsers that keep the last of two equal keys (or refuse them) must read the same plan.
+                if let Err(e) = no_duplicate_keys(&plan.stdout) {
+                    panic!("{name}: the JSON plan repeats a key: {e}");
+                }
             }
             // What a step would do to this machine's files now differs between machines.
             let reviewed: String = plan
@@ -374,4 +378,62 @@ fn plan_lists_what_a_prune_would_delete_now() {
         outcome.stdout
     );
     assert_eq!(std::fs::read_dir(&backups).unwrap().count(), 3, "plan deleted nothing");
+}
+
+/// Reads JSON and fails on an object that has the same key twice (which
+/// serde_json, like most parsers, silently takes the last of).
+fn no_duplicate_keys(text: &str) -> Result<(), serde_json::Error> {
+    use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    struct Checked;
+    impl<'de> Deserialize<'de> for Checked {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(Checked)
+        }
+    }
+    impl<'de> Visitor<'de> for Checked {
+        type Value = Checked;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(A::Error::custom(format!("`{key}` twice in one object")));
+                }
+                map.next_value::<Checked>()?;
+            }
+            Ok(Checked)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+            while seq.next_element::<Checked>()?.is_some() {}
+            Ok(Checked)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_unit<E>(self) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+    }
+    serde_json::from_str::<Checked>(text).map(|_| ())
+}
+
+#[test]
+fn the_duplicate_key_check_finds_a_repeated_key() {
+    assert!(no_duplicate_keys(r#"{"a": [{"b": 1}], "c": {"d": null, "e": "x"}}"#).is_ok());
+    let error = no_duplicate_keys(r#"{"a": [{"name": 1, "name": 2}]}"#).unwrap_err();
+    assert!(error.to_string().contains("`name` twice"), "{error}");
 }

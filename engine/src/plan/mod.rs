@@ -128,6 +128,8 @@ pub struct PlannedRetry {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedAction {
     pub kind: String,
+    /// A rollback body's own name. A step's is the step's (`PlannedStep::name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The kind's own words for what it will do.
     pub action: String,
@@ -558,7 +560,8 @@ impl Planner<'_> {
         needs: Vec<String>,
         warnings: &mut Vec<Diagnostic>,
     ) -> PlannedStep {
-        let action = self.action(&step.kind, step.name.clone(), &step.with, warnings);
+        // The step's name is the step's, once (the action is flattened into it).
+        let action = self.action(&step.kind, None, &step.with, warnings);
         let undo = kind_undo(self.registry, &step.kind, &action.params);
         let guard = match &step.when {
             None => Guard::Always,
