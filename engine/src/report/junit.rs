@@ -158,6 +158,15 @@ pub(super) fn render(run: &Outcome) -> String {
     }
 
     let count = |f: fn(&Verdict) -> bool| cases.iter().filter(|(_, _, v)| f(v)).count();
+    // The widely used (Jenkins, Ant) JUnit schema allows `skipped` on a
+    // `<testsuite>` but not on `<testsuites>`.
+    let totals = format!(
+        "tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{}\"",
+        cases.len(),
+        count(|v| matches!(v, Verdict::Failure { .. })),
+        count(|v| matches!(v, Verdict::Error { .. })),
+        seconds(run.elapsed_ms()),
+    );
     let counts = format!(
         "tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{}\"",
         cases.len(),
@@ -176,7 +185,7 @@ pub(super) fn render(run: &Outcome) -> String {
         .trim_end_matches('Z');
 
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(out, "<testsuites name=\"runbook\" {counts}>");
+    let _ = writeln!(out, "<testsuites name=\"runbook\" {totals}>");
     let _ = writeln!(
         out,
         "  <testsuite name=\"{}\" {counts} timestamp=\"{}\" hostname=\"{}\">",
@@ -256,6 +265,14 @@ pub(super) mod tests {
         let junit = render(&record, ReportFormat::Junit);
         insta::assert_snapshot!("succeeded_junit", junit);
         check_xml(&junit).unwrap();
+        // The Jenkins/Ant schema: `skipped` is a `<testsuite>` attribute only.
+        let suites = junit.lines().find(|l| l.starts_with("<testsuites")).unwrap();
+        assert!(!suites.contains("skipped="), "{suites}");
+        assert!(
+            junit
+                .lines()
+                .any(|l| l.trim_start().starts_with("<testsuite ") && l.contains("skipped="))
+        );
     }
 
     #[test]
