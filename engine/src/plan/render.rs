@@ -270,11 +270,12 @@ fn mermaid_label(text: &str) -> String {
 pub fn render_mermaid(plan: &Plan) -> String {
     let mut out = String::from("flowchart TD\n");
     for step in &plan.steps {
-        let label = mermaid_label(&format!(
+        // Each part is escaped, the line break between them is not.
+        let label = format!(
             "{}<br/>{}",
-            step.id,
-            step.name.as_deref().unwrap_or(&step.action.kind)
-        ));
+            mermaid_label(&step.id),
+            mermaid_label(step.name.as_deref().unwrap_or(&step.action.kind))
+        );
         let shape = if step.confirm.is_some() {
             format!("{}{{{{\"{label}\"}}}}", step.id)
         } else if step.guard != Guard::Always {
@@ -293,7 +294,7 @@ pub fn render_mermaid(plan: &Plan) -> String {
                 out,
                 "  {}_rollback([\"undo: {}\"])",
                 step.id,
-                mermaid_label(&rollback.kind)
+                mermaid_label(rollback.name.as_deref().unwrap_or(&rollback.kind))
             );
             let _ = writeln!(out, "  {} -. rollback .-> {}_rollback", step.id, step.id);
         }
@@ -350,7 +351,7 @@ pub fn render_dot(plan: &Plan) -> String {
                 out,
                 "  {} [label={}, style=dashed];",
                 dot_string(&node),
-                dot_string(&format!("undo: {}", rollback.kind))
+                dot_string(&format!("undo: {}", rollback.name.as_deref().unwrap_or(&rollback.kind)))
             );
             let _ = writeln!(
                 out,
@@ -366,6 +367,19 @@ pub fn render_dot(plan: &Plan) -> String {
     for step in &plan.finally_steps {
         let _ = writeln!(out, "  {} [style=rounded];", dot_string(&step.id));
     }
+    // What the shapes mean, apart from the steps (a step id has no `.`,
+    // so no step is a legend node).
+    out.push_str(concat!(
+        "  subgraph cluster_legend {\n",
+        "    label=\"legend\"; style=dotted; fontname=\"sans-serif\";\n",
+        "    \"legend.step\" [label=\"step\"];\n",
+        "    \"legend.guard\" [label=\"runs when its guard allows\", shape=diamond];\n",
+        "    \"legend.confirm\" [label=\"asks for confirmation\", shape=hexagon];\n",
+        "    \"legend.rollback\" [label=\"rollback\", style=dashed];\n",
+        "    \"legend.finally\" [label=\"finally\", style=rounded];\n",
+        "    \"legend.step\" -> \"legend.guard\" -> \"legend.confirm\" -> \"legend.rollback\" -> \"legend.finally\" [style=invis];\n",
+        "  }\n",
+    ));
     out.push_str("}\n");
     out
 }
