@@ -616,6 +616,19 @@ mod tests {
         panic!("fewer than {count} processes with {marker} started");
     }
 
+    /// `pid` once it leads its own group: `setsid` carries the marker in
+    /// its arguments before it has called setsid(2), so finding the marker
+    /// does not mean the new session exists yet.
+    async fn own_group(pid: i32) -> ProcessInfo {
+        for _ in 0..200 {
+            if let Some(info) = ProcessInfo::read(pid).filter(|i| i.pgid == pid) {
+                return info;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        ProcessInfo::read(pid).expect("the process runs")
+    }
+
     fn checkpoint(token: &str, group: Option<(i32, u64)>) -> ProcessCheckpoint {
         ProcessCheckpoint {
             pgid: group.map(|g| g.0),
@@ -686,7 +699,7 @@ mod tests {
         let mut leader = linger(&marker, None, true);
         let pid = i32::try_from(leader.id()).unwrap();
         found(&marker, 1).await;
-        let info = ProcessInfo::read(pid).unwrap();
+        let info = own_group(pid).await;
         assert_eq!(info.pgid, pid, "setsid makes it a group leader");
         let earlier = info.start_time - 1;
         let left_alone = recover_from(
