@@ -15,7 +15,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::Sandbox;
+use support::{Sandbox, processes, running};
 
 /// The step: checks that no copy of itself runs (any running process, not
 /// its own child, with the marker `$1` among its arguments), starts three
@@ -136,22 +136,6 @@ impl Drop for Guarded {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
     }
-}
-
-/// Every process but zombies.
-fn processes() -> impl Iterator<Item = u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| running(pid))
-}
-
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
-        !matches!(state, Some("Z" | "X") | None)
-    })
 }
 
 const RUN_STEP: &str = r#"exec sh "$SANDBOX/step.sh" "$SANDBOX/linger""#;

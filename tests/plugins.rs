@@ -21,7 +21,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Outcome, Sandbox};
+use support::{Outcome, Sandbox, processes, running};
 
 /// The describe answer of the plugins that do not say otherwise: one kind,
 /// `act`, that takes an optional string `value`.
@@ -165,22 +165,6 @@ impl Drop for PluginSandbox {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
     }
-}
-
-/// Every process but zombies.
-fn processes() -> impl Iterator<Item = u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| running(pid))
-}
-
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
-        !matches!(state, Some("Z" | "X") | None)
-    })
 }
 
 fn wait_at_most(child: &mut Child, within: Duration) -> Option<i32> {
@@ -626,14 +610,10 @@ fn check_refuses_a_plugin_whose_describe_hangs_and_stops_it() {
         "{:?}",
         started.elapsed()
     );
-    let left: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+    let left: Vec<u32> = processes()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
         })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert!(left.is_empty(), "describe left {left:?} running");
 }

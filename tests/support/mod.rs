@@ -133,3 +133,20 @@ impl Sandbox {
         ids.into_iter().map(|(_, id)| id).collect()
     }
 }
+
+/// Every process but zombies.
+pub fn processes() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| running(pid))
+}
+
+/// Whether `pid` runs (exists and is not a zombie).
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
+        !matches!(state, Some("Z" | "X") | None)
+    })
+}
