@@ -3,10 +3,9 @@
 use runbook_engine::kit::{Kind, Templated, Traits};
 use runbook_engine::step::{StepContext, StepError};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value as Json;
 use serde_json::json;
-use std::fmt;
 
 use crate::words::quoted;
 
@@ -27,32 +26,8 @@ pub struct LogParams {
     pub level: Templated<Level>,
 }
 
-/// How much a logged message matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[schemars(inline)]
-pub enum Level {
-    #[default]
-    Info,
-    Warn,
-    Error,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-        }
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// How much a logged message matters: the engine's log levels.
+pub use runbook_engine::step::LogLevel as Level;
 
 impl Kind for Log {
     type Params = LogParams;

@@ -3,6 +3,8 @@
 //! The book's "Writing a step plugin" page is the reference.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::step::LogLevel as Level;
 use serde_json::Value as Json;
 
 /// The protocol version this engine speaks.
@@ -90,25 +92,6 @@ pub enum Message {
 
 fn yes() -> bool {
     true
-}
-
-/// How much a log line matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Info,
-    Warn,
-    Error,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-        }
-    }
 }
 
 /// Reads a describe answer, with the protocol version checked first so that
