@@ -13,9 +13,9 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Sandbox, processes, running};
+use support::{Sandbox, processes, running, wait_at_most};
 
 /// The step: checks that no copy of itself runs (any running process, not
 /// its own child, with the marker `$1` among its arguments), starts three
@@ -266,15 +266,4 @@ fn after_sigkill_resume_stops_what_a_wait_probe_left() {
     ));
     let run = kill_runbook_mid_step(&guarded);
     assert_resumed_without_a_second_copy(&guarded, &run);
-}
-
-fn wait_at_most(child: &mut Child, within: Duration) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        assert!(started.elapsed() < within, "`runbook` did not end within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

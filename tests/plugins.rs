@@ -21,7 +21,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Outcome, Sandbox, processes, running};
+use support::{Outcome, Sandbox, processes, running, wait_at_most};
 
 /// The describe answer of the plugins that do not say otherwise: one kind,
 /// `act`, that takes an optional string `value`.
@@ -164,17 +164,6 @@ impl Drop for PluginSandbox {
         for pid in self.processes() {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
-    }
-}
-
-fn wait_at_most(child: &mut Child, within: Duration) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        assert!(started.elapsed() < within, "`runbook` did not end within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::Outcome;
+use support::{Outcome, calls};
 use testkit::{Health, StandIn};
 
 fn root() -> PathBuf {
@@ -84,13 +84,6 @@ fn puts(service: &StandIn) -> Vec<testkit::Recorded> {
         .requests_to("/flags/checkout_v2")
         .into_iter()
         .filter(|r| r.method == "PUT")
-        .collect()
-}
-
-fn calls(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected
-        .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
         .collect()
 }
 

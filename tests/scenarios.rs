@@ -8,6 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod support;
+use support::calls;
+
 use serde_json::{Value, json};
 use testkit::{Capsule, Dns, Health, Recorded, StandIn, Transaction};
 
@@ -155,14 +158,6 @@ impl Scenario {
             .map(|r| (r.method, r.path))
             .collect()
     }
-}
-
-/// `(method, path)` pairs, for comparing with [`Scenario::calls`].
-fn calls(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected
-        .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
-        .collect()
 }
 
 fn only(requests: Vec<Recorded>) -> Recorded {

@@ -150,3 +150,24 @@ pub fn running(pid: u32) -> bool {
         !matches!(state, Some("Z" | "X") | None)
     })
 }
+
+/// Waits for `child` to end, failing the test if it takes longer than
+/// `within`; its exit code (`None` when killed by a signal).
+pub fn wait_at_most(child: &mut std::process::Child, within: std::time::Duration) -> Option<i32> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(started.elapsed() < within, "`runbook` did not end within {within:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `(method, path)` pairs, to compare with the requests a stand-in received.
+pub fn calls(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect()
+}
