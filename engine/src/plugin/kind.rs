@@ -4,7 +4,7 @@
 use super::Plugin;
 use super::describe::stderr_tail;
 use super::protocol::{KindInfo, MAX_LINE, Message, PROTOCOL, Request, read_message};
-use crate::kit::process::output::{Reader, pump};
+use crate::kit::process::output::{Capture, Reader, pump};
 use crate::kit::process::{ProcessToken, StepProcesses};
 use crate::step::{OutputStream, RecoverFuture, StepContext, StepError, StepFuture, StepKind, Undo};
 use serde_json::{Value as Json, json};
@@ -202,10 +202,7 @@ impl PluginKind {
                 ended.cancel();
                 // What it said on stderr is kept, as a `shell` step's is: it
                 // often says why it hung.
-                let stderr = match stderr {
-                    Some(task) => task.await.map(|capture| capture.into_text()).unwrap_or_default(),
-                    None => String::new(),
-                };
+                let stderr = captured(stderr).await;
                 let stopped = format!("{} was stopped", self.named());
                 return Err(crate::kit::cancelled().with_result(json!({ "stopped": stopped, "stderr": stderr })));
             }
@@ -220,10 +217,7 @@ impl PluginKind {
         };
         processes.stop(&mut child, cx.kill_grace).await;
         ended.cancel();
-        let stderr = match stderr {
-            Some(task) => task.await.map(|capture| capture.into_text()).unwrap_or_default(),
-            None => String::new(),
-        };
+        let stderr = captured(stderr).await;
         match answer {
             Answer::Final(outcome) => outcome,
             Answer::Broken(error) => Err(error),
@@ -321,6 +315,14 @@ impl PluginKind {
             }
         }
         outcome.map_or(Answer::Nothing, Answer::Final)
+    }
+}
+
+/// What the plugin wrote on stderr (its end), once its pump is done.
+async fn captured(pump: Option<AbortOnDropHandle<Capture>>) -> String {
+    match pump {
+        Some(task) => task.await.map(Capture::into_text).unwrap_or_default(),
+        None => String::new(),
     }
 }
 

@@ -70,12 +70,10 @@ impl Wanted {
     /// Reads them from a runbook's text; a runbook that does not parse
     /// wants nothing (`check` reports why it does not parse).
     pub fn of(name: &str, bytes: &[u8], registry: &Registry) -> Self {
-        let Ok(source) = crate::parse::node::decode(name, bytes) else {
-            return Self::default();
-        };
-        let Ok(document) = crate::parse::node::parse_yaml(&source) else {
-            return Self::default();
-        };
+        document(name, bytes).map_or_else(Self::default, |document| Self::in_document(&document, registry))
+    }
+
+    fn in_document(document: &Node, registry: &Registry) -> Self {
         let mut wanted = Self::default();
         if let Value::Map(entries) = &document.value {
             for (key, value) in entries {
@@ -91,7 +89,7 @@ impl Wanted {
             }
         }
         let mut uses = Vec::new();
-        collect_uses(&document, &mut uses);
+        collect_uses(document, &mut uses);
         for kind in uses {
             if registry.get(&kind).is_some() {
                 continue;
@@ -111,22 +109,20 @@ impl Wanted {
     /// recursively: sub-runbooks are run with the registry of the runbook
     /// that runs them, so their plugins are found with it. A plugin a
     /// sub-runbook declares keeps its path, relative to that runbook's folder.
+    /// Each file is parsed once.
     pub fn of_file(path: &Path, bytes: &[u8], registry: &Registry) -> Self {
-        let mut wanted = Self::of(&path.display().to_string(), bytes, registry);
+        let Some(document) = document(&path.display().to_string(), bytes) else {
+            return Self::default();
+        };
+        let mut wanted = Self::in_document(&document, registry);
         let mut seen = vec![std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())];
-        wanted.add_children(path, bytes, registry, &mut seen);
+        wanted.add_children(path, &document, registry, &mut seen);
         wanted
     }
 
-    fn add_children(&mut self, path: &Path, bytes: &[u8], registry: &Registry, seen: &mut Vec<PathBuf>) {
-        let Ok(source) = crate::parse::node::decode(&path.display().to_string(), bytes) else {
-            return;
-        };
-        let Ok(document) = crate::parse::node::parse_yaml(&source) else {
-            return;
-        };
+    fn add_children(&mut self, path: &Path, parsed: &Node, registry: &Registry, seen: &mut Vec<PathBuf>) {
         let mut children = Vec::new();
-        collect_children(&document, registry, &mut children);
+        collect_children(parsed, registry, &mut children);
         let dir = folder_of(path);
         for file in children {
             let child = dir.join(file);
@@ -135,11 +131,14 @@ impl Wanted {
             if seen.contains(&canonical) || seen.len() > 32 {
                 continue;
             }
-            let Ok(child_bytes) = crate::files::read_regular(&child) else {
+            let Some(child_document) = crate::files::read_regular(&child)
+                .ok()
+                .and_then(|bytes| document(&child.display().to_string(), &bytes))
+            else {
                 continue;
             };
             seen.push(canonical);
-            let inner = Self::of(&child.display().to_string(), &child_bytes, registry);
+            let inner = Self::in_document(&child_document, registry);
             let child_dir = folder_of(&child);
             for (name, declared) in inner.declared {
                 let absolute = child_dir.join(declared).display().to_string();
@@ -150,7 +149,7 @@ impl Wanted {
                     self.used.push(name);
                 }
             }
-            self.add_children(&child, &child_bytes, registry, seen);
+            self.add_children(&child, &child_document, registry, seen);
         }
     }
 
@@ -164,6 +163,12 @@ impl Wanted {
         }
         names
     }
+}
+
+/// A runbook's text as a YAML document, if it reads as one.
+fn document(name: &str, bytes: &[u8]) -> Option<Node> {
+    let source = crate::parse::node::decode(name, bytes).ok()?;
+    crate::parse::node::parse_yaml(&source).ok()
 }
 
 /// The files that `runbook` steps (kinds that run a child runbook) name.
