@@ -86,6 +86,8 @@ pub enum Command {
         state: StateArgs,
         #[command(flatten)]
         report: ReportArgs,
+        #[command(flatten)]
+        person: PersonArgs,
     },
     /// Continue a run that died (killed process, lost machine) from its journal.
     Resume {
@@ -163,6 +165,24 @@ pub struct JournalRunArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub report: ReportArgs,
+    #[command(flatten)]
+    pub person: PersonArgs,
+}
+
+/// The person at the terminal: who they are, how long a question waits,
+/// and the transcript of what they saw.
+#[derive(clap::Args, Clone, Default)]
+pub struct PersonArgs {
+    /// Who answers the questions, for the audit trail (default: the login user and host).
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+    /// How long a question waits for an answer; silence then counts as "no" and
+    /// says so (default: no limit; time at a question never counts against a timeout).
+    #[arg(long, value_name = "DURATION", value_parser = timeout)]
+    pub answer_timeout: Option<Duration>,
+    /// Write a plain-text transcript of everything shown, questions and answers included.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
 }
 
 /// Where runs are journaled.

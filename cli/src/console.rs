@@ -1,13 +1,9 @@
 //! The terminal side of a run: the live view and line-per-event output
-//! (reporters of the engine's events), and the operator's prompts.
+//! (reporters of the engine's events), and the transcript (`--log`).
 
 use anstyle::AnsiColor;
-use dialoguer::{Confirm, Select, theme::ColorfulTheme};
 use indicatif::{ProgressBar, ProgressStyle};
-use runbook_engine::execute::{
-    Event, EventLine, Failure, GateAnswer, InterruptAnswer, Operator, Reporter, RunStatus, RunSummary, StepAnswer,
-    StepStatus,
-};
+use runbook_engine::execute::{Event, EventLine, Failure, Reporter, RunStatus, RunSummary, StepStatus};
 use runbook_engine::paint::Paint;
 use runbook_engine::step::OutputStream;
 use std::collections::BTreeMap;
@@ -43,28 +39,34 @@ struct ViewState {
 pub struct Console {
     style: Style,
     paint: Paint,
-    bar: Option<ProgressBar>,
+    /// The live view's line; taken down while a question is on the screen.
+    bar: Mutex<Option<ProgressBar>>,
     state: Mutex<ViewState>,
     pending: Mutex<String>,
+    /// A question is on the screen: output waits until it is answered.
+    held: std::sync::atomic::AtomicBool,
+    /// Lines left out while a question was on the screen, past [`HELD_MAX`].
+    dropped: std::sync::atomic::AtomicUsize,
+    /// `--log FILE`: everything shown, as plain text.
+    log: Option<Mutex<std::fs::File>>,
 }
+
+/// How much output waits while a question is on the screen; beyond it,
+/// lines are counted and left out.
+const HELD_MAX: usize = 4 << 20;
 
 /// How long gathered output may wait before it is written.
 const BATCH: Duration = Duration::from_millis(40);
 
 impl Console {
-    pub fn new(style: Style, color: bool) -> Arc<Self> {
-        let bar = (style == Style::Live).then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
+    pub fn new(style: Style, color: bool, log: Option<std::fs::File>) -> Arc<Self> {
         let console = Arc::new(Self {
             style,
             paint: Paint::new(color),
-            bar,
+            bar: Mutex::new((style == Style::Live).then(new_bar)),
+            held: std::sync::atomic::AtomicBool::new(false),
+            dropped: std::sync::atomic::AtomicUsize::new(0),
+            log: log.map(Mutex::new),
             state: Mutex::new(ViewState {
                 running: BTreeMap::new(),
                 done: 0,
@@ -88,18 +90,66 @@ impl Console {
     /// A line above the live view (or on stderr for plain output), soon.
     fn line(&self, text: &str) {
         if let Ok(mut pending) = self.pending.lock() {
+            if pending.len() > HELD_MAX && self.is_held() {
+                self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
             pending.push_str(text);
             pending.push('\n');
         }
     }
 
+    fn is_held(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Writes text shown on the terminal by a prompt to the transcript.
+    pub fn transcript(&self, text: &str) {
+        if let Some(log) = &self.log
+            && let Ok(mut log) = log.lock()
+        {
+            let _ = log.write_all(anstream::adapter::strip_str(text).to_string().as_bytes());
+        }
+    }
+
+    /// Runs `f` (a question) with the live view taken down and output held
+    /// back, then shows what was held.
+    pub fn hold<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.flush();
+        self.held.store(true, std::sync::atomic::Ordering::Release);
+        if let Ok(mut bar) = self.bar.lock()
+            && let Some(bar) = bar.take()
+        {
+            bar.finish_and_clear();
+        }
+        let answer = f();
+        if self.style == Style::Live
+            && let Ok(mut bar) = self.bar.lock()
+        {
+            *bar = Some(new_bar());
+        }
+        self.held.store(false, std::sync::atomic::Ordering::Release);
+        let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            self.line(&format!("  ({dropped} lines of output left out while the question was open)"));
+        }
+        self.flush();
+        self.refresh();
+        answer
+    }
+
     /// Writes the lines gathered so far.
     pub fn flush(&self) {
+        if self.is_held() {
+            return;
+        }
         let text = match self.pending.lock() {
             Ok(mut pending) if !pending.is_empty() => std::mem::take(&mut *pending),
             _ => return,
         };
-        match (&self.bar, self.style) {
+        self.transcript(&text);
+        let bar = self.bar.lock().ok().and_then(|bar| bar.clone());
+        match (&bar, self.style) {
             (Some(bar), _) => bar.println(text.strip_suffix('\n').unwrap_or(&text)),
             (None, Style::Json) => {
                 let mut stdout = std::io::stdout().lock();
@@ -113,7 +163,9 @@ impl Console {
     }
 
     fn refresh(&self) {
-        let Some(bar) = &self.bar else { return };
+        let Some(bar) = self.bar.lock().ok().and_then(|bar| bar.clone()) else {
+            return;
+        };
         let Ok(state) = self.state.lock() else { return };
         let running: Vec<&str> = state.running.keys().map(String::as_str).collect();
         bar.set_message(format!(
@@ -128,18 +180,11 @@ impl Console {
         ));
     }
 
-    /// Runs `f` with the live view hidden (for prompts).
-    pub fn suspend<T>(&self, f: impl FnOnce() -> T) -> T {
-        self.flush();
-        match &self.bar {
-            Some(bar) => bar.suspend(f),
-            None => f(),
-        }
-    }
-
     pub fn finish(&self) {
         self.flush();
-        if let Some(bar) = &self.bar {
+        if let Ok(mut bar) = self.bar.lock()
+            && let Some(bar) = bar.take()
+        {
             bar.finish_and_clear();
         }
     }
@@ -233,6 +278,7 @@ impl Console {
             RunStatus::Running => "running".into(),
         };
         out.push_str(&format!("run {status} in {}\n", Self::seconds(summary.duration_ms)));
+        self.transcript(&out);
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(out.as_bytes());
     }
@@ -399,6 +445,8 @@ impl Reporter for Console {
                 Event::RollbackRequested { reason } => {
                     Some(format!("{} {reason}", self.paint.fg(AnsiColor::Cyan, "rollback:")))
                 }
+                Event::Decision { .. } => runbook_engine::report::decision_words(event)
+                    .map(|words| format!("  {} {words}", self.paint.fg(AnsiColor::Magenta, "decided:"))),
                 Event::StepCheckpoint { .. } | Event::RunFinished { .. } => None,
                 Event::StepRecovered { step, action } => Some(format!(
                     "{} {step}: put right after the run died: {action}",
@@ -417,122 +465,9 @@ impl Reporter for Console {
     }
 }
 
-/// Text from a runbook or a step, safe to put in a prompt (multi-line, escapes shown).
-fn shown(text: &str) -> String {
-    runbook_engine::printable::lines(text).into_owned()
-}
-
-/// Prompts on the terminal.
-pub struct TerminalOperator {
-    pub console: Arc<Console>,
-    pub interactive: bool,
-}
-
-impl TerminalOperator {
-    fn select(&self, prompt: &str, items: &[&str], default: usize) -> Option<usize> {
-        self.console.suspend(|| {
-            Select::with_theme(&ColorfulTheme::default())
-                .with_prompt(prompt)
-                .items(items)
-                .default(default)
-                .interact()
-                .ok()
-        })
-    }
-}
-
-impl Operator for TerminalOperator {
-    fn is_interactive(&self) -> bool {
-        self.interactive
-    }
-
-    fn confirm(&self, step: &str, message: &str, action: &str) -> bool {
-        if !self.interactive {
-            return false;
-        }
-        let (step, message, action) = (shown(step), shown(message), shown(action));
-        self.console.suspend(|| {
-            eprintln!("\n  step `{step}` will: {action}");
-            Confirm::with_theme(&ColorfulTheme::default())
-                .with_prompt(message.trim())
-                .default(false)
-                .interact()
-                .unwrap_or(false)
-        })
-    }
-
-    fn before_step(&self, step: &str, action: &str) -> StepAnswer {
-        if !self.interactive {
-            return StepAnswer::No;
-        }
-        let (step, action) = (shown(step), shown(action));
-        let prompt = format!("run step `{step}`? it will: {action}");
-        match self.select(
-            &prompt,
-            &["yes", "no (stop and roll back)", "skip", "continue without asking"],
-            0,
-        ) {
-            Some(0) => StepAnswer::Yes,
-            Some(2) => StepAnswer::Skip,
-            Some(3) => StepAnswer::Continue,
-            _ => StepAnswer::No,
-        }
-    }
-
-    fn gate_failed(&self, step: &str, error: &str) -> GateAnswer {
-        if !self.interactive {
-            return GateAnswer::Rollback;
-        }
-        let (step, error) = (shown(step), shown(error));
-        let prompt = format!("step `{step}`: {error}. what now?");
-        match self.select(
-            &prompt,
-            &[
-                "retry the step",
-                "skip it and go on",
-                "roll back",
-                "abort without rollback",
-            ],
-            2,
-        ) {
-            Some(0) => GateAnswer::Retry,
-            Some(1) => GateAnswer::Skip,
-            Some(3) => GateAnswer::Abort,
-            _ => GateAnswer::Rollback,
-        }
-    }
-
-    fn interrupted(&self) -> InterruptAnswer {
-        if !self.interactive {
-            return InterruptAnswer::Rollback;
-        }
-        match self.select(
-            "interrupted. what now?",
-            &[
-                "roll back what was done",
-                "continue the run",
-                "quit, leaving things as they are",
-            ],
-            0,
-        ) {
-            Some(1) => InterruptAnswer::Continue,
-            Some(2) => InterruptAnswer::Quit,
-            _ => InterruptAnswer::Rollback,
-        }
-    }
-
-    fn abandon_rollback(&self) -> bool {
-        if !self.interactive {
-            self.console
-                .line("rollback continues; it is never skipped without asking (send SIGKILL to abandon it)");
-            return false;
-        }
-        self.console.suspend(|| {
-            Confirm::with_theme(&ColorfulTheme::default())
-                .with_prompt("abandon the rollback? steps not yet rolled back stay as they are")
-                .default(false)
-                .interact()
-                .unwrap_or(false)
-        })
-    }
+fn new_bar() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
 }

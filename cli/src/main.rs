@@ -10,6 +10,7 @@ mod check;
 mod console;
 mod plan;
 mod plugins;
+mod prompt;
 mod reports;
 mod run;
 mod runs;
@@ -64,9 +65,11 @@ fn main() -> ExitCode {
             verbose,
             state,
             report,
+            person,
         } => {
             run::init_logs(verbose);
             let options = RunOptions {
+                person,
                 inputs,
                 yes,
                 step,

@@ -3,8 +3,9 @@
 //! answers from it. The engine does the work; this wires the terminal, the
 //! signals and the exit status around it.
 
-use crate::args::{JournalRunArgs, OutputFormat, ReportArgs};
-use crate::console::{Console, Style, TerminalOperator};
+use crate::args::{JournalRunArgs, OutputFormat, PersonArgs, ReportArgs};
+use crate::console::{Console, Style};
+use crate::prompt::{TerminalOperator, Tty};
 use crate::reports::write_reports;
 use crate::{Terminal, load, read};
 use runbook_engine::execute::{Mode, RunRequest, StateRequest, Unattended};
@@ -39,6 +40,7 @@ pub struct RunOptions {
     pub output: OutputFormat,
     pub state_dir: PathBuf,
     pub report: ReportArgs,
+    pub person: PersonArgs,
 }
 
 impl RunOptions {
@@ -54,6 +56,7 @@ impl RunOptions {
             output: args.output,
             state_dir: args.state.resolve(None),
             report: args.report,
+            person: args.person,
         }
     }
 }
@@ -123,7 +126,31 @@ fn execute_runbook(
         return exit::INVALID;
     };
     let rolling_back = matches!(mode, Mode::Rollback(_));
-    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    // Questions go to the controlling terminal, so that a run whose output
+    // is piped (`2>&1 | tee run.log`) still asks; a run started with
+    // neither stdin nor stderr on a terminal (CI, cron) asks nobody.
+    let tty = (std::io::stdin().is_terminal() || std::io::stderr().is_terminal())
+        .then(Tty::open)
+        .flatten();
+    let log = match &options.person.log {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some(file),
+            Err(e) => {
+                terminal.error(&format!(
+                    "cannot write the transcript {}: {}; nothing was run",
+                    path.display(),
+                    runbook_engine::kit::os_error_words(&e.to_string())
+                ));
+                return exit::INVALID;
+            }
+        },
+        None => None,
+    };
+    let operator_name = options
+        .person
+        .operator
+        .clone()
+        .unwrap_or_else(runbook_engine::execute::login_name);
     let style = match options.output {
         OutputFormat::Json => Style::Json,
         OutputFormat::Text if std::io::stderr().is_terminal() => Style::Live,
@@ -142,14 +169,14 @@ fn execute_runbook(
     let state_dir = options.state_dir.clone();
     let report = options.report.clone();
     runtime.block_on(async move {
-        let console = Console::new(style, terminal.stderr_color);
-        let operator: Arc<dyn runbook_engine::execute::Operator> = if interactive {
-            Arc::new(TerminalOperator {
+        let console = Console::new(style, terminal.stderr_color, log);
+        let operator: Arc<dyn runbook_engine::execute::Operator> = match tty {
+            Some(tty) => Arc::new(TerminalOperator {
                 console: console.clone(),
-                interactive: true,
-            })
-        } else {
-            Arc::new(Unattended { yes: options.yes })
+                tty,
+                limit: options.person.answer_timeout,
+            }),
+            None => Arc::new(Unattended { yes: options.yes }),
         };
         let request = RunRequest {
             inputs: options.inputs,
@@ -168,6 +195,7 @@ fn execute_runbook(
             }),
             mode,
             secrets: None,
+            operator: operator_name,
         };
         let signals = runbook_engine::execute::listen_for_signals();
         let reporter: Arc<dyn runbook_engine::execute::Reporter> = console.clone();

@@ -76,6 +76,7 @@ fn run_with(
         state,
         mode: runbook_engine::execute::Mode::Run,
         secrets: None,
+        operator: "test".into(),
     };
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let summary = runtime

@@ -50,6 +50,7 @@ async fn a_child_run_reads_the_environment_its_parent_was_given() {
         state: None,
         mode: Mode::Run,
         secrets: None,
+        operator: "test".into(),
     };
     let logs = Arc::new(Logs::default());
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -91,6 +92,7 @@ async fn every_event_of_a_run_fits_the_checked_in_schema_of_the_event_stream() {
         state: None,
         mode: Mode::Run,
         secrets: None,
+        operator: "test".into(),
     };
     let logs = Arc::new(Logs::default());
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();

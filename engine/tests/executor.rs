@@ -10,7 +10,9 @@
 #[path = "executor/harness.rs"]
 mod harness;
 
-use harness::{Mark, announced_delays, most_at_once, ms, run, run_with, run_with_signals};
+use harness::{Answer, Mark, Scripted, announced_delays, most_at_once, ms, run, run_operated, run_with, run_with_signals};
+use runbook_engine::execute::{ConfirmAnswer, FailureAnswer};
+use std::sync::Arc;
 use runbook_engine::execute::{Event, RunStatus, StepStatus};
 use std::time::Duration;
 
@@ -286,7 +288,6 @@ finally:
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "contract: the step after an `on_failure: continue` failure still runs; the engine (and the book) skip it as not run"]
 async fn the_step_after_a_continued_failure_still_runs() {
     let ran = run(r#"
 runbook: 1
@@ -626,4 +627,151 @@ async fn a_second_signal_during_the_rollback_of_a_cancelled_run_does_not_abandon
     assert_eq!(ran.summary.rolled_back, ["first"]);
     assert_eq!(ran.step_status("first"), StepStatus::RolledBack);
     assert_eq!(ran.started().last(), Some(&"report cancelled"));
+}
+
+// ── A person at the terminal ────────────────────────────────────────────
+
+/// The decisions journaled: (step, answer).
+fn decisions(ran: &harness::Ran) -> Vec<(String, String)> {
+    ran.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Decision { step, answer, .. } => Some((step.clone().unwrap_or_default(), answer.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+const FLAKY: &str = r#"
+runbook: 1
+name: guided
+steps:
+  - id: first
+    uses: fake
+    with: { id: first }
+    rollback: { uses: fake, with: { id: undo_first } }
+  - { id: flaky, uses: fake, with: { id: flaky, fail_attempts: 1, fail_with: "the disk is full" } }
+  - { id: after, uses: fake, with: { id: after } }
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_step_retried_by_hand_numbers_its_attempts_on() {
+    let operator = Scripted::new(&[Answer::Failure(FailureAnswer::Retry)]);
+    let ran = run_operated(FLAKY, &[], None, operator.clone(), false).await;
+    assert_eq!(ran.summary.status, RunStatus::Succeeded, "{:#?}", ran.summary);
+    assert_eq!(ran.attempts("flaky"), [1, 2], "the hand retry is attempt 2");
+    assert_eq!(ran.started(), ["first", "flaky", "flaky", "after"]);
+    let flaky = ran.summary.steps.iter().find(|s| s.id == "flaky").unwrap();
+    assert_eq!(flaky.attempts, 2);
+    assert_eq!(*operator.asked.lock().unwrap(), ["failed flaky: the disk is full"]);
+    assert_eq!(decisions(&ran), [("flaky".to_string(), "retry the step".to_string())]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn skip_after_a_failure_goes_on_as_continue_does() {
+    let operator = Scripted::new(&[Answer::Failure(FailureAnswer::Skip)]);
+    let ran = run_operated(FLAKY, &[], None, operator, false).await;
+    assert_eq!(ran.summary.status, RunStatus::FailedWithoutRollback);
+    assert_eq!(ran.step_status("flaky"), StepStatus::Failed);
+    assert_eq!(ran.step_status("after"), StepStatus::Succeeded, "the steps after it run");
+    assert!(ran.rollbacks_started().is_empty());
+    // Journaled as what it amounts to, so that a resume goes on the same way.
+    assert!(ran.events.iter().any(|e| matches!(
+        e,
+        Event::StepFailed { step, on_failure: runbook_engine::parse::raw::OnFailure::Continue, .. } if step == "flaky"
+    )));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_after_a_failure_rolls_nothing_back_and_needs_a_person() {
+    let operator = Scripted::new(&[Answer::Failure(FailureAnswer::Stop)]);
+    let ran = run_operated(FLAKY, &[], None, operator, false).await;
+    assert_eq!(ran.summary.status, RunStatus::Aborted);
+    assert_eq!(ran.summary.status.exit_code(), runbook_engine::exit::NEEDS_A_PERSON);
+    assert!(ran.rollbacks_started().is_empty());
+    assert_eq!(ran.step_status("after"), StepStatus::NotRun);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_person_on_failure_decides_and_nobody_is_asked() {
+    let operator = Scripted::new(&[]);
+    let ran = run_operated(FLAKY, &[], None, operator.clone(), true).await;
+    assert_eq!(ran.summary.status, RunStatus::Failed, "`--yes`: the runbook decides");
+    assert_eq!(ran.rollbacks_started(), ["first"]);
+    assert!(operator.asked.lock().unwrap().is_empty());
+}
+
+// Real time: a question being answered holds a blocking thread, and tokio's
+// paused clock does not advance while one runs.
+#[tokio::test]
+async fn a_question_open_when_the_run_stops_is_withdrawn_and_its_step_never_starts() {
+    let operator = Scripted::new(&[Answer::Never]);
+    let ran = run_operated(
+        r#"
+runbook: 1
+name: withdrawn
+max_parallel: 4
+steps:
+  - { id: slow, uses: fake, with: { id: slow, sleep_ms: 5000 } }
+  - { id: risky, needs: [], confirm: "Go?", uses: fake, with: { id: risky } }
+"#,
+        &[(ms(300), "SIGTERM")],
+        None,
+        operator.clone(),
+        false,
+    )
+    .await;
+    assert_eq!(ran.summary.status, RunStatus::Cancelled, "{:#?}", ran.summary);
+    assert!(ran.starts("risky").is_empty(), "no answer is taken for a withdrawn question");
+    assert_eq!(*operator.asked.lock().unwrap(), ["confirm risky", "interrupted"]);
+    assert_eq!(
+        decisions(&ran)[0],
+        ("risky".to_string(), "withdrawn unanswered: the run was stopping".to_string())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_no_that_skips_leaves_the_step_out_and_goes_on() {
+    let operator = Scripted::new(&[Answer::Confirm(ConfirmAnswer::Skip)]);
+    let ran = run_operated(
+        r#"
+runbook: 1
+name: skip
+steps:
+  - { id: risky, confirm: "Go?", uses: fake, with: { id: risky } }
+  - { id: after, uses: fake, with: { id: after } }
+"#,
+        &[],
+        None,
+        operator,
+        false,
+    )
+    .await;
+    assert_eq!(ran.summary.status, RunStatus::Succeeded);
+    assert_eq!(ran.step_status("risky"), StepStatus::Skipped);
+    assert_eq!(ran.started(), ["after"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_at_a_question_does_not_use_up_the_run_timeout() {
+    let operator = Scripted::new(&[Answer::YesAfter(Duration::from_millis(300))]);
+    let ran = run_operated(
+        r#"
+runbook: 1
+name: slow-answer
+steps:
+  - { id: before, uses: fake, with: { id: before, sleep_ms: 600 } }
+  - { id: risky, confirm: "Go?", uses: fake, with: { id: risky, sleep_ms: 600 } }
+"#,
+        &[],
+        Some(ms(1000)),
+        operator,
+        false,
+    )
+    .await;
+    // 1.2 s of steps against a 1 s limit: it times out in the second step,
+    // however long the question took.
+    assert_eq!(ran.summary.status, RunStatus::Failed, "{:#?}", ran.summary);
+    assert!(ran.summary.reason.as_deref().unwrap_or_default().contains("timed out after 1s"));
+    assert_eq!(ran.starts("risky").len(), 1, "the step started after the answer");
 }

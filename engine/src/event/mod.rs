@@ -206,6 +206,23 @@ pub enum Event {
     RollbackRequested {
         reason: String,
     },
+    /// A person's decision, or the flag that stood for one (`--yes`,
+    /// `--step`, `--no-rollback`): the run's audit trail. The record's time
+    /// is when it was decided.
+    Decision {
+        /// The step it was about, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
+        /// What was asked, in the words shown.
+        question: String,
+        /// The answer, in words.
+        answer: String,
+        /// Who decided: `--operator NAME`, else the login user and host.
+        by: String,
+        /// How long the question waited for its answer.
+        #[serde(default)]
+        waited_ms: u64,
+    },
     RunFinished {
         status: RunStatus,
         duration_ms: u64,
@@ -329,6 +346,18 @@ impl Event {
                 rerun.iter_mut().for_each(&mut text);
             }
             Event::RollbackRequested { reason } => text(reason),
+            Event::Decision {
+                step,
+                question,
+                answer,
+                by,
+                ..
+            } => {
+                step.iter_mut().for_each(&mut text);
+                text(question);
+                text(answer);
+                text(by);
+            }
             Event::RunFinished { summary, .. } => summary.each_text(&mut text, json),
         }
     }

@@ -131,9 +131,16 @@ pub(super) fn backoff_delay(retry: &Retry, attempt: u32) -> Duration {
 }
 
 impl RunHost {
-    /// Runs every attempt of an action. Never panics, never hangs past
-    /// cancellation plus the kill grace.
-    pub(super) async fn run_action(&self, which: Which, cancel: CancellationToken, announce: bool) -> Outcome {
+    /// Runs every attempt of an action (numbered on from `earlier`, the
+    /// attempts made before the operator had it retried). Never panics,
+    /// never hangs past cancellation plus the kill grace.
+    pub(super) async fn run_action(
+        &self,
+        which: Which,
+        cancel: CancellationToken,
+        announce: bool,
+        earlier: u32,
+    ) -> Outcome {
         let started = Instant::now();
         let runbook = &self.compiled.runbook;
         let Some(action) = action(runbook, which) else {
@@ -161,7 +168,8 @@ impl RunHost {
         };
         // A step without a `rollback` of its own may be undone by its kind.
         let undoable = matches!(which, Which::Main(i) if runbook.steps[i].rollback.is_none());
-        for attempt in 1..=attempts {
+        for n in 1..=attempts {
+            let attempt = earlier + n;
             outcome.attempts = attempt;
             let rendered = match self.renderer().params(action.with, action.kind) {
                 Ok(rendered) => rendered,
@@ -215,11 +223,11 @@ impl RunHost {
                 }
                 Err(failure) => {
                     outcome.failure = Some(failure.clone());
-                    if attempt < attempts
+                    if n < attempts
                         && retry_helps
                         && let Some(retry) = action.retry
                     {
-                        let delay = backoff_delay(retry, attempt);
+                        let delay = backoff_delay(retry, n);
                         self.reporter.event(&Event::StepRetrying {
                             step: action.id.to_string(),
                             attempt,
@@ -280,9 +288,10 @@ impl RunHost {
         self.set_running_kind(action.id, action.kind);
         let mut future = kind.run(cx);
         let timeout = action.timeout;
+        // Time at a prompt the step put (a `confirm` step) does not count.
         let expired = async {
             match timeout {
-                Some(t) => tokio::time::sleep(t).await,
+                Some(t) => self.clocks.sleep(t, Some(action.id)).await,
                 None => std::future::pending().await,
             }
         };

@@ -65,6 +65,7 @@ impl RunHost {
                 _ => None,
             },
             mode,
+            operator: self.operator_name.clone(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = tokio::spawn(async move {
@@ -132,14 +133,14 @@ impl Operator for NestedOperator {
     fn is_interactive(&self) -> bool {
         self.0.is_interactive()
     }
-    fn confirm(&self, step: &str, message: &str, action: &str) -> bool {
-        self.0.confirm(step, message, action)
+    fn confirm(&self, question: &Question<'_>) -> Reply<ConfirmAnswer> {
+        self.0.confirm(question)
     }
-    fn before_step(&self, step: &str, action: &str) -> StepAnswer {
-        self.0.before_step(step, action)
+    fn before_step(&self, question: &Question<'_>) -> Reply<StepAnswer> {
+        self.0.before_step(question)
     }
-    fn gate_failed(&self, step: &str, error: &str) -> GateAnswer {
-        self.0.gate_failed(step, error)
+    fn failed(&self, setback: &Setback<'_>) -> Reply<FailureAnswer> {
+        self.0.failed(setback)
     }
     fn interrupted(&self) -> InterruptAnswer {
         InterruptAnswer::Rollback

@@ -18,7 +18,16 @@ pub(super) struct RunHost {
     pub(super) run_id: String,
     pub(super) kill_grace: Duration,
     pub(super) yes: bool,
+    /// Held while a question is on the screen: one at a time.
     pub(super) prompt: Arc<tokio::sync::Mutex<()>>,
+    /// Who answers the questions, for the audit trail.
+    pub(super) operator_name: String,
+    /// Time spent at prompts, which counts against no timeout.
+    pub(super) clocks: PromptClocks,
+    /// The last lines each step printed.
+    pub(super) tails: std::sync::Mutex<HashMap<String, std::collections::VecDeque<String>>>,
+    /// A `confirm` step answered "no": how the run is to stop.
+    pub(super) declined: std::sync::Mutex<HashMap<String, Declined>>,
     /// The run's journal, for records a kind must see written before it acts.
     pub(super) journal: Option<Arc<JournalWriter>>,
     pub(super) redactor: Arc<Redactor>,
@@ -66,18 +75,56 @@ impl Host for RunHost {
         message: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
         Box::pin(async move {
+            let message = self.redactor.redact(message).into_owned();
             if self.yes {
+                self.decided(Some(step), &message, "yes (--yes)", Duration::ZERO);
                 return Ok(true);
             }
             if !self.operator.is_interactive() {
                 return Err("no terminal to ask for approval on; run with `--yes` to approve".into());
             }
-            let _guard = self.prompt.lock().await;
+            // Withdrawn when the step is given up: its answer is not taken.
+            let withdrawn = CancellationToken::new();
+            let _withdraw = withdrawn.clone().drop_guard();
+            let guard = self.prompt.clone().lock_owned().await;
+            let _paused = self.clocks.pause(Some(step));
+            let asked = Instant::now();
             let operator = self.operator.clone();
-            let (step, message) = (step.to_string(), self.redactor.redact(message).into_owned());
-            tokio::task::spawn_blocking(move || operator.confirm(&step, &message, "approval step"))
-                .await
-                .map_err(|e| e.to_string())
+            let (id, text) = (step.to_string(), message.clone());
+            let reply = tokio::task::spawn_blocking(move || {
+                let _guard = guard;
+                operator.confirm(&Question {
+                    step: &id,
+                    message: &text,
+                    action: "approval step",
+                    detail: "",
+                    can_skip: false,
+                    withdrawn: &withdrawn,
+                })
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            let (answer, declined) = match reply {
+                Reply::Given(ConfirmAnswer::Yes) => ("yes".to_string(), None),
+                Reply::Given(answer @ ConfirmAnswer::Stop) => (answer.words().to_string(), Some(Declined::Stop)),
+                Reply::Given(answer) => (answer.words().to_string(), Some(Declined::Rollback)),
+                Reply::Silence { waited } => (silence_words(waited), Some(Declined::Rollback)),
+                Reply::Interrupted => (INTERRUPTED_WORDS.to_string(), Some(Declined::Interrupted)),
+                Reply::Withdrawn => {
+                    self.decided(Some(step), &message, WITHDRAWN_WORDS, asked.elapsed());
+                    return Err("the question was withdrawn: the run was stopping".into());
+                }
+            };
+            self.decided(Some(step), &message, &answer, asked.elapsed());
+            match declined {
+                None => Ok(true),
+                Some(declined) => {
+                    if let Ok(mut all) = self.declined.lock() {
+                        all.insert(step.to_string(), declined);
+                    }
+                    Ok(false)
+                }
+            }
         })
     }
 
@@ -96,6 +143,7 @@ impl Host for RunHost {
             shown
         };
         if let Some(line) = shown {
+            self.keep_tail(step, &line);
             self.reporter.event(&Event::StepOutput {
                 step: step.to_string(),
                 stream,

@@ -12,6 +12,7 @@ pub mod context;
 pub mod operator;
 
 mod action;
+mod asking;
 mod child;
 mod host;
 mod prepare;
@@ -20,6 +21,7 @@ mod rollback;
 mod schedule;
 
 use action::*;
+use asking::*;
 use child::*;
 use host::*;
 use prepare::*;
@@ -29,7 +31,10 @@ use schedule::*;
 pub use crate::event::{
     Canceller, Event, EventLine, Failure, Reporter, Reporters, RunStatus, RunSummary, StepStatus, StepSummary, Trace,
 };
-pub use operator::{GateAnswer, InterruptAnswer, Operator, StepAnswer, Unattended};
+pub use asking::in_full;
+pub use operator::{
+    ConfirmAnswer, FailureAnswer, InterruptAnswer, Operator, Question, Reply, Setback, StepAnswer, Unattended,
+};
 
 use crate::compile::Compiled;
 use crate::diagnostic::Diagnostic;
@@ -104,6 +109,9 @@ pub struct RunRequest {
     /// Secrets this run must mask besides its own: a child run gets its
     /// parent's, so a secret passed in as an input stays one.
     pub secrets: Option<Arc<Redactor>>,
+    /// Who answers the questions (`--operator`, else the login user and
+    /// host), for the audit trail.
+    pub operator: String,
 }
 
 /// Where runs are kept, and the runbook as read.
@@ -179,6 +187,8 @@ enum Stop {
     Failure { reason: String, rollback: bool },
     /// The operator said no, or interrupted: roll back, then report cancelled.
     Cancel { reason: String, rollback: bool },
+    /// The operator stopped the run for a person: nothing rolled back.
+    Halt { reason: String },
     /// `runbook rollback RUN`: roll back a run that has ended.
     Requested,
     /// The journal cannot be written: start nothing more, not even a
@@ -347,6 +357,10 @@ pub async fn execute(
         kill_grace: request.kill_grace,
         yes: request.yes,
         prompt,
+        operator_name: request.operator.clone(),
+        clocks: PromptClocks::default(),
+        tails: std::sync::Mutex::new(HashMap::new()),
+        declined: std::sync::Mutex::new(HashMap::new()),
         journal: journal_writer.clone(),
         redactor: redactor.clone(),
         streams: std::sync::Mutex::new(HashMap::new()),
@@ -384,10 +398,30 @@ pub async fn execute(
                         step.id
                     ),
                 );
-                if !run
-                    .ask(false, move |o| o.confirm(&id, &question, "run the step again"))
-                    .await
-                {
+                let asked = Instant::now();
+                let text = question.clone();
+                let reply = run
+                    .ask(Reply::Withdrawn, move |o| {
+                        let withdrawn = CancellationToken::new();
+                        o.confirm(&Question {
+                            step: &id,
+                            message: &text,
+                            action: "run the step again",
+                            detail: "",
+                            can_skip: false,
+                            withdrawn: &withdrawn,
+                        })
+                    })
+                    .await;
+                let again = reply == Reply::Given(ConfirmAnswer::Yes);
+                let words = match reply {
+                    Reply::Given(answer) => answer.words().to_string(),
+                    Reply::Silence { waited } => silence_words(waited),
+                    Reply::Interrupted => INTERRUPTED_WORDS.to_string(),
+                    Reply::Withdrawn => WITHDRAWN_WORDS.to_string(),
+                };
+                run.shared.decided(Some(&step.id), &question, &words, asked.elapsed());
+                if !again {
                     // The run is left as it was, to be resumed once checked.
                     return Err(vec![
                         Diagnostic::error(
@@ -465,6 +499,23 @@ fn merge(
         }
     });
     rx
+}
+
+/// Who is running this, for the audit trail when `--operator` does not
+/// say: the login user and the host, `alice@db-3`.
+pub fn login_name() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()));
+    format!("{user}@{}", hostname())
 }
 
 fn hostname() -> String {

@@ -118,6 +118,9 @@ impl Run {
                 }
                 StepStatus::Failed => {
                     self.set_status(i, StepStatus::Failed, None);
+                    if done.continued() {
+                        self.continued.insert(i);
+                    }
                     let mut outcome = restored(StepStatus::Failed, Json::Null, done.duration_ms, Which::Main(i));
                     outcome.failure = done.failure();
                     self.outcomes.insert(Which::Main(i), outcome);

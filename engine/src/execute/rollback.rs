@@ -18,7 +18,7 @@ impl Run {
         let wants_rollback = match &self.stop {
             Some(Stop::Failure { rollback, .. } | Stop::Cancel { rollback, .. }) => *rollback && !self.no_rollback,
             Some(Stop::Requested) => true,
-            Some(Stop::JournalFailed) | None => false,
+            Some(Stop::JournalFailed | Stop::Halt { .. }) | None => false,
         };
         if wants_rollback {
             self.rollback(interrupts).await;
@@ -35,6 +35,7 @@ impl Run {
             match &self.stop {
                 Some(Stop::Requested) => RunStatus::RolledBack,
                 Some(Stop::Cancel { .. }) => RunStatus::Cancelled,
+                Some(Stop::Halt { .. }) => RunStatus::Aborted,
                 Some(Stop::Failure { .. }) if wants_rollback => RunStatus::Failed,
                 Some(Stop::Failure { rollback: false, .. }) => RunStatus::Aborted,
                 Some(Stop::Failure { .. }) => RunStatus::FailedWithoutRollback,
@@ -114,7 +115,7 @@ impl Run {
                         .rollback_child(&child_id)
                         .await
                         .map_err(|message| Failure::Kind { message, partial: None }),
-                    None => return shared.run_action(Which::Rollback(i), token, false).await,
+                    None => return shared.run_action(Which::Rollback(i), token, false, 0).await,
                 };
                 Outcome {
                     which: Which::Rollback(i),
@@ -227,7 +228,7 @@ impl Run {
             }
             let outcome = self
                 .shared
-                .run_action(Which::Finally(k), CancellationToken::new(), true)
+                .run_action(Which::Finally(k), CancellationToken::new(), true, 0)
                 .await;
             self.finally_status[k] = outcome.status;
             let outputs = (outcome.status == StepStatus::Succeeded).then(|| to_value(&outcome.outputs));

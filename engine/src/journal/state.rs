@@ -514,6 +514,18 @@ impl StepState {
         }
     }
 
+    /// Whether it failed and the run went on after it (`on_failure:
+    /// continue`, or the operator chose to skip it).
+    pub fn continued(&self) -> bool {
+        matches!(
+            self.setback,
+            Some(Setback::Failed {
+                on_failure: OnFailure::Continue,
+                ..
+            })
+        )
+    }
+
     /// Why it was skipped, when it was.
     pub fn skip_reason(&self) -> Option<&str> {
         match &self.setback {

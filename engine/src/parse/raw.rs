@@ -268,6 +268,15 @@ pub enum OnFailure {
 impl OnFailure {
     pub const NAMES: &'static [&'static str] = &["rollback", "continue", "abort"];
     pub const ALL: [OnFailure; 3] = [OnFailure::Rollback, OnFailure::Continue, OnFailure::Abort];
+
+    /// The name written in a runbook.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Rollback => "rollback",
+            OnFailure::Continue => "continue",
+            OnFailure::Abort => "abort",
+        }
+    }
 }
 
 /// One step of the procedure.

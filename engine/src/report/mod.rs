@@ -340,3 +340,24 @@ mod tests {
         assert_eq!("xml".parse::<ReportFormat>().unwrap_err().help, None);
     }
 }
+
+/// A decision in words: what was asked, the answer, who gave it and how long
+/// it took (`None` for any other event).
+pub fn decision_words(event: &crate::event::Event) -> Option<String> {
+    let crate::event::Event::Decision {
+        question,
+        answer,
+        by,
+        waited_ms,
+        ..
+    } = event
+    else {
+        return None;
+    };
+    let waited = if *waited_ms > 0 {
+        format!(", after {}", text::human_duration(*waited_ms))
+    } else {
+        String::new()
+    };
+    Some(format!("{question} → {answer} (by {by}{waited})"))
+}

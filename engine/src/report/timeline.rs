@@ -107,6 +107,10 @@ pub fn timeline(events: &[TimedEvent]) -> Vec<TimelineEntry<'_>> {
                     format!("run resumed; running again what was in flight: {}", rerun.join(", ")),
                 ),
                 Event::RollbackRequested { reason } => (RUN, format!("rollback requested: {reason}")),
+                Event::Decision { step, .. } => (
+                    step.as_deref().unwrap_or(RUN),
+                    format!("decision: {}", crate::report::decision_words(&timed.event).unwrap_or_default()),
+                ),
                 Event::RunFinished {
                     status, duration_ms, ..
                 } => (

@@ -1,7 +1,10 @@
 //! The fake step kind of the executor tests, and a run of a runbook with
 //! it: every attempt recorded against tokio's clock, every event kept.
 
-use runbook_engine::execute::{Event, Mode, Reporter, RunRequest, RunSummary, StepStatus, Unattended, execute};
+use runbook_engine::execute::{
+    ConfirmAnswer, Event, FailureAnswer, InterruptAnswer, Mode, Operator, Question, Reply, Reporter, RunRequest,
+    RunSummary, Setback, StepAnswer, StepStatus, Unattended, execute,
+};
 use runbook_engine::step::{StepContext, StepError, StepFuture, StepKind};
 use runbook_engine::{Registry, load_bytes};
 use serde::Deserialize;
@@ -255,6 +258,94 @@ pub async fn run_with_signals(yaml: &str, signals: &[(Duration, &'static str)]) 
 /// Runs `yaml` unattended, sending each signal on the interrupts channel at
 /// its time since the start, with `timeout` as the whole run's bound.
 pub async fn run_with(yaml: &str, signals: &[(Duration, &'static str)], timeout: Option<Duration>) -> Ran {
+    run_operated(yaml, signals, timeout, Arc::new(Unattended { yes: true }), true).await
+}
+
+/// An answer the scripted operator gives, in turn.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    Confirm(ConfirmAnswer),
+    Failure(FailureAnswer),
+    /// Waits (for real) this long, then says yes to a confirmation.
+    YesAfter(Duration),
+    /// Waits until the question is withdrawn.
+    Never,
+}
+
+/// A person at a terminal, answering from a script; what was asked is kept.
+#[derive(Default)]
+pub struct Scripted {
+    pub answers: Mutex<std::collections::VecDeque<Answer>>,
+    pub asked: Mutex<Vec<String>>,
+}
+
+impl Scripted {
+    pub fn new(answers: &[Answer]) -> Arc<Self> {
+        Arc::new(Self {
+            answers: Mutex::new(answers.iter().copied().collect()),
+            asked: Mutex::default(),
+        })
+    }
+
+    fn next(&self, asked: String) -> Answer {
+        self.asked.lock().unwrap().push(asked);
+        self.answers.lock().unwrap().pop_front().unwrap_or(Answer::Never)
+    }
+
+    fn wait_for(withdrawn: &tokio_util::sync::CancellationToken) {
+        while !withdrawn.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Operator for Scripted {
+    fn is_interactive(&self) -> bool {
+        true
+    }
+    fn confirm(&self, question: &Question<'_>) -> Reply<ConfirmAnswer> {
+        match self.next(format!("confirm {}", question.step)) {
+            Answer::Confirm(answer) => Reply::Given(answer),
+            Answer::YesAfter(wait) => {
+                std::thread::sleep(wait);
+                Reply::Given(ConfirmAnswer::Yes)
+            }
+            _ => {
+                Self::wait_for(question.withdrawn);
+                Reply::Withdrawn
+            }
+        }
+    }
+    fn before_step(&self, question: &Question<'_>) -> Reply<StepAnswer> {
+        self.next(format!("step {}", question.step));
+        Reply::Given(StepAnswer::Yes)
+    }
+    fn failed(&self, setback: &Setback<'_>) -> Reply<FailureAnswer> {
+        match self.next(format!("failed {}: {}", setback.step, setback.error)) {
+            Answer::Failure(answer) => Reply::Given(answer),
+            _ => {
+                Self::wait_for(setback.withdrawn);
+                Reply::Withdrawn
+            }
+        }
+    }
+    fn interrupted(&self) -> InterruptAnswer {
+        self.asked.lock().unwrap().push("interrupted".into());
+        InterruptAnswer::Rollback
+    }
+    fn abandon_rollback(&self) -> bool {
+        false
+    }
+}
+
+/// Runs `yaml` with `operator` answering (`yes`: as with `--yes`).
+pub async fn run_operated(
+    yaml: &str,
+    signals: &[(Duration, &'static str)],
+    timeout: Option<Duration>,
+    operator: Arc<dyn Operator>,
+    yes: bool,
+) -> Ran {
     let timeline = Timeline::new();
     let mut registry = Registry::new();
     registry.register(Fake(timeline.clone()));
@@ -268,7 +359,7 @@ pub async fn run_with(yaml: &str, signals: &[(Duration, &'static str)], timeout:
         env: Arc::new(|_: &str| None),
         base_dir: std::env::temp_dir(),
         step_mode: false,
-        yes: true,
+        yes,
         no_rollback: false,
         timeout,
         kill_grace: Duration::from_secs(1),
@@ -276,6 +367,7 @@ pub async fn run_with(yaml: &str, signals: &[(Duration, &'static str)], timeout:
         state: None,
         mode: Mode::Run,
         secrets: None,
+        operator: "test".into(),
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let (origin, signals) = (timeline.origin, signals.to_vec());
@@ -292,7 +384,7 @@ pub async fn run_with(yaml: &str, signals: &[(Duration, &'static str)], timeout:
         compiled,
         Arc::new(registry),
         request,
-        Arc::new(Unattended { yes: true }),
+        operator,
         events.clone(),
         rx,
     )

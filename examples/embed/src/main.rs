@@ -146,6 +146,7 @@ async fn run(path: &std::path::Path, inputs: Vec<(String, String)>, app: &App) -
         state: None,
         mode: Mode::Run,
         secrets: None,
+        operator: runbook_engine::execute::login_name(),
     };
     // Nothing interrupts this run but its own steps.
     let (_interrupt, interrupts) = tokio::sync::mpsc::unbounded_channel();
