@@ -335,6 +335,7 @@ inputs:
     pattern: "[a-z][a-z0-9-]*"
     env: TENANT
     description: the tenant's slug
+  replicas: { type: integer, default: 1 }
 secrets:
   token: { env: TOKEN }
 steps:
@@ -392,6 +393,27 @@ fn a_value_that_holds_a_secret_is_not_shown_when_it_does_not_match() {
     );
     assert!(!outcome.stderr.contains("Tok-93F1C0D2"), "{}", outcome.transcript());
     assert!(!outcome.stdout.contains("Tok-93F1C0D2"), "{}", outcome.transcript());
+    // So with a value that is not of the input's type.
+    let typed = sandbox.runbook(
+        &[
+            "run",
+            "runbook.yaml",
+            "-i",
+            "tenant=acme",
+            "-i",
+            "replicas=Tok-93F1C0D2",
+        ],
+        &[("TOKEN", "Tok-93F1C0D2"), ("COLUMNS", "200")],
+    );
+    assert_eq!(typed.code, Some(2), "{}", typed.transcript());
+    assert!(
+        typed.stderr.contains(
+            "input `replicas` (argument): the value holds a secret, so it is not shown; it is not a valid integer"
+        ),
+        "{}",
+        typed.transcript()
+    );
+    assert!(!typed.stderr.contains("Tok-93F1C0D2"), "{}", typed.transcript());
     assert!(!sandbox.file("ran").exists(), "nothing ran");
 }
 
