@@ -267,6 +267,7 @@ steps:
         .current_dir(sandbox.path())
         .env("SANDBOX", sandbox.path())
         .env("RUNBOOK_LOCK_DIR", sandbox.path().join(".locks"))
+        .env("XDG_STATE_HOME", support::state_home(sandbox.path()))
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

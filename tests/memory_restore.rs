@@ -115,6 +115,8 @@ impl Demo {
             .env("NO_COLOR", "1")
             .env_remove("RUNBOOK_STATE_DIR")
             .env("RUNBOOK_LOCK_DIR", self.dir.path().join("locks"))
+            // The index of runs, out of the real home.
+            .env("XDG_STATE_HOME", self.dir.path().join("xdg-state"))
             .stdin(Stdio::null())
             .output()
             .expect("the runbook binary runs");

@@ -115,6 +115,8 @@ impl Scenario {
             .arg("--state-dir")
             .arg(self.path(".runbook"))
             .env("RUNBOOK_LOCK_DIR", self.path(".locks"))
+            // The index of runs, out of the real home.
+            .env("XDG_STATE_HOME", self.path(".xdg-state"))
             .arg("--report")
             .arg(&report)
             .args(["--report-format", "json"])

@@ -102,7 +102,8 @@ pub enum Command {
         #[command(flatten)]
         journal: JournalRunArgs,
     },
-    /// List the runs kept in a state directory.
+    /// List runs: every run this user started (from the index of runs), or
+    /// those kept in one state directory.
     Runs {
         /// A runbook file: list the runs kept beside it.
         #[arg(value_name = "FILE")]
@@ -189,18 +190,25 @@ pub struct PersonArgs {
 #[derive(clap::Args, Clone, Default)]
 pub struct StateArgs {
     /// The state directory (default: $RUNBOOK_STATE_DIR, else `.runbook` beside the runbook,
-    /// or in the current directory for commands that take a run id).
+    /// or in the current directory for commands that take a run id; a run id not there is
+    /// looked up in the index of runs).
     #[arg(long, value_name = "DIR", global = true)]
     pub state_dir: Option<PathBuf>,
 }
 
 impl StateArgs {
+    /// The state directory given: with `--state-dir`, or in `RUNBOOK_STATE_DIR`.
+    pub fn given(&self) -> Option<PathBuf> {
+        self.state_dir.clone().or_else(|| {
+            std::env::var_os(runbook_engine::journal::STATE_DIR_ENV)
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+        })
+    }
+
     pub fn resolve(&self, beside: Option<&Path>) -> PathBuf {
-        if let Some(dir) = &self.state_dir {
-            return dir.clone();
-        }
-        if let Some(dir) = std::env::var_os(runbook_engine::journal::STATE_DIR_ENV).filter(|d| !d.is_empty()) {
-            return PathBuf::from(dir);
+        if let Some(dir) = self.given() {
+            return dir;
         }
         match beside.and_then(Path::parent) {
             Some(parent) if !parent.as_os_str().is_empty() => parent.join(".runbook"),

@@ -8,6 +8,7 @@
 mod args;
 mod check;
 mod console;
+mod index;
 mod plan;
 mod plugins;
 mod prompt;
@@ -82,8 +83,9 @@ fn main() -> ExitCode {
             };
             run::run(&terminal, registry, &file, options)
         }
-        Command::Resume { journal, force } => {
+        Command::Resume { mut journal, force } => {
             let run_id = journal.run.clone();
+            journal.state.state_dir = Some(index::state_dir_of(&journal.state, &run_id));
             run::from_journal(
                 &terminal,
                 registry,
@@ -93,8 +95,9 @@ fn main() -> ExitCode {
                 false,
             )
         }
-        Command::Rollback { journal } => {
+        Command::Rollback { mut journal } => {
             let run_id = journal.run.clone();
+            journal.state.state_dir = Some(index::state_dir_of(&journal.state, &run_id));
             run::from_journal(
                 &terminal,
                 registry,
@@ -104,13 +107,23 @@ fn main() -> ExitCode {
                 true,
             )
         }
+        // Without a runbook or a state directory: every run the index knows.
+        Command::Runs { file, format, state } if file.is_none() && state.given().is_none() => {
+            runs::every_run(&state.resolve(None), format)
+        }
         Command::Runs { file, format, state } => runs::runs(&terminal, &state.resolve(file.as_deref()), format),
         Command::Show {
             run: run_id,
             format,
             state,
             report,
-        } => runs::show(&terminal, &state.resolve(None), &run_id, format, &report),
+        } => runs::show(
+            &terminal,
+            &index::state_dir_of(&state, &run_id),
+            &run_id,
+            format,
+            &report,
+        ),
         Command::Schema { file } => {
             let registry = match &file {
                 Some(file) => {

@@ -198,7 +198,7 @@ fn execute_runbook(
             operator: operator_name,
         };
         let signals = runbook_engine::execute::listen_for_signals();
-        let reporter: Arc<dyn runbook_engine::execute::Reporter> = console.clone();
+        let reporter = crate::index::Recording::around(console.clone(), &state_dir);
         match runbook_engine::execute::execute(compiled, registry, request, operator, reporter, signals).await {
             Ok(summary) => {
                 console.finish();

@@ -32,8 +32,16 @@ impl Outcome {
     }
 }
 
+/// Where the runs started in `dir` are indexed (`XDG_STATE_HOME`): in the
+/// folder, so that no test writes in the real home, and each test sees the
+/// runs it started only.
+pub fn state_home(dir: &Path) -> PathBuf {
+    dir.join(".xdg-state")
+}
+
 /// `runbook ARGS` in `dir`: no colours, a fixed width, no terminal, the
-/// folder as `$SANDBOX`, and no state directory from the environment.
+/// folder as `$SANDBOX`, no state directory from the environment, and the
+/// index of runs in the folder (see [`state_home`]).
 pub fn command(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_runbook"));
     command
@@ -42,6 +50,7 @@ pub fn command(dir: &Path, args: &[&str]) -> Command {
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")
         .env("SANDBOX", dir)
+        .env("XDG_STATE_HOME", state_home(dir))
         .env_remove("RUNBOOK_STATE_DIR")
         // Locks are machine-wide: tests that run at once keep theirs apart.
         .env("RUNBOOK_LOCK_DIR", dir.join(".locks"))

@@ -209,7 +209,9 @@ pub async fn execute(
     let interactive = operator.is_interactive();
     // A run picked up from its journal: the state the journal leaves, replayed once.
     let replayed = request.mode.journal().map(Journal::state);
-    let (inputs, secrets) = prepare(&compiled, &registry, &request, replayed.as_ref(), interactive)?;
+    // The run starts now, to the second: relative inputs count from here.
+    let started = crate::validate::datetime::start_now();
+    let (inputs, secrets) = prepare(&compiled, &registry, &request, replayed.as_ref(), interactive, started)?;
     if let Some(summary) = replayed.as_ref().and_then(RunState::summary)
         && matches!(request.mode, Mode::Resume(_))
     {
@@ -232,10 +234,7 @@ pub async fn execute(
         Some(journal) => journal.header.run_id.clone(),
         None => request.run_id.clone().unwrap_or_else(new_run_id),
     };
-    let started_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let started_secs = u64::try_from(started.as_second()).unwrap_or_default();
     let mut ctx = RunContext::new(&run_id, &format_timestamp(started_secs), &inputs, &secrets);
     let runbook = &compiled.runbook;
 

@@ -8,13 +8,15 @@ use super::*;
 pub(super) type Prepared = (serde_json::Map<String, Json>, HashMap<String, String>);
 
 /// Checks what a run needs before anything runs: inputs, secrets, and
-/// someone to answer confirmations. Returns the inputs and secret values.
+/// someone to answer confirmations. Returns the inputs (relative times
+/// resolved against `started`, when the run starts) and secret values.
 pub(super) fn prepare(
     compiled: &Compiled,
     registry: &Registry,
     request: &RunRequest,
     replayed: Option<&RunState>,
     interactive: bool,
+    started: jiff::Timestamp,
 ) -> Result<Prepared, Vec<Diagnostic>> {
     let runbook = &compiled.runbook;
     let mut errors = Vec::new();
@@ -64,13 +66,9 @@ pub(super) fn prepare(
         );
         return Err(errors);
     }
-    let inputs: serde_json::Map<String, Json> = match request.mode.journal() {
-        Some(journal) => journaled_inputs(runbook, journal, request, &mut errors),
-        None => resolve_inputs(runbook, &request.inputs, &*request.env, &mut errors)
-            .into_iter()
-            .map(|i| (i.name, i.value))
-            .collect(),
-    };
+    // Secrets are read first, so that a value that holds one is not shown
+    // in an input's error; their own errors come after the inputs'.
+    let mut secret_errors = Vec::new();
     let mut secrets = HashMap::new();
     for secret in &runbook.secrets {
         let value = match &secret.source {
@@ -119,13 +117,31 @@ pub(super) fn prepare(
             Ok(value) => {
                 secrets.insert(secret.name.clone(), value);
             }
-            Err((message, help)) => errors.push(
+            Err((message, help)) => secret_errors.push(
                 Diagnostic::error(codes::MISSING_SECRET, message)
                     .with_label(secret.span, "declared here")
                     .with_help(help),
             ),
         }
     }
+    let own = crate::secrets::Redactor::new(secrets.values().cloned());
+    let holds_secret =
+        |text: &str| own.reveals(text) || request.secrets.as_ref().is_some_and(|parent| parent.reveals(text));
+    let inputs: serde_json::Map<String, Json> = match request.mode.journal() {
+        Some(journal) => journaled_inputs(runbook, journal, request, started, &holds_secret, &mut errors),
+        None => resolve_inputs(
+            runbook,
+            &request.inputs,
+            &*request.env,
+            started,
+            &holds_secret,
+            &mut errors,
+        )
+        .into_iter()
+        .map(|i| (i.name, i.value))
+        .collect(),
+    };
+    errors.extend(secret_errors);
     if !request.yes && !interactive && matches!(request.mode, Mode::Run) {
         let asking: Vec<&str> = runbook
             .steps
@@ -160,13 +176,16 @@ pub(super) fn prepare(
     Ok((inputs, secrets))
 }
 
-/// The inputs of a run picked up from its journal. Inputs that held a
-/// secret were journaled masked: they must be given again (a parent run
-/// gives its child's every time).
+/// The inputs of a run picked up from its journal, as they were resolved
+/// when it started (a relative time stays the time it stood for then).
+/// Inputs that held a secret were journaled masked: they must be given
+/// again (a parent run gives its child's every time).
 pub(super) fn journaled_inputs(
     runbook: &checked::Runbook,
     journal: &Journal,
     request: &RunRequest,
+    started: jiff::Timestamp,
+    holds_secret: &dyn Fn(&str) -> bool,
     errors: &mut Vec<Diagnostic>,
 ) -> serde_json::Map<String, Json> {
     let header = &journal.header;
@@ -225,7 +244,7 @@ pub(super) fn journaled_inputs(
             .cloned(),
     );
     let none = |_: &str| None;
-    resolve_inputs(runbook, &given, &none, errors)
+    resolve_inputs(runbook, &given, &none, started, holds_secret, errors)
         .into_iter()
         .map(|i| (i.name, i.value))
         .collect()

@@ -7,6 +7,7 @@
 //! started). A torn last line (a crash in the middle of a write) is
 //! detected and ignored; any other damage is an error that changes nothing.
 
+pub mod index;
 pub mod lock;
 pub mod redact;
 pub mod resume;
@@ -158,7 +159,9 @@ impl JournalError {
     pub fn help(&self) -> String {
         match self {
             JournalError::NotFound { .. } => {
-                "`runbook runs` lists the runs; pass `--state-dir` if they are kept elsewhere".into()
+                "`runbook runs` lists the runs this user started, wherever they are kept; \
+                 for a run it does not list, pass the `--state-dir` it used"
+                    .into()
             }
             JournalError::NewerFormat { .. } => "use the runbook version that started the run, or a newer one".into(),
             JournalError::Corrupt { .. } => {
@@ -740,11 +743,14 @@ pub struct RunListing {
     pub started_at: String,
     pub duration_ms: Option<u64>,
     pub status: String,
+    /// The state directory it is journaled in, absolute.
+    pub state_dir: PathBuf,
 }
 
 /// Every run in a state directory, newest first. Unreadable runs are listed
 /// with their error as status rather than hidden.
 pub fn list(state_dir: &Path) -> Result<Vec<RunListing>, JournalError> {
+    let absolute = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
     let runs = state_dir.join("runs");
     let entries = match std::fs::read_dir(&runs) {
         Ok(entries) => entries,
@@ -763,6 +769,7 @@ pub fn list(state_dir: &Path) -> Result<Vec<RunListing>, JournalError> {
                     started_at: journal.header.started_at.clone(),
                     duration_ms: state.summary().map(|s| s.duration_ms),
                     status: state.status_name(|| pid_alive(journal.header.pid)).to_string(),
+                    state_dir: absolute.clone(),
                 })
             }
             Err(e) => out.push(RunListing {
@@ -771,6 +778,7 @@ pub fn list(state_dir: &Path) -> Result<Vec<RunListing>, JournalError> {
                 started_at: String::new(),
                 duration_ms: None,
                 status: format!("unreadable: {e}"),
+                state_dir: absolute.clone(),
             }),
         }
     }

@@ -150,11 +150,14 @@ pub enum InputType {
     Duration,
     Url,
     Enum,
+    Datetime,
 }
 
 impl InputType {
-    pub const NAMES: &'static [&'static str] = &["string", "integer", "number", "boolean", "duration", "url", "enum"];
-    pub const ALL: [InputType; 7] = [
+    pub const NAMES: &'static [&'static str] = &[
+        "string", "integer", "number", "boolean", "duration", "url", "enum", "datetime",
+    ];
+    pub const ALL: [InputType; 8] = [
         InputType::String,
         InputType::Integer,
         InputType::Number,
@@ -162,6 +165,7 @@ impl InputType {
         InputType::Duration,
         InputType::Url,
         InputType::Enum,
+        InputType::Datetime,
     ];
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]
@@ -172,7 +176,7 @@ impl InputType {
 #[derive(Debug, Clone, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Input {
-    /// string (default), integer, number, boolean, duration, url, or enum with `values`.
+    /// string (default), integer, number, boolean, duration, url, enum with `values`, or datetime.
     #[schemars(rename = "type")]
     pub ty: Option<Spanned<InputType>>,
     /// The value when none is given on the command line or in the environment.
@@ -185,6 +189,9 @@ pub struct Input {
     pub env: Option<Spanned<String>>,
     /// The allowed values of an `enum` input.
     pub values: Option<Vec<Spanned<String>>>,
+    /// A regular expression the whole value of a `string` input must match.
+    #[schemars(extend("format" = "regex"))]
+    pub pattern: Option<Spanned<String>>,
     #[schemars(skip)]
     pub span: Span,
 }
@@ -673,7 +680,7 @@ pub const RUNBOOK_KEYS: &[&str] = &[
     "steps",
     "finally",
 ];
-pub const INPUT_KEYS: &[&str] = &["type", "default", "required", "description", "env", "values"];
+pub const INPUT_KEYS: &[&str] = &["type", "default", "required", "description", "env", "values", "pattern"];
 pub const SECRET_KEYS: &[&str] = &["env", "file", "description"];
 pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry", "on_failure"];
 pub const RETRY_KEYS: &[&str] = &["attempts", "backoff", "delay", "max_delay", "jitter", "until"];
@@ -746,6 +753,7 @@ impl FromNode for Input {
             description: m.get("description", cx),
             env: m.get("env", cx),
             values: m.get("values", cx),
+            pattern: m.get("pattern", cx),
             span: m.label_span(),
         };
         m.finish(cx);

@@ -12,13 +12,15 @@ pub use render::{render_dot, render_mermaid, render_text};
 
 use crate::compile::Compiled;
 use crate::diagnostic::Diagnostic;
-use crate::parse::raw::{Backoff, OnFailure, list};
+use crate::parse::raw::{Backoff, InputType, OnFailure, list};
 use crate::quote::{self, Quote};
 use crate::step::Registry;
 use crate::template::{self, Piece};
 use crate::validate::checked::{self, Leaf, Param, RenderParams, SecretSource, Text};
-use crate::validate::inputs::parse_input_text;
+use crate::validate::datetime::start_now;
+use crate::validate::inputs::{parse_input_text, resolve_time};
 use crate::words::format_duration;
+use jiff::Timestamp;
 use minijinja::Value;
 use minijinja::value::{Object, ObjectRepr};
 use serde::Serialize;
@@ -76,6 +78,10 @@ pub struct PlannedInput {
     pub value: Json,
     /// `argument`, `env NAME` or `default`.
     pub source: String,
+    /// A `datetime` given relative to the start of the run (`-24h`, `now`),
+    /// as written; `value` is the time it stands for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relative: Option<String>,
     pub description: Option<String>,
 }
 
@@ -212,7 +218,8 @@ pub fn plan(
     let no_env = |_: &str| None;
     let env: &dyn Fn(&str) -> Option<String> = request.env.unwrap_or(&no_env);
 
-    let inputs = resolve_inputs(runbook, &request.inputs, env, &mut errors);
+    // A plan shows relative times as a run started now would resolve them.
+    let inputs = resolve_inputs(runbook, &request.inputs, env, start_now(), &|_| false, &mut errors);
     let assumed = parse_assumptions(compiled, &request.assume, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
@@ -377,11 +384,16 @@ pub fn plan(
     ))
 }
 
-/// Resolves inputs from arguments, the environment and defaults.
+/// Resolves inputs from arguments, the environment and defaults, for a run
+/// that starts at `start` (relative `datetime` values count from it). Each
+/// value is checked against its type and pattern; an error shows the value
+/// unless `holds_secret` says it holds one.
 pub fn resolve_inputs(
     runbook: &checked::Runbook,
     given: &[(String, String)],
     env: &dyn Fn(&str) -> Option<String>,
+    start: Timestamp,
+    holds_secret: &dyn Fn(&str) -> bool,
     errors: &mut Vec<Diagnostic>,
 ) -> Vec<PlannedInput> {
     for (name, _) in given {
@@ -414,29 +426,68 @@ pub fn resolve_inputs(
             Some((text, source)) => match parse_input_text(input.ty, &input.values, &text) {
                 Ok(value) => Some((value, source)),
                 Err(reason) => {
-                    errors.push(
-                        Diagnostic::error(
-                            codes::BAD_INPUT,
-                            format!("bad value for input `{}` ({source}): {reason}", input.name),
+                    let reason = if holds_secret(&text) {
+                        format!(
+                            "the value holds a secret, so it is not shown; it is not a valid {}",
+                            input.ty.name()
                         )
-                        .with_label(input.span, format!("declared as {}", input.ty.name()))
-                        .with_help(format!(
-                            "give a {} value, e.g. `--input {}=...`",
-                            input.ty.name(),
-                            input.name
-                        )),
-                    );
+                    } else {
+                        reason
+                    };
+                    errors.push(bad_input(input, &source, &reason));
                     continue;
                 }
             },
             None => input.default.clone().map(|d| (d, "default".to_string())),
         };
-        match parsed {
-            Some((value, source)) => out.push(PlannedInput {
+        let resolved = parsed.map(|(value, source)| match (input.ty, &value) {
+            (InputType::Datetime, Json::String(text)) => match resolve_time(text, start) {
+                Ok((value, relative)) => Ok((value, source, relative)),
+                Err(reason) => Err(bad_input(input, &source, &reason)),
+            },
+            _ => Ok((value, source, None)),
+        });
+        let resolved = match resolved {
+            Some(Ok((value, source, relative))) => match &input.pattern {
+                Some((pattern, span)) if !value.as_str().is_some_and(|v| pattern.matches(v)) => {
+                    let text = value.as_str().unwrap_or_default();
+                    let reason = if holds_secret(text) {
+                        format!(
+                            "the value holds a secret, so it is not shown; it does not match the pattern `{}`",
+                            pattern.text()
+                        )
+                    } else {
+                        format!("`{text}` does not match the pattern `{}`", pattern.text())
+                    };
+                    let help = match &input.description {
+                        Some(description) => format!("`{}`: {description}", input.name),
+                        None => format!("give a value that matches, e.g. `--input {}=...`", input.name),
+                    };
+                    errors.push(
+                        Diagnostic::error(
+                            codes::BAD_INPUT,
+                            format!("bad value for input `{}` ({source}): {reason}", input.name),
+                        )
+                        .with_label(*span, "the whole value must match this pattern")
+                        .with_help(help),
+                    );
+                    continue;
+                }
+                _ => Some((value, source, relative)),
+            },
+            Some(Err(diagnostic)) => {
+                errors.push(diagnostic);
+                continue;
+            }
+            None => None,
+        };
+        match resolved {
+            Some((value, source, relative)) => out.push(PlannedInput {
                 name: input.name.clone(),
                 ty: input.ty.name(),
                 value,
                 source,
+                relative,
                 description: input.description.clone(),
             }),
             None if input.required => {
@@ -455,11 +506,31 @@ pub fn resolve_inputs(
                 ty: input.ty.name(),
                 value: Json::Null,
                 source: "not given".into(),
+                relative: None,
                 description: input.description.clone(),
             }),
         }
     }
     out
+}
+
+/// A value that does not fit its input's type: what is wrong, where the
+/// input says what it takes, and how to give one.
+fn bad_input(input: &checked::Input, source: &str, reason: &str) -> Diagnostic {
+    let help = match input.ty {
+        InputType::Datetime => format!(
+            "give a time in RFC 3339 (`2026-12-03T08:00:00Z`) or relative to the start of the run \
+             (`-24h`, `now`), e.g. `--input {}=-24h`",
+            input.name
+        ),
+        _ => format!("give a {} value, e.g. `--input {}=...`", input.ty.name(), input.name),
+    };
+    Diagnostic::error(
+        codes::BAD_INPUT,
+        format!("bad value for input `{}` ({source}): {reason}", input.name),
+    )
+    .with_label(input.span, format!("declared as {}", input.ty.name()))
+    .with_help(help)
 }
 
 /// Parses `--assume` values: JSON when they parse as JSON, text otherwise.

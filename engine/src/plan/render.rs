@@ -29,12 +29,17 @@ fn render_text_raw(plan: &Plan, color: bool) -> String {
     if !plan.inputs.is_empty() {
         let _ = writeln!(out, "\n{}", p.bold("inputs"));
         for input in &plan.inputs {
+            // A relative time: the time it stands for, and what was written.
+            let source = match &input.relative {
+                Some(relative) => format!("({relative}, {})", input.source),
+                None => format!("({})", input.source),
+            };
             let _ = writeln!(
                 out,
                 "  {} = {}  {}",
                 input.name,
                 json_inline(&input.value),
-                p.dim(&format!("({})", input.source))
+                p.dim(&source)
             );
         }
     }

@@ -5,6 +5,7 @@ use crate::diagnostic::Span;
 use crate::parse::raw::{Backoff, InputType, OnFailure};
 use crate::quote::{Quote, Quoting};
 use crate::step::Registry;
+use crate::validate::pattern::InputPattern;
 use serde_json::Value as Json;
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ pub struct Input {
     pub description: Option<String>,
     pub env: Option<String>,
     pub values: Vec<String>,
+    /// What the whole value of a `string` input must match, and where it is written.
+    pub pattern: Option<(InputPattern, Span)>,
     pub span: Span,
 }
 

@@ -2,7 +2,9 @@
 //! checking defaults against their declared type.
 
 use crate::parse::raw::InputType;
+use crate::validate::datetime::{InputTime, utc_text};
 use crate::words::parse_duration;
+use jiff::Timestamp;
 use serde_json::Value as Json;
 
 /// Reads an input from command-line or environment text.
@@ -30,6 +32,8 @@ pub fn parse_input_text(ty: InputType, values: &[String], text: &str) -> Result<
             .map(|_| Json::String(text.trim().to_string()))
             .map_err(|e| format!("`{text}` is not a duration: {e}")),
         InputType::Url => check_url(text).map(|()| Json::String(text.trim_end_matches('/').to_string())),
+        // Kept as written, relative or not, until the run starts (see `resolve_time`).
+        InputType::Datetime => InputTime::parse(text).map(|_| Json::String(text.trim().to_string())),
         InputType::Enum => {
             if values.iter().any(|v| v == text) {
                 Ok(Json::String(text.to_string()))
@@ -47,9 +51,10 @@ pub fn check_default(ty: InputType, values: &[String], value: &Json) -> Result<J
         (InputType::Integer, Json::Number(n)) if n.is_i64() => Ok(value.clone()),
         (InputType::Number, Json::Number(_)) => Ok(value.clone()),
         (InputType::Boolean, Json::Bool(_)) => Ok(value.clone()),
-        (InputType::String | InputType::Duration | InputType::Url | InputType::Enum, Json::String(s)) => {
-            parse_input_text(ty, values, s)
-        }
+        (
+            InputType::String | InputType::Duration | InputType::Url | InputType::Enum | InputType::Datetime,
+            Json::String(s),
+        ) => parse_input_text(ty, values, s),
         (InputType::String, Json::Number(n)) => Ok(Json::String(n.to_string())),
         _ => Err(format!(
             "the default is {}, but the input is of type `{}`",
@@ -57,6 +62,15 @@ pub fn check_default(ty: InputType, values: &[String], value: &Json) -> Result<J
             ty.name()
         )),
     }
+}
+
+/// A `datetime` value as a run reads it: resolved against the time the run
+/// starts, in UTC; with the text as written when it was relative (`-24h`).
+pub fn resolve_time(text: &str, start: Timestamp) -> Result<(Json, Option<String>), String> {
+    let time = InputTime::parse(text)?;
+    let at = time.resolve(start)?;
+    let relative = time.is_relative().then(|| text.trim().to_string());
+    Ok((Json::String(utc_text(at)), relative))
 }
 
 /// A URL must have a scheme and a host: `http://127.0.0.1:8080`.
@@ -99,6 +113,25 @@ mod tests {
                 .contains("`a` or `b`")
         );
         assert!(parse_input_text(InputType::Duration, &[], "5").is_err());
+        assert_eq!(
+            parse_input_text(InputType::Datetime, &[], " -24h ").unwrap(),
+            json!("-24h"),
+            "a relative time waits for the run to start"
+        );
+        assert!(parse_input_text(InputType::Datetime, &[], "tomorrow").is_err());
+    }
+
+    #[test]
+    fn times_resolve_against_the_start_of_the_run() {
+        let start: Timestamp = "2026-12-03T08:00:00Z".parse().unwrap();
+        assert_eq!(
+            resolve_time("-24h", start).unwrap(),
+            (json!("2026-12-02T08:00:00Z"), Some("-24h".to_string()))
+        );
+        assert_eq!(
+            resolve_time("2026-12-03T09:00:00+01:00", start).unwrap(),
+            (json!("2026-12-03T08:00:00Z"), None)
+        );
     }
 
     #[test]
@@ -106,5 +139,10 @@ mod tests {
         assert!(check_default(InputType::Integer, &[], &json!("x")).is_err());
         assert!(check_default(InputType::Boolean, &[], &json!(true)).is_ok());
         assert!(check_default(InputType::Url, &[], &json!("nope")).is_err());
+        assert_eq!(
+            check_default(InputType::Datetime, &[], &json!("-1h")).unwrap(),
+            json!("-1h")
+        );
+        assert!(check_default(InputType::Datetime, &[], &json!(3)).is_err());
     }
 }

@@ -5,7 +5,9 @@
 //! stage's question, since it needs the graph.
 
 pub mod checked;
+pub mod datetime;
 pub mod inputs;
+pub mod pattern;
 
 use crate::diagnostic::{Diagnostic, SourceFile, Span, suggestion};
 use crate::parse::node::{Node, Value};
@@ -316,6 +318,10 @@ impl<'a> Validator<'a> {
                     .with_label(env.span, "name an environment variable"),
             );
         }
+        let pattern = input
+            .pattern
+            .as_ref()
+            .and_then(|p| self.input_pattern(name, ty, p, input.default.as_ref(), default.as_ref()));
         Some(checked::Input {
             name: name.value.clone(),
             ty,
@@ -324,8 +330,68 @@ impl<'a> Validator<'a> {
             description: input.description.as_ref().map(|d| d.value.clone()),
             env: input.env.as_ref().map(|e| e.value.clone()),
             values,
+            pattern,
             span: name.span,
         })
+    }
+
+    /// A `string` input's `pattern`: it must compile, and the default must match it.
+    fn input_pattern(
+        &mut self,
+        name: &Spanned<String>,
+        ty: InputType,
+        written: &Spanned<String>,
+        default_node: Option<&Node>,
+        default: Option<&serde_json::Value>,
+    ) -> Option<(pattern::InputPattern, Span)> {
+        if ty != InputType::String {
+            self.error(
+                Diagnostic::error(
+                    codes::BAD_INPUT,
+                    format!("input `{}` has a `pattern` but is of type `{}`", name.value, ty.name()),
+                )
+                .with_label(written.span, "a pattern is for string inputs")
+                .with_help("remove `pattern`, or make the input `type: string`"),
+            );
+            return None;
+        }
+        let compiled = match pattern::InputPattern::new(&written.value) {
+            Ok(compiled) => compiled,
+            Err(e) => {
+                let place = e.range.clone().map_or(written.span, |r| {
+                    template::map_range(&self.source.text, written.span, &written.value, r)
+                });
+                self.error(
+                    Diagnostic::error(
+                        codes::BAD_INPUT,
+                        format!("the pattern of input `{}` does not compile: {}", name.value, e.message),
+                    )
+                    .with_label(place, e.message)
+                    .with_help(
+                        "a pattern is a regular expression (the syntax of the Rust `regex` crate); \
+                         to mean a character such as `(`, `[` or `.` itself, write it with a backslash: `\\(`",
+                    ),
+                );
+                return None;
+            }
+        };
+        if let (Some(node), Some(serde_json::Value::String(value))) = (default_node, default)
+            && !compiled.matches(value)
+        {
+            self.error(
+                Diagnostic::error(
+                    codes::BAD_INPUT,
+                    format!(
+                        "the default of input `{}`, `{value}`, does not match its pattern `{}`",
+                        name.value, written.value
+                    ),
+                )
+                .with_label(node.span, "does not match")
+                .with_label(written.span, "the pattern, which the whole value must match")
+                .with_help("change the default or the pattern"),
+            );
+        }
+        Some((compiled, written.span))
     }
 
     fn secret(&mut self, name: &Spanned<String>, secret: &raw::Secret) -> Option<checked::Secret> {
