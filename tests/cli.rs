@@ -288,6 +288,85 @@ fn assume_turns_a_run_time_guard_into_a_known_one() {
 }
 
 #[test]
+fn plan_shows_what_a_run_does_after_an_assumed_failure() {
+    let dir = fixture("plan");
+    let plan_of = |assume: &[&str], format: &str| {
+        let mut args = vec!["plan", "assumed_failure.yaml", "--format", format];
+        for assumption in assume {
+            args.extend(["--assume", assumption]);
+        }
+        let outcome = runbook_in(&dir, &args, &[]);
+        assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
+        outcome
+    };
+    let cases: [(&str, &[&str]); 3] = [
+        ("continue", &["steps.probe.status=failed"]),
+        ("rollback", &["steps.deploy.status=failed"]),
+        ("abort", &["steps.probe.status=failed", "steps.cutover.status=failed"]),
+    ];
+    for (name, assume) in cases {
+        insta::assert_snapshot!(format!("assumed_failure_{name}"), plan_of(assume, "text").transcript());
+    }
+    let json =
+        |assume: &[&str]| -> serde_json::Value { serde_json::from_str(&plan_of(assume, "json").stdout).unwrap() };
+    let step = |plan: &serde_json::Value, id: &str| {
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()
+            .clone()
+    };
+
+    // `on_failure: continue`: the steps after it run, reading its status as `failed`.
+    let continued = json(&["steps.probe.status=failed"]);
+    assert_eq!(
+        step(&continued, "repair")["guard"]["state"],
+        "known_true",
+        "{continued:#}"
+    );
+    assert!(
+        continued["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s.get("not_run").is_none())
+    );
+    assert_eq!(continued["failure"]["continues_after"], serde_json::json!(["probe"]));
+    assert_eq!(continued["failure"]["run_status"], "failed_without_rollback");
+    assert_eq!(continued["failure"]["exit_code"], 1);
+
+    // Any other: the run stops there, rolls back what came before, then `finally`.
+    let stopped = json(&["steps.deploy.status=failed"]);
+    let stop = &stopped["failure"]["stops_at"];
+    assert_eq!(stop["step"], "deploy");
+    assert_eq!(stop["not_run"], serde_json::json!(["announce", "cutover", "celebrate"]));
+    let undone: Vec<&str> = stop["rolls_back"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(undone, ["repair", "warm_cache", "backup"], "{stop:#}");
+    assert!(stop["rolls_back"][2].get("if").is_none(), "backup surely ran: {stop:#}");
+    assert!(step(&stopped, "cutover")["not_run"].is_string());
+    assert_eq!(stopped["summary"]["not_run"], 3);
+    assert_eq!(stopped["summary"]["confirmations"], 0, "cutover never asks");
+    assert_eq!(stopped["finally"][1]["guard"]["state"], "known_true", "{stopped:#}");
+    assert_eq!(stopped["failure"]["exit_code"], 1);
+
+    let aborted = json(&["steps.cutover.status=failed"]);
+    assert_eq!(aborted["failure"]["stops_at"]["rolls_back"], serde_json::json!([]));
+    assert_eq!(aborted["failure"]["run_status"], "aborted");
+    assert_eq!(aborted["failure"]["exit_code"], 3);
+
+    // Without an assumed failure the plan has no `failure`, and no step is marked.
+    let plain = json(&[]);
+    assert!(plain.get("failure").is_none() && plain["summary"].get("not_run").is_none());
+}
+
+#[test]
 fn plan_input_problems_are_clear() {
     let dir = fixture("");
     let missing = runbook_in(&dir, &["plan", "contract_example.yaml"], &[]);
