@@ -288,6 +288,170 @@ fn assume_turns_a_run_time_guard_into_a_known_one() {
 }
 
 #[test]
+fn plan_shows_what_a_run_does_after_an_assumed_failure() {
+    let dir = fixture("plan");
+    let plan_of = |assume: &[&str], format: &str| {
+        let mut args = vec!["plan", "assumed_failure.yaml", "--format", format];
+        for assumption in assume {
+            args.extend(["--assume", assumption]);
+        }
+        let outcome = runbook_in(&dir, &args, &[]);
+        assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
+        outcome
+    };
+    let cases: [(&str, &[&str]); 3] = [
+        ("continue", &["steps.probe.status=failed"]),
+        ("rollback", &["steps.deploy.status=failed"]),
+        ("abort", &["steps.probe.status=failed", "steps.cutover.status=failed"]),
+    ];
+    for (name, assume) in cases {
+        insta::assert_snapshot!(format!("assumed_failure_{name}"), plan_of(assume, "text").transcript());
+    }
+    let json =
+        |assume: &[&str]| -> serde_json::Value { serde_json::from_str(&plan_of(assume, "json").stdout).unwrap() };
+    let step = |plan: &serde_json::Value, id: &str| {
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()
+            .clone()
+    };
+
+    // `on_failure: continue`: the steps after it run, reading its status as `failed`.
+    let continued = json(&["steps.probe.status=failed"]);
+    assert_eq!(
+        step(&continued, "repair")["guard"]["state"],
+        "known_true",
+        "{continued:#}"
+    );
+    assert!(
+        continued["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s.get("not_run").is_none())
+    );
+    assert_eq!(continued["failure"]["continues_after"], serde_json::json!(["probe"]));
+    assert_eq!(continued["failure"]["run_status"], "failed_without_rollback");
+    assert_eq!(continued["failure"]["exit_code"], 1);
+
+    // Any other: the run stops there, rolls back what came before, then `finally`.
+    let stopped = json(&["steps.deploy.status=failed"]);
+    let stop = &stopped["failure"]["stops_at"];
+    assert_eq!(stop["step"], "deploy");
+    assert_eq!(stop["not_run"], serde_json::json!(["announce", "cutover", "celebrate"]));
+    let undone: Vec<&str> = stop["rolls_back"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(undone, ["repair", "warm_cache", "backup"], "{stop:#}");
+    assert!(stop["rolls_back"][2].get("if").is_none(), "backup surely ran: {stop:#}");
+    assert!(step(&stopped, "cutover")["not_run"].is_string());
+    assert_eq!(stopped["summary"]["not_run"], 3);
+    assert_eq!(stopped["summary"]["confirmations"], 0, "cutover never asks");
+    assert_eq!(stopped["finally"][1]["guard"]["state"], "known_true", "{stopped:#}");
+    assert_eq!(stopped["failure"]["exit_code"], 1);
+
+    let aborted = json(&["steps.cutover.status=failed"]);
+    assert_eq!(aborted["failure"]["stops_at"]["rolls_back"], serde_json::json!([]));
+    assert_eq!(aborted["failure"]["run_status"], "aborted");
+    assert_eq!(aborted["failure"]["exit_code"], 3);
+
+    // Without an assumed failure the plan has no `failure`, and no step is marked.
+    let plain = json(&[]);
+    assert!(plain.get("failure").is_none() && plain["summary"].get("not_run").is_none());
+}
+
+/// A small generated runbook: `n` steps, each needing a few earlier ones,
+/// most with a rollback, and `failing` failing with `on_failure`.
+fn generated_runbook(seed: &mut u64, n: usize, failing: usize, on_failure: &str) -> String {
+    let mut next = move |below: usize| {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((*seed >> 33) as usize) % below
+    };
+    let mut text = String::from("runbook: 1\nname: generated\nsteps:\n");
+    for i in 0..n {
+        let needs: Vec<String> = (0..i).filter(|_| next(3) == 0).map(|j| format!("s{j}")).collect();
+        let run = if i == failing { "exit 1" } else { "true" };
+        text.push_str(&format!(
+            "  - id: s{i}\n    needs: [{}]\n    uses: shell\n    with: {{ run: \"{run}\" }}\n",
+            needs.join(", ")
+        ));
+        if i == failing {
+            text.push_str(&format!("    on_failure: {on_failure}\n"));
+        }
+        if next(3) != 0 {
+            text.push_str("    rollback: { uses: shell, with: { run: \"true\" } }\n");
+        }
+    }
+    text.push_str("finally:\n  - id: report\n    uses: log\n    with: { message: \"{{ run.status }}\" }\n");
+    text
+}
+
+#[test]
+fn plan_and_engine_agree_on_what_follows_a_failure() {
+    let mut seed = 11;
+    for case in 0..12 {
+        let n = 3 + case % 4;
+        let failing = case % n;
+        let on_failure = if case % 3 == 0 { "abort" } else { "rollback" };
+        let runbook = generated_runbook(&mut seed, n, failing, on_failure);
+        let sandbox = support::Sandbox::new(&runbook);
+        let assume = format!("steps.s{failing}.status=failed");
+        let plan = sandbox.runbook(&["plan", "runbook.yaml", "--format", "json", "--assume", &assume], &[]);
+        assert_eq!(plan.code, Some(0), "{runbook}\n{}", plan.transcript());
+        let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+        let failure = &plan["failure"];
+        let run = sandbox.run(&["--yes", "--report", "report.json", "--report-format", "json"]);
+        let report: serde_json::Value = serde_json::from_str(&sandbox.read("report.json")).unwrap();
+        let status_of = |id: &str| {
+            report["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["id"] == id)
+                .map(|s| s["status"].as_str().unwrap().to_string())
+                .unwrap()
+        };
+        let context = format!("{runbook}\nplan: {failure:#}\nrun: {}", run.transcript());
+        assert_eq!(run.code, failure["exit_code"].as_i64().map(|c| c as i32), "{context}");
+        let stop = &failure["stops_at"];
+        assert_eq!(stop["step"], format!("s{failing}"), "{context}");
+        for id in stop["not_run"].as_array().unwrap() {
+            assert_eq!(status_of(id.as_str().unwrap()), "not_run", "{id}: {context}");
+        }
+        let planned: Vec<&serde_json::Value> = stop["rolls_back"].as_array().unwrap().iter().collect();
+        for undo in &planned {
+            if undo.get("if").is_none() {
+                assert_eq!(
+                    status_of(undo["step"].as_str().unwrap()),
+                    "rolled_back",
+                    "{undo}: {context}"
+                );
+            }
+        }
+        for i in 0..n {
+            let id = format!("s{i}");
+            if status_of(&id) == "rolled_back" {
+                assert!(
+                    planned.iter().any(|u| u["step"] == id),
+                    "{id} was rolled back: {context}"
+                );
+            }
+        }
+        assert!(
+            run.stderr
+                .contains(&format!("log: {}", failure["run_status"].as_str().unwrap())),
+            "{context}"
+        );
+    }
+}
+
+#[test]
 fn plan_input_problems_are_clear() {
     let dir = fixture("");
     let missing = runbook_in(&dir, &["plan", "contract_example.yaml"], &[]);

@@ -335,6 +335,55 @@ fn without_a_terminal_a_run_that_needs_confirmation_refuses_to_start() {
     );
 }
 
+/// Confirmations behind guards: one that the inputs already rule out, one
+/// that waits for a step's output.
+const GUARDED_CONFIRMATIONS: &str = r#"
+runbook: 1
+name: guarded
+inputs:
+  production: { type: boolean, default: false }
+steps:
+  - id: check
+    uses: shell
+    with: { run: "echo ok" }
+    outputs: { ok: "result.stdout | trim == 'ok'" }
+  - id: failover
+    when: "inputs.production and steps.check.outputs.ok"
+    confirm: "Fail production over?"
+    uses: shell
+    with: { run: "touch $SANDBOX/failed_over" }
+  - id: page
+    when: "(inputs.production or not steps.check.outputs.ok) and inputs.production"
+    confirm: "Page the on-call?"
+    uses: shell
+    with: { run: "touch $SANDBOX/paged" }
+  - id: repair
+    when: "inputs.production or not steps.check.outputs.ok"
+    confirm: "Repair by hand?"
+    uses: shell
+    with: { run: "touch $SANDBOX/repaired" }
+"#;
+
+#[test]
+fn without_a_terminal_a_confirmation_the_inputs_rule_out_is_not_named() {
+    let sandbox = Sandbox::new(GUARDED_CONFIRMATIONS);
+    let outcome = sandbox.run(&[]);
+    assert_eq!(outcome.code, Some(2), "{}", outcome.transcript());
+    // `false and <unknown>` is false: `failover` and `page` can never ask.
+    assert!(
+        outcome.stderr.contains("needs confirmation before step `repair`, and"),
+        "{}",
+        outcome.stderr
+    );
+    let only_decided = GUARDED_CONFIRMATIONS.replace("inputs.production or not", "inputs.production and not");
+    let sandbox = Sandbox::new(&only_decided);
+    let outcome = sandbox.run(&[]);
+    assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
+    for never in ["failed_over", "paged", "repaired"] {
+        assert!(!sandbox.file(never).exists(), "{never}: {}", outcome.transcript());
+    }
+}
+
 #[test]
 fn yes_answers_every_confirmation() {
     let sandbox = Sandbox::new(CONFIRMING);

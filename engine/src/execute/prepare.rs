@@ -250,13 +250,15 @@ pub(super) fn journaled_inputs(
         .collect()
 }
 
-/// Whether a step's guard reads only inputs and is false for these: such a
-/// step will be skipped, so its confirmation will never be asked.
+/// Whether a step's guard is false for these inputs, whatever the run
+/// brings (`inputs.x and steps.a.outputs.ok` with `x` false): such a step
+/// will be skipped, so its confirmation will never be asked.
 pub(super) fn known_skipped(step: &checked::Step, inputs: &serde_json::Map<String, Json>) -> bool {
     let Some(when) = &step.when else { return false };
-    if when.refs.is_empty() || !when.refs.iter().all(|r| r.path.starts_with("inputs.")) {
-        return false;
-    }
     let ctx = context::map_value([("inputs", to_value(inputs))]);
-    template::eval(&when.text, &ctx).is_ok_and(|v| !v.is_true())
+    let known = |name: &str| name.starts_with("inputs.");
+    matches!(
+        crate::plan::decide(&when.text, &ctx, &known),
+        crate::plan::Decision::Known { value: false, .. }
+    )
 }

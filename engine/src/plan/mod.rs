@@ -6,8 +6,12 @@
 //! `<steps.resolve_pop.outputs.pop>`; `--assume` replaces them with a value
 //! so an author can explore a branch.
 
+mod failure;
+mod guard;
 mod render;
 
+pub use failure::{PlannedFailure, PlannedStop, PlannedUndo};
+pub use guard::{Decision, Guard, KnownGuard, decide};
 pub use render::{render_dot, render_mermaid, render_text};
 
 use crate::compile::Compiled;
@@ -67,6 +71,9 @@ pub struct Plan {
     pub steps: Vec<PlannedStep>,
     #[serde(rename = "finally")]
     pub finally_steps: Vec<PlannedStep>,
+    /// What the run does after the failures `--assume` asks about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<PlannedFailure>,
     pub summary: Summary,
 }
 
@@ -97,27 +104,6 @@ pub struct PlannedSecret {
 pub struct PlannedVar {
     pub name: String,
     pub value: Json,
-}
-
-/// Whether a step will run, as far as the plan can tell.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum Guard {
-    /// No `when`: the step runs once its needs have finished.
-    Always,
-    KnownTrue {
-        expression: String,
-        because: String,
-    },
-    KnownFalse {
-        expression: String,
-        because: String,
-    },
-    /// Decided when the run gets there, on these values.
-    AtRunTime {
-        expression: String,
-        depends_on: Vec<String>,
-    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,6 +155,9 @@ pub struct PlannedStep {
     /// For a `runbook` step: the plan of the runbook it runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runbook: Option<Box<Plan>>,
+    /// Why the step never starts, when an assumed failure stops the run before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -180,6 +169,13 @@ pub struct Summary {
     pub skipped: usize,
     pub decided_at_run_time: usize,
     pub finally: usize,
+    /// Steps an assumed failure stops the run before (only when there are any).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_run: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A value known only at run time; renders as `<path>`.
@@ -313,7 +309,7 @@ pub fn plan(
         });
     }
     context.insert("vars", Value::from(var_values));
-    let ctx = Value::from(context);
+    let ctx = Value::from(context.clone());
 
     let planner = Planner {
         compiled,
@@ -324,7 +320,7 @@ pub fn plan(
     };
     let mut warnings_out = warnings;
     let graph = &compiled.graph;
-    let steps: Vec<PlannedStep> = graph
+    let mut steps: Vec<PlannedStep> = graph
         .order()
         .map(|i| {
             let step = &runbook.steps[i];
@@ -335,31 +331,58 @@ pub fn plan(
             planner.step(step, Some(graph.wave_of[i] + 1), needs, &mut warnings_out)
         })
         .collect();
+    let lock = runbook.lock.as_ref().map(|l| planner.template(l, &mut warnings_out));
+    let failure = failure::plan_failure(compiled, &mut steps, &assumed, &mut warnings_out);
+    // After an assumed failure, `finally` reads how the run ended.
+    let (finally_ctx, finally_assumed) = match &failure {
+        Some(failure) => {
+            let status = failure.run_status.as_str();
+            let mut run: BTreeMap<&str, Value> = BTreeMap::new();
+            if let Some(known) = context.get("run") {
+                for key in ["id", "dry_run", "started_at"] {
+                    run.insert(key, known.get_attr(key).unwrap_or_default());
+                }
+            }
+            run.insert("status", Value::from(status));
+            context.insert("run", Value::from(run));
+            let mut assumed = assumed.clone();
+            assumed.insert("run.status".into(), Json::String(status.into()));
+            (Value::from(context), assumed)
+        }
+        None => (ctx.clone(), assumed.clone()),
+    };
+    let finally_planner = Planner {
+        ctx: &finally_ctx,
+        assumed: &finally_assumed,
+        ..planner
+    };
     let finally_steps: Vec<PlannedStep> = runbook
         .finally
         .iter()
-        .map(|step| planner.step(step, None, Vec::new(), &mut warnings_out))
+        .map(|step| finally_planner.step(step, None, Vec::new(), &mut warnings_out))
         .collect();
-    let lock = runbook.lock.as_ref().map(|l| planner.template(l, &mut warnings_out));
 
     let summary = Summary {
         steps: steps.len(),
         waves: graph.waves.len(),
+        // The questions the run may ask: not those of steps that cannot run.
         confirmations: steps
             .iter()
             .chain(&finally_steps)
+            .filter(|s| s.not_run.is_none() && !s.guard.is_known_false())
             .filter(|s| s.confirm.is_some() || registry.get(&s.action.kind).is_some_and(|k| k.asks_operator()))
             .count(),
         with_rollback: steps.iter().filter(|s| s.rollback.is_some()).count(),
         skipped: steps
             .iter()
-            .filter(|s| matches!(s.guard, Guard::KnownFalse { .. }))
+            .filter(|s| s.not_run.is_none() && s.guard.is_known_false())
             .count(),
         decided_at_run_time: steps
             .iter()
-            .filter(|s| matches!(s.guard, Guard::AtRunTime { .. }))
+            .filter(|s| s.not_run.is_none() && matches!(s.guard, Guard::AtRunTime { .. }))
             .count(),
         finally: finally_steps.len(),
+        not_run: steps.iter().filter(|s| s.not_run.is_some()).count(),
     };
     let waves = graph
         .waves
@@ -378,6 +401,7 @@ pub fn plan(
             waves,
             steps,
             finally_steps,
+            failure,
             summary,
         },
         warnings_out,
@@ -563,6 +587,7 @@ fn parse_assumptions(
     out
 }
 
+#[derive(Clone, Copy)]
 struct Planner<'a> {
     compiled: &'a Compiled,
     env: Option<EnvLookup<'a>>,
@@ -573,10 +598,12 @@ struct Planner<'a> {
 
 /// Names whose value the plan cannot know.
 fn runtime_only(path: &str, assumed: &HashMap<String, Json>) -> bool {
-    (path.starts_with("steps.") && !assumed.keys().any(|a| path == a || path.starts_with(&format!("{a}."))))
-        || matches!(path, "run.id" | "run.status" | "run.started_at")
-        || path == "steps"
-        || path == "run"
+    let assumed_now = assumed.keys().any(|a| path == a || path.starts_with(&format!("{a}.")));
+    !assumed_now
+        && (path.starts_with("steps.")
+            || matches!(path, "run.id" | "run.status" | "run.started_at")
+            || path == "steps"
+            || path == "run")
 }
 
 impl Planner<'_> {
@@ -676,6 +703,7 @@ impl Planner<'_> {
             idempotent: step.idempotent,
             read_only: kind.is_some_and(|k| k.read_only()),
             runbook: self.child_plan(step, warnings),
+            not_run: None,
         }
     }
 
@@ -726,44 +754,6 @@ impl Planner<'_> {
             action,
             params,
             preview,
-        }
-    }
-
-    fn guard(&self, when: &Text) -> Guard {
-        let pending: Vec<String> = when
-            .refs
-            .iter()
-            .filter(|r| runtime_only(&r.path, self.assumed))
-            .map(|r| r.path.clone())
-            .collect();
-        if !pending.is_empty() {
-            return Guard::AtRunTime {
-                expression: when.text.clone(),
-                depends_on: pending,
-            };
-        }
-        let because = when
-            .refs
-            .iter()
-            .map(|r| {
-                let value = template::eval(&r.path, self.ctx).map_or_else(|_| "?".to_string(), |v| short_value(&v));
-                format!("{} is {value}", r.path)
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        match template::eval(&when.text, self.ctx) {
-            Ok(value) if value.is_true() => Guard::KnownTrue {
-                expression: when.text.clone(),
-                because,
-            },
-            Ok(_) => Guard::KnownFalse {
-                expression: when.text.clone(),
-                because,
-            },
-            Err(e) => Guard::AtRunTime {
-                expression: when.text.clone(),
-                depends_on: vec![format!("(cannot evaluate now: {})", template::reason(&e))],
-            },
         }
     }
 
@@ -935,12 +925,6 @@ fn stands_in(text: &str) -> bool {
                 && path.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
         });
     placeholder || text == "***"
-}
-
-impl Guard {
-    pub fn is_known_false(&self) -> bool {
-        matches!(self, Guard::KnownFalse { .. })
-    }
 }
 
 impl OnFailure {

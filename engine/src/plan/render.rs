@@ -1,7 +1,7 @@
 //! Renderers of a [`Plan`]: text for people, Mermaid and DOT for tools
 //! (JSON is the plan's `Serialize`).
 
-use super::{Guard, Plan, PlannedAction, PlannedStep};
+use super::{Guard, KnownGuard, Plan, PlannedAction, PlannedFailure, PlannedStep};
 use crate::paint::Paint;
 use crate::parse::raw::OnFailure;
 use anstyle::AnsiColor;
@@ -86,6 +86,7 @@ fn render_text_raw(plan: &Plan, color: bool) -> String {
         for id in wave {
             if let Some(step) = by_id.get(id.as_str()) {
                 step_text(&mut out, step, &p);
+                assumed_failure_line(&mut out, plan.failure.as_ref(), id, &p);
             }
         }
     }
@@ -95,10 +96,18 @@ fn render_text_raw(plan: &Plan, color: bool) -> String {
             step_text(&mut out, step, &p);
         }
     }
+    if let Some(failure) = &plan.failure {
+        failure_text(&mut out, failure, plan, &p);
+    }
     let s = &plan.summary;
+    let not_run = if s.not_run > 0 {
+        format!(", {} not run", s.not_run)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "\n{} {} in {}, {}, {} with rollback, {} skipped, {} decided at run time, {} finally",
+        "\n{} {} in {}, {}, {} with rollback, {} skipped, {} decided at run time{not_run}, {} finally",
         p.bold("summary:"),
         count(s.steps, "step"),
         count(s.waves, "wave"),
@@ -111,6 +120,93 @@ fn render_text_raw(plan: &Plan, color: bool) -> String {
     out
 }
 
+/// Under a step assumed failed: what the run does next.
+fn assumed_failure_line(out: &mut String, failure: Option<&PlannedFailure>, id: &str, p: &Paint) {
+    let Some(failure) = failure else { return };
+    let next = match &failure.stops_at {
+        Some(stop) if stop.step == id => "the run stops here",
+        _ if failure.continues_after.iter().any(|c| c == id) => {
+            "the run goes on; the steps after it read its status as failed"
+        }
+        _ => return,
+    };
+    let _ = writeln!(out, "      {} it fails → {next}", p.fg(AnsiColor::Red, "assumed:"));
+}
+
+/// What the run does after the assumed failures, in the order it does it.
+fn failure_text(out: &mut String, failure: &PlannedFailure, plan: &Plan, p: &Paint) {
+    let _ = writeln!(out, "\n{}", p.bold("after the assumed failure"));
+    let names = |ids: &[String]| ids.join(", ");
+    if !failure.continues_after.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} fail{} (on failure: continue): the steps after {} run",
+            names(&failure.continues_after),
+            if failure.continues_after.len() == 1 { "s" } else { "" },
+            if failure.continues_after.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+        );
+    }
+    if let Some(stop) = &failure.stops_at {
+        let rollback = stop.on_failure == OnFailure::Rollback;
+        let _ = writeln!(
+            out,
+            "  {} fails (on failure: {}): no step starts after it, steps running beside it are cancelled{}",
+            stop.step,
+            stop.on_failure.describe(),
+            if rollback { "" } else { ", and nothing is rolled back" }
+        );
+        if !stop.not_run.is_empty() {
+            let _ = writeln!(out, "  {} {}", p.dim("never start:"), names(&stop.not_run));
+        }
+        if rollback {
+            let undone: Vec<String> = stop
+                .rolls_back
+                .iter()
+                .map(|undo| match &undo.condition {
+                    Some(condition) => format!("{} (if {condition})", undo.step),
+                    None => undo.step.clone(),
+                })
+                .collect();
+            let undone = if undone.is_empty() {
+                "nothing: no step before it has a rollback".to_string()
+            } else {
+                undone.join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "  {} {undone}",
+                p.fg(AnsiColor::Cyan, "rolled back, latest first:")
+            );
+        }
+    }
+    if !plan.finally_steps.is_empty() {
+        let ids: Vec<String> = plan.finally_steps.iter().map(|s| s.id.clone()).collect();
+        let _ = writeln!(
+            out,
+            "  {} {} (run.status is {})",
+            p.dim("then finally:"),
+            names(&ids),
+            failure.run_status.as_str()
+        );
+    }
+    let person = if failure.exit_code == crate::exit::NEEDS_A_PERSON {
+        ": a person takes over"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "  {} {} (exit {}{person})",
+        p.dim("the run ends:"),
+        failure.run_status.as_str(),
+        failure.exit_code
+    );
+}
+
 fn count(n: usize, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
@@ -121,7 +217,8 @@ fn count(n: usize, word: &str) -> String {
 
 fn step_text(out: &mut String, step: &PlannedStep, p: &Paint) {
     let marker = match &step.guard {
-        Guard::KnownFalse { .. } => p.dim("○"),
+        _ if step.not_run.is_some() => p.dim("✗"),
+        Guard::KnownFalse(_) => p.dim("○"),
         Guard::AtRunTime { .. } => p.fg(AnsiColor::Yellow, "◐"),
         _ => p.fg(AnsiColor::Green, "●"),
     };
@@ -134,17 +231,24 @@ fn step_text(out: &mut String, step: &PlannedStep, p: &Paint) {
     if !step.needs.is_empty() {
         let _ = writeln!(out, "{indent}{} {}", p.dim("after:"), step.needs.join(", "));
     }
+    if let Some(why) = &step.not_run {
+        let _ = writeln!(out, "{indent}{} {why}", p.fg(AnsiColor::Yellow, "NOT RUN:"));
+    }
     match &step.guard {
         Guard::Always => {}
-        Guard::KnownTrue { expression, because } => {
-            let _ = writeln!(out, "{indent}{} {expression} → runs ({because})", p.dim("when:"));
-        }
-        Guard::KnownFalse { expression, because } => {
+        Guard::KnownTrue(known) | Guard::KnownFalse(known) => {
+            let value = matches!(step.guard, Guard::KnownTrue(_));
+            let why = guard_reason(known, value);
+            let outcome = if value {
+                "runs".to_string()
+            } else {
+                p.fg(AnsiColor::Yellow, "SKIPPED")
+            };
             let _ = writeln!(
                 out,
-                "{indent}{} {expression} → {} ({because})",
+                "{indent}{} {} → {outcome} ({why})",
                 p.dim("when:"),
-                p.fg(AnsiColor::Yellow, "SKIPPED")
+                known.expression
             );
         }
         Guard::AtRunTime { expression, depends_on } => {
@@ -227,6 +331,28 @@ fn step_text(out: &mut String, step: &PlannedStep, p: &Paint) {
             p.fg(AnsiColor::Cyan, "rollback:"),
             action_line(rollback)
         );
+    }
+}
+
+/// Why a guard is known: the values it read and, when a part decided it
+/// before the run, that part and the values it does not wait for.
+fn guard_reason(known: &KnownGuard, value: bool) -> String {
+    let because = &known.because;
+    let Some(part) = &known.decided_by else {
+        return because.clone();
+    };
+    let part_is = format!("`{part}` is {value}");
+    let decided = if because.is_empty() {
+        part_is
+    } else if *because == format!("{part} is {value}") {
+        because.clone()
+    } else {
+        format!("{because}, so {part_is}")
+    };
+    match known.regardless_of.as_slice() {
+        [] => decided,
+        [one] => format!("{decided}, whatever {one} is"),
+        [many @ .., last] => format!("{decided}, whatever {} and {last} are", many.join(", ")),
     }
 }
 
