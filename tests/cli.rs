@@ -398,7 +398,7 @@ fn plan_and_engine_agree_on_what_follows_a_failure() {
     for case in 0..12 {
         let n = 3 + case % 4;
         let failing = case % n;
-        let on_failure = if case % 3 == 0 { "abort" } else { "rollback" };
+        let on_failure = ["abort", "rollback", "continue", "rollback"][case % 4];
         let runbook = generated_runbook(&mut seed, n, failing, on_failure);
         let sandbox = support::Sandbox::new(&runbook);
         let assume = format!("steps.s{failing}.status=failed");
@@ -419,6 +419,21 @@ fn plan_and_engine_agree_on_what_follows_a_failure() {
         };
         let context = format!("{runbook}\nplan: {failure:#}\nrun: {}", run.transcript());
         assert_eq!(run.code, failure["exit_code"].as_i64().map(|c| c as i32), "{context}");
+        if on_failure == "continue" {
+            // The failure counts as finished: every other step runs, nothing is rolled back.
+            assert_eq!(
+                failure["continues_after"],
+                serde_json::json!([format!("s{failing}")]),
+                "{context}"
+            );
+            assert!(failure["stops_at"].is_null(), "{context}");
+            for i in 0..n {
+                let want = if i == failing { "failed" } else { "succeeded" };
+                assert_eq!(status_of(&format!("s{i}")), want, "s{i}: {context}");
+            }
+            assert!(run.stderr.contains("log: failed_without_rollback"), "{context}");
+            continue;
+        }
         let stop = &failure["stops_at"];
         assert_eq!(stop["step"], format!("s{failing}"), "{context}");
         for id in stop["not_run"].as_array().unwrap() {

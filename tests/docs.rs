@@ -35,6 +35,7 @@ use expectrl::process::unix::WaitStatus;
 use expectrl::session::OsSession as Session;
 use expectrl::{Any, Eof, Expect, Needle};
 use std::fs;
+use std::io::Read as _;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -276,30 +277,34 @@ fn run(block: &Block, dir: &Path, service: Option<&StandIn>) -> (Option<i32>, St
 /// Runs a block in a pseudo-terminal, answering as a reader who goes along
 /// with what is offered: yes to each confirmation, the default of each choice.
 fn run_in_a_terminal(command: Command) -> (Option<i32>, String) {
-    /// How dialoguer ends a yes/no question, and marks the chosen item of a choice.
-    const QUESTION: &str = "(y/n)";
-    const CHOICE: &str = "\u{276f}";
+    /// How every question ends: `answer [y/n]: `, the keys of its choices.
+    const QUESTION: &str = "answer [";
     let mut session = Session::spawn(command).expect("sh starts in a pseudo-terminal");
     session.set_expect_timeout(Some(BLOCK_TIME));
     let mut transcript = String::new();
     for _ in 0..50 {
-        let needles: Vec<Box<dyn Needle>> = vec![Box::new(QUESTION), Box::new(CHOICE), Box::new(Eof)];
+        let needles: Vec<Box<dyn Needle>> = vec![Box::new(QUESTION), Box::new(Eof)];
         match session.expect(Any::boxed(needles)) {
             Ok(found) => {
                 transcript.push_str(&String::from_utf8_lossy(found.before()));
                 let matched = found.get(0).unwrap_or_default();
                 transcript.push_str(&String::from_utf8_lossy(matched));
-                let answer = if matched == QUESTION.as_bytes() {
-                    "y"
-                } else if matched == CHOICE.as_bytes() {
-                    "\r"
-                } else {
+                if matched != QUESTION.as_bytes() {
                     break;
+                }
+                // The first choice offered: yes to a confirmation, run it
+                // for `--step`; for a failed step, "b" (roll back, what the
+                // examples do without a person) rather than retrying.
+                let mut first = [0u8; 1];
+                let answer = match session.read(&mut first) {
+                    Ok(1) if first[0] == b'r' => "b\r".to_string(),
+                    Ok(1) => format!("{}\r", char::from(first[0])),
+                    _ => "y\r".to_string(),
                 };
-                // The question is shown before the terminal is put in raw
-                // mode to read the key: a key sent sooner can be lost.
-                std::thread::sleep(Duration::from_millis(500));
-                session.send(answer).unwrap();
+                transcript.push(char::from(first[0]));
+                // A moment for the prompt to finish drawing before the key comes.
+                std::thread::sleep(Duration::from_millis(100));
+                session.send(&answer).unwrap();
             }
             Err(e) => {
                 let mut rest = [0u8; 65536];

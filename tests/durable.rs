@@ -138,14 +138,14 @@ fn a_finished_run_can_be_rolled_back_later() {
     let outcome = sandbox.runbook(&["run", "runbook.yaml"], &[]);
     assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
     let run = sandbox.run_ids().pop().unwrap();
-    let rollback = sandbox.runbook(&["rollback", &run], &[]);
+    let rollback = sandbox.runbook(&["rollback", &run, "--yes"], &[]);
     assert_eq!(rollback.code, Some(0), "{}", rollback.transcript());
     assert_eq!(
         sandbox.read("effects"),
         "one\ntwo\nthree-0\nfour\nfinally-succeeded\nundo-three\nundo-two\nundo-one\nfinally-rolled_back\n"
     );
     // Rolling back again does nothing more.
-    let again = sandbox.runbook(&["rollback", &run], &[]);
+    let again = sandbox.runbook(&["rollback", &run, "--yes"], &[]);
     assert_eq!(again.code, Some(0), "{}", again.transcript());
     assert_eq!(sandbox.read("effects").matches("undo-one").count(), 1);
     let shown = sandbox.runbook(&["show", &run, "--format", "json"], &[]);
@@ -218,7 +218,7 @@ fn damaged_or_missing_journals_are_clear_errors_that_touch_nothing() {
     for command in [
         vec!["show", run.as_str()],
         vec!["resume", run.as_str(), "--yes"],
-        vec!["rollback", run.as_str()],
+        vec!["rollback", run.as_str(), "--yes"],
     ] {
         let outcome = sandbox.runbook(&command, &[]);
         assert_eq!(outcome.code, Some(2), "{}", outcome.transcript());
@@ -448,7 +448,7 @@ fn a_later_rollback_uses_the_undo_kept_in_the_journal() {
     assert_eq!(sandbox.read("data/state"), "v2\n");
     assert_eq!(std::fs::read_dir(sandbox.file("snaps")).unwrap().count(), 1);
     let run = sandbox.run_ids().pop().unwrap();
-    let rollback = sandbox.runbook(&["rollback", &run], &[]);
+    let rollback = sandbox.runbook(&["rollback", &run, "--yes"], &[]);
     assert_eq!(rollback.code, Some(0), "{}", rollback.transcript());
     assert_eq!(sandbox.read("data/state"), "v1\n");
     assert_eq!(std::fs::read_dir(sandbox.file("snaps")).unwrap().count(), 0);

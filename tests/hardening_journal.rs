@@ -249,13 +249,13 @@ fn a_second_rollback_does_nothing_and_says_so() {
     let sandbox = Sandbox::new(STEPS);
     assert_eq!(sandbox.run(&[]).code, Some(0));
     let run = sandbox.run_ids().pop().unwrap();
-    let first = sandbox.runbook(&["rollback", &run], &[]);
+    let first = sandbox.runbook(&["rollback", &run, "--yes"], &[]);
     assert_eq!(first.code, Some(0), "{}", first.transcript());
     let after_first = sandbox.read("effects");
     assert_eq!(count(&after_first, "finally-rolled_back"), 1, "{after_first}");
     let journal = std::fs::read(journal_path(&sandbox, &run)).unwrap();
     for _ in 0..3 {
-        let again = sandbox.runbook(&["rollback", &run], &[]);
+        let again = sandbox.runbook(&["rollback", &run, "--yes"], &[]);
         assert_eq!(again.code, Some(0), "{}", again.transcript());
         assert!(
             again.stderr.contains("was already rolled back; nothing was done"),
@@ -419,7 +419,7 @@ fn a_changed_journal_is_refused_not_replayed() {
         for command in [
             vec!["show", run.as_str()],
             vec!["resume", run.as_str(), "--yes"],
-            vec!["rollback", run.as_str()],
+            vec!["rollback", run.as_str(), "--yes"],
         ] {
             let outcome = sandbox.runbook(&command, &[]);
             assert_eq!(outcome.code, Some(2), "{what} {command:?}: {}", outcome.transcript());

@@ -15,7 +15,10 @@ use std::time::Duration;
 use support::Sandbox;
 
 fn spawn(sandbox: &Sandbox, args: &[&str]) -> Session {
-    let mut command = sandbox.run_command(args);
+    in_a_terminal(sandbox.run_command(args))
+}
+
+fn in_a_terminal(mut command: std::process::Command) -> Session {
     command.stdin(Stdio::inherit());
     let mut session = Session::spawn(command).expect("the binary starts in a pseudo-terminal");
     session.set_expect_timeout(Some(Duration::from_secs(30)));
@@ -77,7 +80,9 @@ steps:
 fn yes_runs_the_step_and_the_decision_is_journaled_with_who() {
     let sandbox = Sandbox::new(CONFIRMING);
     let mut session = spawn(&sandbox, &["--operator", "alice"]);
-    session.expect("step `destroy` will: run `touch $SANDBOX/destroyed` with sh").unwrap();
+    session
+        .expect("step `destroy` will: run `touch $SANDBOX/destroyed` with sh")
+        .unwrap();
     session.expect("Really destroy the old state?").unwrap();
     session.send("y\r").unwrap();
     session.expect("run succeeded").unwrap();
@@ -189,7 +194,9 @@ steps:
     session.expect("exit code 4").unwrap();
     session.expect("schema is locked").unwrap();
     session.expect("its last lines of output:").unwrap();
-    session.expect("without a person, `on_failure: rollback` would decide").unwrap();
+    session
+        .expect("without a person, `on_failure: rollback` would decide")
+        .unwrap();
     session.expect("what now?").unwrap();
     // The operator puts things right by hand, then retries.
     std::fs::write(sandbox.file("fixed"), "").unwrap();
@@ -292,7 +299,10 @@ fn an_answer_timeout_counts_silence_as_no_and_says_so() {
     assert!(!sandbox.file("destroyed").exists());
     assert!(sandbox.file("unprepared").exists());
     let answers: Vec<String> = decisions(&sandbox).into_iter().map(|d| d.2).collect();
-    assert_eq!(answers, ["no answer within 1s: counted as no; the run stops and rolls back"]);
+    assert_eq!(
+        answers,
+        ["no answer within 1s: counted as no; the run stops and rolls back"]
+    );
 }
 
 #[test]
@@ -313,7 +323,11 @@ fn step_mode_asks_before_every_step_but_once_for_one_with_its_own_confirm() {
     let asked: Vec<String> = decisions(&sandbox).into_iter().map(|d| d.1).collect();
     assert_eq!(
         asked,
-        ["run step `prepare`?", "Really destroy the old state?", "run step `after`?"],
+        [
+            "run step `prepare`?",
+            "Really destroy the old state?",
+            "run step `after`?"
+        ],
         "one question per step"
     );
 }
@@ -385,7 +399,10 @@ fn questions_go_to_the_terminal_when_output_is_piped_and_the_log_keeps_everythin
         "summary of run",
         "run succeeded",
     ] {
-        assert!(transcript.contains(wanted), "`{wanted}` in the transcript:\n{transcript}");
+        assert!(
+            transcript.contains(wanted),
+            "`{wanted}` in the transcript:\n{transcript}"
+        );
     }
     assert!(!transcript.contains('\x1b'), "plain text: {transcript:?}");
 }
@@ -396,7 +413,13 @@ fn a_question_is_withdrawn_when_the_run_stops_meanwhile() {
     let mut session = spawn(&sandbox, &[]);
     session.expect("Really destroy the old state?").unwrap();
     let pid = session.get_process().pid().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     session.expect("question withdrawn").unwrap();
     session.expect("interrupted. what now?").unwrap();
     // An answer to the withdrawn question is not taken: this one is for the new question.
@@ -410,4 +433,210 @@ fn a_question_is_withdrawn_when_the_run_stops_meanwhile() {
         answers,
         ["withdrawn unanswered: the run was stopping", "roll back what was done"]
     );
+}
+
+const UNDOABLE: &str = r#"
+runbook: 1
+name: undoable
+steps:
+  - id: first
+    uses: shell
+    with: { run: "touch $SANDBOX/first" }
+    rollback: { uses: shell, with: { run: "echo first >> $SANDBOX/undone" } }
+  - id: second
+    needs: [first]
+    uses: shell
+    with: { run: "touch $SANDBOX/second" }
+    rollback: { uses: shell, with: { run: "echo second >> $SANDBOX/undone" } }
+  - id: third
+    needs: [second]
+    uses: shell
+    with: { run: "exit ${FAIL:-0}" }
+"#;
+
+/// `runbook rollback RUN ARGS` in a pseudo-terminal.
+fn spawn_rollback(sandbox: &Sandbox, run: &str, args: &[&str]) -> Session {
+    let mut all = vec!["rollback", run];
+    all.extend_from_slice(args);
+    in_a_terminal(support::command(sandbox.path(), &all))
+}
+
+fn journal_text(sandbox: &Sandbox, run: &str) -> String {
+    std::fs::read_to_string(sandbox.state().join("runs").join(run).join("journal.jsonl")).unwrap()
+}
+
+#[test]
+fn rollback_shows_what_it_undoes_in_order_and_a_no_changes_nothing() {
+    let sandbox = Sandbox::new(UNDOABLE);
+    assert_eq!(sandbox.run(&[]).code, Some(0));
+    let run = sandbox.run_ids().pop().unwrap();
+    let mut session = spawn_rollback(&sandbox, &run, &["--operator", "bob"]);
+    session
+        .expect(format!("rolling back run {run} undoes 2 steps, in this order:").as_str())
+        .unwrap();
+    session
+        .expect("1. `second`: run `echo second >> $SANDBOX/undone` with sh")
+        .unwrap();
+    session
+        .expect("2. `first`: run `echo first >> $SANDBOX/undone` with sh")
+        .unwrap();
+    session.expect("roll back?").unwrap();
+    session.send("n\r").unwrap();
+    session.expect("was not rolled back (no); nothing was done").unwrap();
+    let (code, text) = wait_exit(&mut session);
+    assert_eq!(code, 130, "{text}");
+    assert!(!sandbox.file("undone").exists(), "nothing was undone");
+    // The run still reads as it ended, with the "no" on its record.
+    let listed = sandbox.runbook(&["runs"], &[]);
+    assert!(listed.stdout.contains("succeeded"), "{}", listed.transcript());
+    assert_eq!(
+        decisions(&sandbox).last().map(|d| (d.2.clone(), d.3.clone())),
+        Some(("no".to_string(), "bob".to_string()))
+    );
+
+    let mut session = spawn_rollback(&sandbox, &run, &[]);
+    session.expect("roll back?").unwrap();
+    session.send("y\r").unwrap();
+    let (code, text) = wait_exit(&mut session);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(sandbox.read("undone"), "second\nfirst\n");
+    let answers: Vec<String> = decisions(&sandbox).into_iter().map(|d| d.2).collect();
+    assert_eq!(answers, ["no", "yes"]);
+}
+
+#[test]
+fn rollback_without_a_terminal_or_yes_refuses_and_changes_nothing() {
+    let sandbox = Sandbox::new(UNDOABLE);
+    assert_eq!(sandbox.run(&[]).code, Some(0));
+    let run = sandbox.run_ids().pop().unwrap();
+    let before = journal_text(&sandbox, &run);
+    let refused = sandbox.runbook(&["rollback", &run], &[]);
+    assert_eq!(refused.code, Some(2), "{}", refused.transcript());
+    let said = refused.stderr.replace("\n  │ ", " ");
+    assert!(
+        said.contains("undoes 2 steps and needs confirmation, and there is no terminal to ask on"),
+        "{}",
+        refused.transcript()
+    );
+    assert!(refused.stderr.contains("pass `--yes`"), "{}", refused.transcript());
+    assert!(!sandbox.file("undone").exists());
+    assert_eq!(journal_text(&sandbox, &run), before, "the journal is as it was");
+
+    let done = sandbox.runbook(&["rollback", &run, "--yes"], &[]);
+    assert_eq!(done.code, Some(0), "{}", done.transcript());
+    assert_eq!(sandbox.read("undone"), "second\nfirst\n");
+}
+
+#[test]
+fn a_rollback_updates_the_runs_history_line() {
+    let sandbox = Sandbox::new(UNDOABLE);
+    let failed = support::runbook_in(
+        sandbox.path(),
+        &["run", "runbook.yaml", "--no-rollback", "--history", "history.jsonl"],
+        &[("FAIL", "1")],
+    );
+    assert_eq!(failed.code, Some(1), "{}", failed.transcript());
+    let other = sandbox.run(&["--history", "history.jsonl"]);
+    assert_eq!(other.code, Some(0), "{}", other.transcript());
+    let runs = sandbox.run_ids();
+    let statuses = || -> Vec<(String, String)> {
+        sandbox
+            .read("history.jsonl")
+            .lines()
+            .map(|l| serde_json::from_str::<Json>(l).unwrap())
+            .map(|v| {
+                (
+                    v["run_id"].as_str().unwrap().to_string(),
+                    v["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        statuses(),
+        [
+            (runs[0].clone(), "failed_without_rollback".to_string()),
+            (runs[1].clone(), "succeeded".to_string())
+        ]
+    );
+    let rolled = sandbox.runbook(&["rollback", &runs[0], "--yes", "--history", "history.jsonl"], &[]);
+    assert_eq!(rolled.code, Some(0), "{}", rolled.transcript());
+    assert_eq!(
+        statuses(),
+        [
+            (runs[0].clone(), "rolled_back".to_string()),
+            (runs[1].clone(), "succeeded".to_string())
+        ],
+        "one line per run: the rollback updated the failed run's"
+    );
+}
+
+const WAITING: &str = r#"
+runbook: 1
+name: waiting
+steps:
+  - id: ready
+    uses: wait
+    with:
+      probe: { uses: shell, with: { run: "test -f $SANDBOX/flag" } }
+      until: "result.exit_code == 0"
+      interval: 1s
+      timeout: 30s
+  - id: flaky
+    needs: [ready]
+    uses: shell
+    with: { run: "test -f $SANDBOX/flaky || { touch $SANDBOX/flaky; exit 1; }" }
+    retry: { attempts: 3, delay: 2s }
+"#;
+
+#[test]
+fn the_live_view_shows_the_running_steps_clock_probe_attempt_and_countdown() {
+    let sandbox = Sandbox::new(WAITING);
+    let mut session = spawn(&sandbox, &[]);
+    session.expect("ready · ").unwrap();
+    session
+        .expect("probe 1: exit code 1; `result.exit_code == 0` not true yet · next in")
+        .unwrap();
+    std::fs::write(sandbox.file("flag"), "").unwrap();
+    session.expect("flaky · ").unwrap();
+    session.expect("attempt 1 failed; retrying · next in 2s").unwrap();
+    session.expect("attempt 2 of 3").unwrap();
+    session.expect("run succeeded").unwrap();
+    assert_eq!(wait_exit(&mut session).0, 0);
+}
+
+#[test]
+fn without_a_terminal_progress_is_one_plain_line_each() {
+    let sandbox = Sandbox::new(WAITING);
+    std::fs::write(sandbox.file("flag"), "").unwrap();
+    std::fs::write(sandbox.file("flaky"), "").unwrap();
+    let quick = sandbox.run(&[]);
+    assert_eq!(quick.code, Some(0), "{}", quick.transcript());
+    assert!(
+        quick.stderr.contains("… flaky: attempt 1 of 3\n"),
+        "{}",
+        quick.transcript()
+    );
+    std::fs::remove_file(sandbox.file("flag")).unwrap();
+    let child = sandbox
+        .run_command(&["--output", "json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(sandbox.file("flag"), "").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let progress: Vec<Json> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+        .filter(|e| e["event"] == "step_progress")
+        .collect();
+    assert!(
+        progress.iter().any(|e| e["step"] == "ready"
+            && e["note"].as_str().unwrap().starts_with("probe 1: exit code 1")
+            && e["next_in_ms"].as_u64().is_some()),
+        "{progress:?}"
+    );
+    // Shown, never journaled.
+    assert!(!events(&sandbox).iter().any(|e| e["event"] == "step_progress"));
 }

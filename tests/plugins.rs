@@ -750,10 +750,10 @@ fn a_run_killed_midway_is_undone_through_the_plugin_by_a_later_rollback() {
     assert_eq!(wait_at_most(&mut runbook, Duration::from_secs(5)), None);
     assert_eq!(sandbox.read("undos"), "", "nothing was undone yet");
     let run = sandbox.last_run();
-    let rollback = sandbox.runbook(&["rollback", &run, "--grace", "1s"]);
+    let rollback = sandbox.runbook(&["rollback", &run, "--yes", "--grace", "1s"]);
     assert_eq!(rollback.code, Some(0), "{}", rollback.transcript());
     assert_undid_flip(&sandbox, &run);
-    let again = sandbox.runbook(&["rollback", &run]);
+    let again = sandbox.runbook(&["rollback", &run, "--yes"]);
     assert_eq!(again.code, Some(0), "{}", again.transcript());
     assert_eq!(sandbox.requests("undos").len(), 1, "undone once");
 }
@@ -1122,7 +1122,7 @@ steps:
     sandbox.wait_for_file("holding");
     runbook.kill().unwrap();
     assert_eq!(wait_at_most(&mut runbook, Duration::from_secs(5)), None);
-    let rollback = sandbox.runbook_with(&["rollback", &sandbox.last_run()], &env);
+    let rollback = sandbox.runbook_with(&["rollback", &sandbox.last_run(), "--yes"], &env);
     assert_eq!(rollback.code, Some(0), "{}", rollback.transcript());
     assert_eq!(
         sandbox.requests("undos")[0]["params"]["value"],

@@ -9,7 +9,7 @@ use runbook_engine::step::OutputStream;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How run events are shown.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -22,8 +22,18 @@ pub enum Style {
     Json,
 }
 
+/// A step that is running, as the live view shows it.
+struct Running {
+    /// When its first attempt started.
+    started: Instant,
+    /// How it is getting on (a probe's status, the attempt), if it said.
+    note: Option<String>,
+    /// When something happens next (a probe, a retry, the end of a sleep).
+    next: Option<Instant>,
+}
+
 struct ViewState {
-    running: BTreeMap<String, String>,
+    running: BTreeMap<String, Running>,
     done: usize,
     total: usize,
     /// Why each rollback that failed failed, and what tells why: the
@@ -58,6 +68,12 @@ const HELD_MAX: usize = 4 << 20;
 /// How long gathered output may wait before it is written.
 const BATCH: Duration = Duration::from_millis(40);
 
+/// How often (in batches) the live view's clocks are redrawn: 5 times a second.
+const REFRESH_TICKS: u32 = 5;
+
+/// How many running steps the live view lists, one line each.
+const RUNNING_SHOWN: usize = 8;
+
 impl Console {
     pub fn new(style: Style, color: bool, log: Option<std::fs::File>) -> Arc<Self> {
         let console = Arc::new(Self {
@@ -78,8 +94,14 @@ impl Console {
         // Writes what was gathered, until the console is gone.
         let weak = Arc::downgrade(&console);
         std::thread::spawn(move || {
+            let mut ticks = 0u32;
             while let Some(console) = weak.upgrade() {
                 console.flush();
+                // The running steps' clocks and countdowns move on.
+                ticks = ticks.wrapping_add(1);
+                if ticks.is_multiple_of(REFRESH_TICKS) && !console.is_held() {
+                    console.refresh();
+                }
                 drop(console);
                 std::thread::sleep(BATCH);
             }
@@ -131,7 +153,9 @@ impl Console {
         self.held.store(false, std::sync::atomic::Ordering::Release);
         let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
         if dropped > 0 {
-            self.line(&format!("  ({dropped} lines of output left out while the question was open)"));
+            self.line(&format!(
+                "  ({dropped} lines of output left out while the question was open)"
+            ));
         }
         self.flush();
         self.refresh();
@@ -167,17 +191,7 @@ impl Console {
             return;
         };
         let Ok(state) = self.state.lock() else { return };
-        let running: Vec<&str> = state.running.keys().map(String::as_str).collect();
-        bar.set_message(format!(
-            "{}/{} steps done{}",
-            state.done,
-            state.total,
-            if running.is_empty() {
-                String::new()
-            } else {
-                format!(" · running: {}", running.join(", "))
-            }
-        ));
+        bar.set_message(view_message(&state, Instant::now()));
     }
 
     pub fn finish(&self) {
@@ -325,7 +339,13 @@ impl Reporter for Console {
                     attempt,
                     action,
                 } => {
-                    state.running.insert(step.clone(), action.clone());
+                    let now = Instant::now();
+                    let running = state.running.entry(step.clone()).or_insert(Running {
+                        started: now,
+                        note: None,
+                        next: None,
+                    });
+                    (running.note, running.next) = (None, None);
                     let title = name.as_ref().map_or_else(|| step.clone(), |n| format!("{step} ({n})"));
                     let again = if *attempt > 1 {
                         format!(" [attempt {attempt}]")
@@ -354,18 +374,36 @@ impl Reporter for Console {
                     "error" => format!("  {} {step}: {message}", self.paint.fg(AnsiColor::Red, "error:")),
                     _ => format!("  {} {message}", self.paint.fg(AnsiColor::Cyan, "log:")),
                 }),
+                Event::StepProgress { step, note, next_in_ms } => {
+                    let next = next_in_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
+                    if let Some(running) = state.running.get_mut(step) {
+                        (running.note, running.next) = (Some(note.clone()), next);
+                    }
+                    // Without a live view, one line for each.
+                    (self.style == Style::Plain).then(|| {
+                        let next =
+                            next_in_ms.map_or_else(String::new, |ms| format!(" (next in {})", Self::seconds(ms)));
+                        format!("  {} {step}: {note}{next}", self.paint.dim("…"))
+                    })
+                }
                 Event::StepRetrying {
                     step,
                     attempt,
                     error,
                     delay_ms,
                     failure,
-                } => Some(format!(
-                    "{} {step}: attempt {attempt} failed ({}); retrying in {}",
-                    self.paint.fg(AnsiColor::Yellow, "↻"),
-                    Failure::with_detail(error, failure.as_ref()),
-                    Self::seconds(*delay_ms)
-                )),
+                } => {
+                    if let Some(running) = state.running.get_mut(step) {
+                        running.note = Some(format!("attempt {attempt} failed; retrying"));
+                        running.next = Some(Instant::now() + Duration::from_millis(*delay_ms));
+                    }
+                    Some(format!(
+                        "{} {step}: attempt {attempt} failed ({}); retrying in {}",
+                        self.paint.fg(AnsiColor::Yellow, "↻"),
+                        Failure::with_detail(error, failure.as_ref()),
+                        Self::seconds(*delay_ms)
+                    ))
+                }
                 Event::StepSucceeded { step, duration_ms, .. } => {
                     state.running.remove(step);
                     state.done += 1;
@@ -470,4 +508,84 @@ fn new_bar() -> ProgressBar {
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
+}
+
+/// The live view: how far the run is, then each running step with how long
+/// it has run, how it is getting on and a countdown to what comes next.
+fn view_message(state: &ViewState, now: Instant) -> String {
+    let mut text = format!("{}/{} steps done", state.done, state.total);
+    for (step, running) in state.running.iter().take(RUNNING_SHOWN) {
+        text.push_str(&format!(
+            "\n  {step} · {}",
+            clock(now.saturating_duration_since(running.started))
+        ));
+        if let Some(note) = &running.note {
+            text.push_str(&format!(" · {note}"));
+        }
+        if let Some(next) = running.next {
+            let left = next.saturating_duration_since(now);
+            // Whole seconds, rounded up: "next in 1s" until it comes.
+            let secs = left.as_millis().div_ceil(1000);
+            text.push_str(&format!(" · next in {secs}s"));
+        }
+    }
+    let more = state.running.len().saturating_sub(RUNNING_SHOWN);
+    if more > 0 {
+        text.push_str(&format!("\n  … and {more} more running"));
+    }
+    text
+}
+
+/// A running step's clock: `4s`, `2m05s`, `1h02m`.
+fn clock(elapsed: Duration) -> String {
+    let secs = elapsed.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_view_shows_each_running_step_with_its_clock_note_and_countdown() {
+        let start = Instant::now();
+        let mut running = BTreeMap::new();
+        running.insert(
+            "wait_healthy".to_string(),
+            Running {
+                started: start,
+                note: Some("probe 3: status 503; `result.status == 200` not true yet".into()),
+                next: Some(start + Duration::from_millis(7_500)),
+            },
+        );
+        running.insert(
+            "drain".to_string(),
+            Running {
+                started: start + Duration::from_secs(60),
+                note: None,
+                next: None,
+            },
+        );
+        let state = ViewState {
+            running,
+            done: 2,
+            total: 6,
+            rollback_failures: BTreeMap::new(),
+        };
+        assert_eq!(
+            view_message(&state, start + Duration::from_secs(125)),
+            "2/6 steps done\n  drain · 1m05s\n  wait_healthy · 2m05s · probe 3: status 503; `result.status == 200` not true yet · next in 0s"
+        );
+        assert_eq!(
+            view_message(&state, start + Duration::from_millis(5_100))
+                .lines()
+                .nth(2),
+            Some("  wait_healthy · 5s · probe 3: status 503; `result.status == 200` not true yet · next in 3s")
+        );
+        assert_eq!(clock(Duration::from_secs(3_725)), "1h02m");
+    }
 }

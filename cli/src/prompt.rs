@@ -11,7 +11,7 @@
 use crate::console::Console;
 use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices};
 use runbook_engine::execute::{
-    ConfirmAnswer, FailureAnswer, InterruptAnswer, Operator, Question, Reply, Setback, StepAnswer,
+    ConfirmAnswer, FailureAnswer, InterruptAnswer, Operator, Question, Reply, Setback, StepAnswer, Undoing,
 };
 use runbook_engine::parse::raw::OnFailure;
 use std::fs::File;
@@ -45,7 +45,11 @@ const SLICE_MS: u16 = 100;
 impl Tty {
     /// The process's controlling terminal, if it has one.
     pub fn open() -> Option<Self> {
-        let file = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").ok()?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .ok()?;
         termios::tcgetattr(file.as_fd()).ok()?;
         Some(Self { file })
     }
@@ -244,7 +248,8 @@ impl TerminalOperator {
                         continue;
                     }
                     let found = choices.iter().position(|c| {
-                        answer == c.key || (!answer.is_empty() && c.words.split([' ', ':', ',']).next() == Some(&*answer))
+                        answer == c.key
+                            || (!answer.is_empty() && c.words.split([' ', ':', ',']).next() == Some(&*answer))
                     });
                     match found {
                         Some(index) => return Picked::Choice(index),
@@ -311,10 +316,7 @@ const YES_NO: &[Choice] = &[
         key: "y",
         words: "yes, go on",
     },
-    Choice {
-        key: "n",
-        words: "no",
-    },
+    Choice { key: "n", words: "no" },
 ];
 
 const SKIP: Choice = Choice {
@@ -490,6 +492,36 @@ impl Operator for TerminalOperator {
                 self.pick("abandon the rollback?", &choices, None, &|| false),
                 Picked::Choice(1)
             )
+        })
+    }
+
+    fn approve_rollback(&self, undoing: &Undoing<'_>) -> Reply<bool> {
+        self.held(|| {
+            let count = undoing.steps.len();
+            let mut text = format!(
+                "\n  rolling back run {} undoes {count} step{}, in this order:\n",
+                shown(undoing.run_id),
+                if count == 1 { "" } else { "s" }
+            );
+            for (n, (step, action)) in undoing.steps.iter().enumerate() {
+                text.push_str(&format!("    {}. `{}`: {}\n", n + 1, shown(step), shown(action)));
+            }
+            self.show(&text);
+            let choices = [
+                Choice {
+                    key: "y",
+                    words: "yes, roll back",
+                },
+                Choice {
+                    key: "n",
+                    words: "no, leave everything as it is",
+                },
+            ];
+            match self.pick("roll back?", &choices, None, &|| false) {
+                Picked::Choice(0) => Reply::Given(true),
+                Picked::Choice(_) | Picked::Closed => Reply::Given(false),
+                other => reply(other, false),
+            }
         })
     }
 }

@@ -229,6 +229,14 @@ fn execute_runbook(
                     }
                     return exit::SUCCESS;
                 }
+                // The operator said no to the rollback: nothing was done.
+                if let Some(declined) = diagnostics
+                    .iter()
+                    .find(|d| d.code == runbook_engine::execute::codes::DECLINED)
+                {
+                    eprintln!("{}", printable::line(&declined.message));
+                    return exit::CANCELLED;
+                }
                 terminal.diagnostics(&source, &diagnostics);
                 if diagnostics
                     .iter()

@@ -276,6 +276,13 @@ pub trait Host: Send + Sync {
     /// A message for the run's log (the `log` kind): `info`, `warn` or `error`.
     fn log(&self, step: &str, level: &str, message: &str);
 
+    /// How a long step is getting on, in a few words (`probe 3: status
+    /// 503`), and when something happens next, for the live view's
+    /// countdown. Shown, never journaled.
+    fn progress(&self, step: &str, note: &str, next_in: Option<std::time::Duration>) {
+        let _ = (step, note, next_in);
+    }
+
     /// A value the step produced that is secret (a token a plugin made): it
     /// is masked from now on, in the step's result, the journal and
     /// everything shown.

@@ -10,9 +10,10 @@
 #[path = "executor/harness.rs"]
 mod harness;
 
-use harness::{Answer, Mark, Scripted, announced_delays, most_at_once, ms, run, run_operated, run_with, run_with_signals};
+use harness::{
+    Answer, Mark, Scripted, announced_delays, most_at_once, ms, run, run_operated, run_with, run_with_signals,
+};
 use runbook_engine::execute::{ConfirmAnswer, FailureAnswer};
-use std::sync::Arc;
 use runbook_engine::execute::{Event, RunStatus, StepStatus};
 use std::time::Duration;
 
@@ -673,7 +674,11 @@ async fn skip_after_a_failure_goes_on_as_continue_does() {
     let ran = run_operated(FLAKY, &[], None, operator, false).await;
     assert_eq!(ran.summary.status, RunStatus::FailedWithoutRollback);
     assert_eq!(ran.step_status("flaky"), StepStatus::Failed);
-    assert_eq!(ran.step_status("after"), StepStatus::Succeeded, "the steps after it run");
+    assert_eq!(
+        ran.step_status("after"),
+        StepStatus::Succeeded,
+        "the steps after it run"
+    );
     assert!(ran.rollbacks_started().is_empty());
     // Journaled as what it amounts to, so that a resume goes on the same way.
     assert!(ran.events.iter().any(|e| matches!(
@@ -722,11 +727,17 @@ steps:
     )
     .await;
     assert_eq!(ran.summary.status, RunStatus::Cancelled, "{:#?}", ran.summary);
-    assert!(ran.starts("risky").is_empty(), "no answer is taken for a withdrawn question");
+    assert!(
+        ran.starts("risky").is_empty(),
+        "no answer is taken for a withdrawn question"
+    );
     assert_eq!(*operator.asked.lock().unwrap(), ["confirm risky", "interrupted"]);
     assert_eq!(
         decisions(&ran)[0],
-        ("risky".to_string(), "withdrawn unanswered: the run was stopping".to_string())
+        (
+            "risky".to_string(),
+            "withdrawn unanswered: the run was stopping".to_string()
+        )
     );
 }
 
@@ -772,6 +783,12 @@ steps:
     // 1.2 s of steps against a 1 s limit: it times out in the second step,
     // however long the question took.
     assert_eq!(ran.summary.status, RunStatus::Failed, "{:#?}", ran.summary);
-    assert!(ran.summary.reason.as_deref().unwrap_or_default().contains("timed out after 1s"));
+    assert!(
+        ran.summary
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("timed out after 1s")
+    );
     assert_eq!(ran.starts("risky").len(), 1, "the step started after the answer");
 }

@@ -37,6 +37,7 @@ impl Kind for Sleep {
     /// Result: `{"slept_ms": n}`, the duration asked for.
     async fn run(&self, params: SleepParams, cx: StepContext) -> Result<Json, StepError> {
         let duration = params.duration.get()?.0;
+        cx.host.progress(&cx.step_id, "sleeping", Some(duration));
         tokio::select! {
             () = tokio::time::sleep(duration) => Ok(json!({"slept_ms": duration.as_millis()})),
             () = cx.cancel.cancelled() => Err(crate::cancelled()),

@@ -75,6 +75,7 @@ pub struct FakeHost {
     lines: Mutex<Vec<(String, OutputStream, String)>>,
     logs: Mutex<Vec<(String, String, String)>>,
     checkpoints: Mutex<Vec<(String, Json)>>,
+    progress: Mutex<Vec<(String, Option<Duration>)>>,
     /// What `checkpoint` answers: `Err` as a full disk would.
     pub checkpoint_answer: Result<(), String>,
 }
@@ -88,6 +89,7 @@ impl FakeHost {
             nested_calls: AtomicU32::new(0),
             lines: Mutex::default(),
             logs: Mutex::default(),
+            progress: Mutex::default(),
             checkpoints: Mutex::default(),
             checkpoint_answer: Ok(()),
         }
@@ -164,6 +166,11 @@ impl FakeHost {
             .collect()
     }
 
+    /// The progress notes so far, with when something happens next.
+    pub fn progress(&self) -> Vec<(String, Option<Duration>)> {
+        self.progress.lock().expect("not poisoned").clone()
+    }
+
     /// The context of a first attempt of step `step` of run `run-1`.
     pub fn step_context(self: &Arc<Self>, params: Json) -> StepContext {
         StepContext {
@@ -219,6 +226,11 @@ impl Host for FakeHost {
     fn log(&self, step: &str, level: &str, message: &str) {
         let mut logs = self.logs.lock().expect("not poisoned");
         logs.push((step.to_string(), level.to_string(), message.to_string()));
+    }
+    fn progress(&self, step: &str, note: &str, next_in: Option<Duration>) {
+        assert_eq!(step, "step");
+        let mut progress = self.progress.lock().expect("not poisoned");
+        progress.push((note.to_string(), next_in));
     }
 }
 

@@ -188,6 +188,16 @@ async fn poll(params: WaitParams, cx: StepContext) -> Result<Json, StepError> {
             }
         }
         let pause = interval.min(deadline.saturating_duration_since(Instant::now()));
+        let seen = match &last {
+            Probe::Result(result) => summary(result),
+            Probe::Failed(message) => format!("failed: {}", crate::words::shorten(message)),
+            Probe::None => String::new(),
+        };
+        cx.host.progress(
+            &cx.step_id,
+            &format!("probe {attempts}: {seen}; `{}` not true yet", params.until),
+            Some(pause),
+        );
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             () = cx.cancel.cancelled() => return Err(crate::cancelled()),
@@ -345,6 +355,20 @@ mod tests {
         assert_eq!(result["attempts"], 3);
         assert_eq!(result["result"], json!({"status": 200, "json": {"ready": true}}));
         assert!(result["elapsed_ms"].as_u64().unwrap() >= 20, "{result}");
+        // The live view hears each probe that did not do, and when the next comes.
+        let notes: Vec<String> = host.progress().into_iter().map(|(note, _)| note).collect();
+        assert_eq!(
+            notes,
+            [
+                "probe 1: failed: cannot connect to https://x/health: connection refused; `result.status == 200` not true yet",
+                "probe 2: status 503; `result.status == 200` not true yet"
+            ]
+        );
+        assert!(
+            host.progress()
+                .iter()
+                .all(|(_, next)| *next == Some(Duration::from_millis(10)))
+        );
     }
 
     #[tokio::test]

@@ -115,7 +115,6 @@ impl Sandbox {
         Outcome::from_output(&self.run_command(args).output().expect("the runbook binary runs"))
     }
 
-    /// The ids of the runs kept in the sandbox, oldest first.
     /// The runs journaled here, oldest first: by when each started (its
     /// journal's header, to the millisecond), since two runs started in one
     /// second have ids that sort by their random part.

@@ -163,6 +163,18 @@ pub enum Event {
         kind: String,
         state: Json,
     },
+    /// How a long step is getting on (a `wait`'s last probe, a `sleep`, the
+    /// attempt of a step that retries), for the people watching: shown
+    /// live, never journaled.
+    StepProgress {
+        step: String,
+        /// In a few words: `probe 3: status 503`, `attempt 2 of 5`.
+        note: String,
+        /// When something happens next (the next probe, the end of a
+        /// sleep), for a countdown.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_in_ms: Option<u64>,
+    },
     /// An attempt cut short by the death of the run was put right by its kind.
     StepRecovered {
         step: String,
@@ -325,7 +337,9 @@ impl Event {
                 text(kind);
                 json(state);
             }
-            Event::StepRecovered { step, action } | Event::RollbackStarted { step, action } => {
+            Event::StepRecovered { step, action }
+            | Event::RollbackStarted { step, action }
+            | Event::StepProgress { step, note: action, .. } => {
                 text(step);
                 text(action);
             }

@@ -188,6 +188,13 @@ impl RunHost {
                     attempt,
                     action: self.describe(action.kind, rendered.shown()),
                 });
+                if attempts > 1 {
+                    self.display.event(&Event::StepProgress {
+                        step: action.id.to_string(),
+                        note: format!("attempt {attempt} of {}", earlier + attempts),
+                        next_in_ms: None,
+                    });
+                }
             }
             if !self.journaled() {
                 // Its start could not be recorded: it must not start.

@@ -243,8 +243,11 @@ mod tests {
         );
         // Another step's prompt does not hold this step's clock.
         let _other = clocks.pause(Some("other"));
-        tokio::time::timeout(Duration::from_secs(3), clocks.sleep(Duration::from_secs(2), Some("ask")))
-            .await
-            .expect("not held by another step's prompt");
+        tokio::time::timeout(
+            Duration::from_secs(3),
+            clocks.sleep(Duration::from_secs(2), Some("ask")),
+        )
+        .await
+        .expect("not held by another step's prompt");
     }
 }

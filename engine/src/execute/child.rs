@@ -148,6 +148,10 @@ impl Operator for NestedOperator {
     fn abandon_rollback(&self) -> bool {
         false
     }
+    fn approve_rollback(&self, _: &Undoing<'_>) -> Reply<bool> {
+        // Part of the parent's rollback, which was decided there.
+        Reply::Given(true)
+    }
 }
 
 /// Shows a child run's events as steps of the parent (`parent_step/child_step`).

@@ -179,6 +179,13 @@ impl Host for RunHost {
         self.redactor.redact(text).into_owned()
     }
 
+    fn progress(&self, step: &str, note: &str, next_in: Option<Duration>) {
+        self.display.event(&Event::StepProgress {
+            step: step.to_string(),
+            note: note.to_string(),
+            next_in_ms: next_in.map(millis),
+        });
+    }
     fn log(&self, step: &str, level: &str, message: &str) {
         self.reporter.event(&Event::Log {
             step: step.to_string(),

@@ -33,7 +33,7 @@ pub use crate::event::{
 };
 pub use asking::in_full;
 pub use operator::{
-    ConfirmAnswer, FailureAnswer, InterruptAnswer, Operator, Question, Reply, Setback, StepAnswer, Unattended,
+    ConfirmAnswer, FailureAnswer, InterruptAnswer, Operator, Question, Reply, Setback, StepAnswer, Unattended, Undoing,
 };
 
 use crate::compile::Compiled;
@@ -66,6 +66,8 @@ pub mod codes {
     pub const LOCKED: &str = "runbook::run::locked";
     pub const JOURNAL: &str = "runbook::run::journal";
     pub const NOTHING_TO_DO: &str = "runbook::run::nothing_to_do";
+    /// The operator said no to `runbook rollback RUN`: nothing was done.
+    pub const DECLINED: &str = "runbook::run::declined";
     /// A cut-short attempt could not be put right: a person must look.
     pub const RECOVER: &str = "runbook::run::recover";
     pub const MASKED_INPUT: &str = "runbook::run::masked_input";
@@ -367,10 +369,17 @@ pub async fn execute(
         env: request.env.clone(),
     });
     let shared = host;
+    let mut run = Run::new(shared.clone(), &request);
+    if let (Mode::Rollback(_), Some(state)) = (&request.mode, &replayed) {
+        run.restore(state);
+        // Asked before anything is done, even putting right what a dead run left.
+        if !request.yes {
+            run.approve_rollback().await?;
+        }
+    }
     if let Some(state) = &replayed {
         recover_cut_short(&shared, state).await?;
     }
-    let mut run = Run::new(shared.clone(), &request);
     let started = Instant::now();
     match (&request.mode, &replayed) {
         // A new run (a run from a journal always has its state).
@@ -443,7 +452,6 @@ pub async fn execute(
             });
         }
         (Mode::Rollback(_), Some(state)) => {
-            run.restore(state);
             if !state.rollback_requested() {
                 reporter.event(&Event::RollbackRequested {
                     reason: "requested by the operator".into(),

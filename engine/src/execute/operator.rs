@@ -105,6 +105,14 @@ pub struct Setback<'a> {
     pub withdrawn: &'a CancellationToken,
 }
 
+/// `runbook rollback RUN`: what will be undone, before anything is.
+pub struct Undoing<'a> {
+    pub run_id: &'a str,
+    /// The steps to undo, in the order they will be undone (the last done
+    /// first): each step's id and what undoing it does, in one line.
+    pub steps: &'a [(String, String)],
+}
+
 /// Asks the operator. Methods block; the executor calls them off the runtime's threads.
 pub trait Operator: Send + Sync {
     /// Whether a person can answer (a terminal).
@@ -119,9 +127,8 @@ pub trait Operator: Send + Sync {
     fn interrupted(&self) -> InterruptAnswer;
     /// Another Ctrl-C while rolling back: abandon the rollback?
     fn abandon_rollback(&self) -> bool;
-    /// A line for the operator's record of the run (`--log`, the plain
-    /// output): what was decided, by whom. Shown as it is.
-    fn note(&self, _text: &str) {}
+    /// `runbook rollback RUN` without `--yes`: undo these steps? `Given(true)` is yes.
+    fn approve_rollback(&self, undoing: &Undoing<'_>) -> Reply<bool>;
 }
 
 /// Nobody at the keyboard: the safe answers.
@@ -157,6 +164,9 @@ impl Operator for Unattended {
     }
     fn abandon_rollback(&self) -> bool {
         false
+    }
+    fn approve_rollback(&self, _: &Undoing<'_>) -> Reply<bool> {
+        Reply::Given(self.yes)
     }
 }
 

@@ -3,6 +3,17 @@
 
 use super::*;
 
+/// One step a rollback undoes, and how.
+pub(super) struct Undoer {
+    i: usize,
+    /// Undone by rolling back its child run.
+    child: bool,
+    /// The undo its kind gave when it succeeded (when it has no rollback of its own).
+    undo: Option<crate::step::Undo>,
+    /// What undoing it does, in one line.
+    action: String,
+}
+
 impl Run {
     /// Rollback (when called for), then `finally`. Returns the run's status.
     pub(super) async fn finish(&mut self, interrupts: &mut mpsc::UnboundedReceiver<&'static str>) -> RunStatus {
@@ -49,21 +60,103 @@ impl Run {
         status
     }
 
-    pub(super) async fn rollback(&mut self, interrupts: &mut mpsc::UnboundedReceiver<&'static str>) {
-        let order: Vec<usize> = self.completed.iter().rev().copied().collect();
-        let mut abandoned = false;
-        for i in order {
-            // A `runbook` step without a rollback of its own is undone by rolling back its child run;
-            // other steps without one by the action their kind gave when they succeeded.
-            let child = self.step(i).rollback.is_none() && self.shared.runs_child(&self.step(i).kind);
-            let undo = match self.step(i).rollback {
+    /// What a rollback undoes, in order (the last completed first): each
+    /// succeeded step with a rollback of its own, a `runbook` step's child
+    /// run, or the undo its kind gave when it succeeded.
+    pub(super) fn undo_order(&self) -> Vec<Undoer> {
+        let mut order = Vec::new();
+        for &i in self.completed.iter().rev() {
+            if self.status[i] != StepStatus::Succeeded {
+                continue;
+            }
+            let step = self.step(i);
+            let child = step.rollback.is_none() && self.shared.runs_child(&step.kind);
+            let undo = match &step.rollback {
                 None if !child => self.outcomes.get(&Which::Main(i)).and_then(|o| o.undo.clone()),
                 _ => None,
             };
-            if (self.step(i).rollback.is_none() && !child && undo.is_none()) || self.status[i] != StepStatus::Succeeded
-            {
-                continue;
+            let action = match (&undo, &step.rollback) {
+                (Some(undo), _) => undo.description.clone(),
+                (None, Some(body)) => {
+                    let params = self
+                        .shared
+                        .renderer()
+                        .params(&body.with, &body.kind)
+                        .ok()
+                        .map_or(Json::Null, |r| r.shown().clone());
+                    self.shared.describe(&body.kind, &params)
+                }
+                (None, None) if child => format!("roll back the run {}", child_run_id(&self.shared.run_id, &step.id)),
+                (None, None) => continue,
+            };
+            order.push(Undoer { i, child, undo, action });
+        }
+        order
+    }
+
+    /// `runbook rollback RUN` without `--yes`: the operator sees what will
+    /// be undone, in order, and decides. Nothing has been done before this;
+    /// a "no", or nobody to ask, leaves everything as it is.
+    pub(super) async fn approve_rollback(&self) -> Result<(), Vec<Diagnostic>> {
+        let steps: Vec<(String, String)> = self
+            .undo_order()
+            .into_iter()
+            .map(|u| (self.step(u.i).id.clone(), u.action))
+            .collect();
+        let run_id = self.shared.run_id.clone();
+        let count = steps.len();
+        let question = format!(
+            "roll back run `{run_id}`: undo {count} step{}?",
+            if count == 1 { "" } else { "s" }
+        );
+        let interactive = self.shared.operator.is_interactive();
+        let asked = Instant::now();
+        let id = run_id.clone();
+        let reply = self
+            .ask(Reply::Withdrawn, move |o| {
+                o.approve_rollback(&Undoing {
+                    run_id: &id,
+                    steps: &steps,
+                })
+            })
+            .await;
+        let words = match reply {
+            Reply::Given(true) => {
+                self.shared.decided(None, &question, "yes", asked.elapsed());
+                return Ok(());
             }
+            Reply::Given(false) if !interactive => {
+                return Err(vec![
+                    Diagnostic::error(
+                        codes::NEEDS_CONFIRMATION,
+                        format!(
+                            "rolling back run `{run_id}` undoes {count} step{} and needs confirmation, and there is no terminal to ask on; nothing was done",
+                            if count == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .with_help(
+                        "run it from a terminal to see what it undoes and be asked, or pass `--yes` to roll back without asking",
+                    ),
+                ]);
+            }
+            Reply::Given(false) => "no".to_string(),
+            Reply::Silence { waited } => silence_words(waited),
+            Reply::Interrupted => "Ctrl-C at the prompt".to_string(),
+            Reply::Withdrawn => WITHDRAWN_WORDS.to_string(),
+        };
+        self.shared.decided(None, &question, &words, asked.elapsed());
+        Err(vec![
+            Diagnostic::error(
+                codes::DECLINED,
+                format!("run `{run_id}` was not rolled back ({words}); nothing was done"),
+            )
+            .with_help(format!("`runbook rollback {run_id}` again when it should be")),
+        ])
+    }
+
+    pub(super) async fn rollback(&mut self, interrupts: &mut mpsc::UnboundedReceiver<&'static str>) {
+        let mut abandoned = false;
+        for Undoer { i, child, undo, action } in self.undo_order() {
             let id = self.step(i).id.clone();
             if abandoned {
                 self.rollback_failed = true;
@@ -78,23 +171,6 @@ impl Run {
                 });
                 continue;
             }
-            let body = self
-                .step(i)
-                .rollback
-                .as_ref()
-                .map(|b| b.kind.clone())
-                .unwrap_or_default();
-            let params = self
-                .step(i)
-                .rollback
-                .as_ref()
-                .and_then(|b| self.shared.renderer().params(&b.with, &b.kind).ok())
-                .map_or(Json::Null, |r| r.shown().clone());
-            let action = match (&undo, child) {
-                (Some(undo), _) => undo.description.clone(),
-                (None, true) => format!("roll back the run {}", child_run_id(&self.shared.run_id, &id)),
-                (None, false) => self.shared.describe(&body, &params),
-            };
             self.shared.reporter.event(&Event::RollbackStarted {
                 step: id.clone(),
                 action,

@@ -163,7 +163,8 @@ impl Run {
         });
         if self.shared.yes {
             if let Some(message) = &message {
-                self.shared.decided(Some(&step.id), message, "yes (--yes)", Duration::ZERO);
+                self.shared
+                    .decided(Some(&step.id), message, "yes (--yes)", Duration::ZERO);
             }
             return Admission::Run;
         }
@@ -649,7 +650,12 @@ impl Run {
                 return;
             }
             _ => {
-                let declined = self.shared.declined.lock().ok().and_then(|mut d| d.remove(&self.step(i).id));
+                let declined = self
+                    .shared
+                    .declined
+                    .lock()
+                    .ok()
+                    .and_then(|mut d| d.remove(&self.step(i).id));
                 let id = self.step(i).id.clone();
                 let failure = outcome.failure_or_default();
                 match declined {
@@ -660,13 +666,20 @@ impl Run {
                             step: id.clone(),
                             duration_ms: millis(duration),
                             error: failure.message(),
-                            on_failure: if declined == Declined::Stop { OnFailure::Abort } else { OnFailure::Rollback },
+                            on_failure: if declined == Declined::Stop {
+                                OnFailure::Abort
+                            } else {
+                                OnFailure::Rollback
+                            },
                             failure: Some(failure),
                         });
                         match declined {
                             Declined::Rollback => {
                                 self.cancelled_by = Some(Canceller::Operator);
-                                self.stop_with(Stop::Cancel { reason: format!("the operator declined `{id}`"), rollback: true });
+                                self.stop_with(Stop::Cancel {
+                                    reason: format!("the operator declined `{id}`"),
+                                    rollback: true,
+                                });
                             }
                             Declined::Stop => self.halt(format!("the operator stopped the run at `{id}`")),
                             Declined::Interrupted => {

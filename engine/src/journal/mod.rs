@@ -593,7 +593,8 @@ fn truncate_to(file: &File, length: Option<u64>) {
 
 impl Reporter for JournalWriter {
     fn event(&self, event: &Event) {
-        if matches!(event, Event::StepOutput { .. }) {
+        // Live output goes to the step's log; progress is for the live view only.
+        if matches!(event, Event::StepOutput { .. } | Event::StepProgress { .. }) {
             return;
         }
         if let Err(e) = self.append(event) {

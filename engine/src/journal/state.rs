@@ -167,7 +167,8 @@ impl RunState {
     pub fn apply(&mut self, timed: &TimedEvent) {
         let event = &timed.event;
         if let Some(finished) = &mut self.finished
-            && !matches!(event, Event::StepOutput { .. } | Event::Log { .. })
+            // A decision alone (a rollback declined) leaves the run as it ended.
+            && !matches!(event, Event::StepOutput { .. } | Event::StepProgress { .. } | Event::Log { .. } | Event::Decision { .. })
         {
             finished.goes_on = true;
         }

@@ -35,6 +35,7 @@ pub(super) fn render(run: &Outcome) -> String {
         "steps": run.steps,
         "rolled_back": run.rolled_back,
         "reason": run.reason,
+        "decisions": run.decisions,
         "timeline": timeline,
     });
     let mut out = serde_json::to_string_pretty(&report).unwrap_or_default();

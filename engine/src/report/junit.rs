@@ -130,6 +130,18 @@ pub(super) fn render(run: &Outcome) -> String {
             (name, step.duration_ms, Verdict::of(step))
         })
         .collect();
+    // The operator's decisions about each step, shown with its case.
+    let decided: Vec<Vec<String>> = run
+        .steps
+        .iter()
+        .map(|step| {
+            run.decisions
+                .iter()
+                .filter(|d| d.step.as_deref() == Some(step.id.as_str()))
+                .map(|d| format!("decision at {}: {}", d.at, d.words()))
+                .collect()
+        })
+        .collect();
     // A run stopped by a timeout, a cancellation or a crash may leave no step
     // failed; one more case keeps such a drill from passing in CI.
     let accounted = cases
@@ -214,6 +226,13 @@ pub(super) fn render(run: &Outcome) -> String {
         };
         properties.push((format!("input.{name}"), value));
     }
+    for (n, decision) in run.decisions.iter().enumerate() {
+        let about = decision.step.as_deref().unwrap_or("the run");
+        properties.push((
+            format!("decision.{}", n + 1),
+            format!("{} {about}: {}", decision.at, decision.words()),
+        ));
+    }
     for (name, value) in properties {
         let _ = writeln!(
             out,
@@ -223,18 +242,22 @@ pub(super) fn render(run: &Outcome) -> String {
         );
     }
     out.push_str("    </properties>\n");
-    for (name, duration_ms, verdict) in &cases {
+    for (i, (name, duration_ms, verdict)) in cases.iter().enumerate() {
         let open = format!(
             "    <testcase classname=\"{}\" name=\"{}\" time=\"{}\"",
             attr(&header.runbook),
             attr(name),
             seconds(*duration_ms)
         );
-        if matches!(verdict, Verdict::Passed { note: None }) {
+        let decisions = decided.get(i).map_or(&[][..], Vec::as_slice);
+        if matches!(verdict, Verdict::Passed { note: None }) && decisions.is_empty() {
             let _ = writeln!(out, "{open}/>");
         } else {
             let _ = writeln!(out, "{open}>");
             verdict.write(&mut out);
+            if !decisions.is_empty() {
+                let _ = writeln!(out, "      <system-out>{}</system-out>", text(&decisions.join("\n")));
+            }
             out.push_str("    </testcase>\n");
         }
     }

@@ -155,6 +155,25 @@ pub(super) fn render(run: &Outcome) -> String {
         }
     }
 
+    out.push_str("\n## Decisions\n\n");
+    if run.decisions.is_empty() {
+        out.push_str("Nobody was asked anything.\n");
+    } else {
+        out.push_str("| At | Step | Question | Answer | By | Waited |\n|---|---|---|---|---|---|\n");
+        for decision in &run.decisions {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                md_text(&decision.at),
+                decision.step.as_deref().map_or_else(|| "—".to_string(), md_code),
+                md_text(&decision.question),
+                md_text(&decision.answer),
+                md_text(&decision.by),
+                human_duration(decision.waited_ms)
+            );
+        }
+    }
+
     out.push_str("\n## Timeline\n\n");
     let entries = timeline(run.events);
     if entries.is_empty() {

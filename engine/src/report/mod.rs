@@ -166,6 +166,12 @@ pub fn history_line(record: &RunRecord) -> String {
     line.to_string()
 }
 
+/// A decision in words: what was asked, the answer, who gave it and how long
+/// it took (`None` for any other event).
+pub fn decision_words(event: &crate::event::Event) -> Option<String> {
+    outcome::DecisionRow::of("", event).map(|d| d.words())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +256,66 @@ mod tests {
             assert!(md.contains(needle), "`{needle}` missing:\n{md}");
         }
         insta::assert_snapshot!("reasons_killed_md", md);
+    }
+
+    #[test]
+    fn every_format_shows_every_decision_with_who_and_when() {
+        let (header, mut events, _) = failed_run();
+        let decision = |offset: u64, step: Option<&str>, question: &str, answer: &str, waited_ms: u64| TimedEvent {
+            seq: 0,
+            at: at(offset),
+            event: Event::Decision {
+                step: step.map(str::to_string),
+                question: question.into(),
+                answer: answer.into(),
+                by: "alice@ops-1".into(),
+                waited_ms,
+            },
+        };
+        // Before the run's summary, in the order they were taken.
+        let end = events.len() - 1;
+        events.insert(end, decision(9_800, None, "roll back run `x`: undo 1 step?", "yes", 0));
+        events.insert(
+            1,
+            decision(5, Some("migrate"), "Migrate `orders`? <now> | a&b", "yes", 42_000),
+        );
+        for (i, event) in events.iter_mut().enumerate() {
+            event.seq = i as u64 + 1;
+        }
+        let record = RunRecord {
+            header: &header,
+            events: &events,
+        };
+        let [md, json, junit] = all_formats(&record);
+        assert!(md.contains("## Decisions"), "{md}");
+        assert!(
+            md.contains("| `migrate` | Migrate `orders`? &lt;now&gt; \\| a&amp;b | yes | alice@ops-1 | 42.0s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| — | roll back run `x`: undo 1 step? | yes | alice@ops-1 |"),
+            "{md}"
+        );
+        let json: Json = serde_json::from_str(&json).unwrap();
+        let decisions = json["decisions"].as_array().unwrap();
+        assert_eq!(decisions.len(), 2);
+        assert_eq!(decisions[0]["step"], "migrate");
+        assert_eq!(decisions[0]["by"], "alice@ops-1");
+        assert_eq!(decisions[0]["waited_ms"], 42_000);
+        assert_eq!(decisions[0]["at"], at(5));
+        assert!(decisions[1].get("step").is_none());
+        check_xml(&junit).unwrap();
+        assert!(
+            junit.contains("<system-out>decision at ")
+                && junit.contains("Migrate `orders`? &lt;now&gt; | a&amp;b → yes (by alice@ops-1, after 42.0s)"),
+            "{junit}"
+        );
+        assert!(junit.contains("name=\"decision.2\""), "{junit}");
+        let shown = timeline(&events);
+        assert!(
+            shown.iter().any(|e| e.what.contains("decision: Migrate")),
+            "`show` lists each decision"
+        );
     }
 
     #[test]
@@ -339,25 +405,4 @@ mod tests {
         );
         assert_eq!("xml".parse::<ReportFormat>().unwrap_err().help, None);
     }
-}
-
-/// A decision in words: what was asked, the answer, who gave it and how long
-/// it took (`None` for any other event).
-pub fn decision_words(event: &crate::event::Event) -> Option<String> {
-    let crate::event::Event::Decision {
-        question,
-        answer,
-        by,
-        waited_ms,
-        ..
-    } = event
-    else {
-        return None;
-    };
-    let waited = if *waited_ms > 0 {
-        format!(", after {}", text::human_duration(*waited_ms))
-    } else {
-        String::new()
-    };
-    Some(format!("{question} → {answer} (by {by}{waited})"))
 }

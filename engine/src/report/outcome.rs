@@ -7,7 +7,7 @@
 
 use super::RunRecord;
 use crate::clock::epoch_millis;
-use crate::event::{RunStatus, StepStatus};
+use crate::event::{Event, RunStatus, StepStatus};
 use crate::journal::state::{Finished, Reason, Setback, StepState};
 use crate::journal::{Header, RunState, TimedEvent};
 use serde::Serialize;
@@ -89,6 +89,60 @@ fn setback_words(setback: &Setback) -> String {
     }
 }
 
+/// An operator's decision, as every format shows it.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct DecisionRow {
+    pub(super) at: String,
+    /// The step it was about, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) step: Option<String>,
+    pub(super) question: String,
+    pub(super) answer: String,
+    pub(super) by: String,
+    pub(super) waited_ms: u64,
+}
+
+impl DecisionRow {
+    pub(super) fn of(at: &str, event: &Event) -> Option<Self> {
+        let Event::Decision {
+            step,
+            question,
+            answer,
+            by,
+            waited_ms,
+        } = event
+        else {
+            return None;
+        };
+        Some(Self {
+            at: at.to_string(),
+            step: step.clone(),
+            question: question.clone(),
+            answer: answer.clone(),
+            by: by.clone(),
+            waited_ms: *waited_ms,
+        })
+    }
+
+    /// Every decision of a run, in the order they were taken.
+    fn all(events: &[TimedEvent]) -> Vec<Self> {
+        events
+            .iter()
+            .filter_map(|timed| Self::of(&timed.at, &timed.event))
+            .collect()
+    }
+
+    /// In words: the question, the answer, who gave it and how long it took.
+    pub(super) fn words(&self) -> String {
+        let waited = if self.waited_ms > 0 {
+            format!(", after {}", super::text::human_duration(self.waited_ms))
+        } else {
+            String::new()
+        };
+        format!("{} → {} (by {}{waited})", self.question, self.answer, self.by)
+    }
+}
+
 /// A run read for reporting: the summary when there is one, else what the
 /// events say.
 pub(super) struct Outcome<'a> {
@@ -98,6 +152,8 @@ pub(super) struct Outcome<'a> {
     pub(super) steps: Vec<StepRow>,
     pub(super) rolled_back: Vec<String>,
     pub(super) reason: Option<String>,
+    /// What the operator decided, in order.
+    pub(super) decisions: Vec<DecisionRow>,
 }
 
 impl<'a> Outcome<'a> {
@@ -133,6 +189,7 @@ impl<'a> Outcome<'a> {
             steps,
             rolled_back: summary.rolled_back.clone(),
             reason: summary.reason.clone(),
+            decisions: DecisionRow::all(record.events),
         }
     }
 
@@ -167,6 +224,7 @@ impl<'a> Outcome<'a> {
             steps,
             rolled_back: rolled_back.to_vec(),
             reason: Some(reason),
+            decisions: DecisionRow::all(record.events),
         }
     }
 

@@ -28,7 +28,7 @@ pub fn timeline(events: &[TimedEvent]) -> Vec<TimelineEntry<'_>> {
         .iter()
         .filter_map(|timed| {
             let (step, what) = match &timed.event {
-                Event::StepOutput { .. } | Event::StepCheckpoint { .. } => return None,
+                Event::StepOutput { .. } | Event::StepProgress { .. } | Event::StepCheckpoint { .. } => return None,
                 Event::StepRecovered { step, action } => {
                     (step.as_str(), format!("put right after the run died: {action}"))
                 }
@@ -109,7 +109,10 @@ pub fn timeline(events: &[TimedEvent]) -> Vec<TimelineEntry<'_>> {
                 Event::RollbackRequested { reason } => (RUN, format!("rollback requested: {reason}")),
                 Event::Decision { step, .. } => (
                     step.as_deref().unwrap_or(RUN),
-                    format!("decision: {}", crate::report::decision_words(&timed.event).unwrap_or_default()),
+                    format!(
+                        "decision: {}",
+                        crate::report::decision_words(&timed.event).unwrap_or_default()
+                    ),
                 ),
                 Event::RunFinished {
                     status, duration_ms, ..

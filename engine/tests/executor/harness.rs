@@ -3,7 +3,7 @@
 
 use runbook_engine::execute::{
     ConfirmAnswer, Event, FailureAnswer, InterruptAnswer, Mode, Operator, Question, Reply, Reporter, RunRequest,
-    RunSummary, Setback, StepAnswer, StepStatus, Unattended, execute,
+    RunSummary, Setback, StepAnswer, StepStatus, Unattended, Undoing, execute,
 };
 use runbook_engine::step::{StepContext, StepError, StepFuture, StepKind};
 use runbook_engine::{Registry, load_bytes};
@@ -336,6 +336,12 @@ impl Operator for Scripted {
     fn abandon_rollback(&self) -> bool {
         false
     }
+    fn approve_rollback(&self, undoing: &Undoing<'_>) -> Reply<bool> {
+        let steps: Vec<&str> = undoing.steps.iter().map(|(step, _)| step.as_str()).collect();
+        // `runbook rollback` is tried end to end, at a terminal (tests/operator.rs).
+        self.next(format!("roll back {}", steps.join(", ")));
+        Reply::Given(false)
+    }
 }
 
 /// Runs `yaml` with `operator` answering (`yes`: as with `--yes`).
@@ -380,16 +386,9 @@ pub async fn run_operated(
         std::future::pending::<()>().await;
     });
     let events = Arc::new(Events::default());
-    let summary = execute(
-        compiled,
-        Arc::new(registry),
-        request,
-        operator,
-        events.clone(),
-        rx,
-    )
-    .await
-    .unwrap_or_else(|diagnostics| panic!("the run does not start: {diagnostics:#?}"));
+    let summary = execute(compiled, Arc::new(registry), request, operator, events.clone(), rx)
+        .await
+        .unwrap_or_else(|diagnostics| panic!("the run does not start: {diagnostics:#?}"));
     sender.abort();
     let events = events.0.lock().unwrap().clone();
     let records = timeline.records.lock().unwrap().clone();
