@@ -170,7 +170,10 @@ pub(super) fn render(run: &Outcome) -> String {
                 out,
                 "| {} | {} | {} | {} | {} | {} |",
                 md_text(&decision.at),
-                decision.step.as_deref().map_or_else(|| "—".to_string(), md_code),
+                decision
+                    .step
+                    .as_deref()
+                    .map_or_else(|| "—".to_string(), |step| md_code(step, Place::Cell)),
                 md_text(&decision.question),
                 md_text(&decision.answer),
                 md_text(&decision.by),

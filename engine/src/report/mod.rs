@@ -289,11 +289,11 @@ mod tests {
         let [md, json, junit] = all_formats(&record);
         assert!(md.contains("## Decisions"), "{md}");
         assert!(
-            md.contains("| `migrate` | Migrate `orders`? &lt;now&gt; \\| a&amp;b | yes | alice@ops-1 | 42.0s |"),
+            md.contains("| `migrate` | Migrate \\`orders\\`? &lt;now&gt; \\| a&amp;b | yes | alice@ops-1 | 42.0s |"),
             "{md}"
         );
         assert!(
-            md.contains("| — | roll back run `x`: undo 1 step? | yes | alice@ops-1 |"),
+            md.contains("| — | roll back run \\`x\\`: undo 1 step? | yes | alice@ops-1 |"),
             "{md}"
         );
         let json: Json = serde_json::from_str(&json).unwrap();
