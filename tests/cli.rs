@@ -196,25 +196,6 @@ fn checked_in_schema_matches_the_code() {
 }
 
 #[test]
-fn example_runbooks_are_valid_against_the_schema() {
-    let schema: serde_json::Value = serde_json::from_str(&runbook(&["schema"]).stdout).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
-    for entry in std::fs::read_dir(root().join("runbooks")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "yaml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
-        let errors: Vec<String> = validator
-            .iter_errors(&value)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
-        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
-    }
-}
-
-#[test]
 fn completions_are_generated() {
     let outcome = runbook(&["completions", "bash"]);
     assert_eq!(outcome.code, Some(0));

@@ -971,17 +971,21 @@ fn runbook_schema_includes_a_runbooks_plugin_kinds() {
     let outcome = sandbox.runbook(&["schema", "runbook.yaml"]);
     assert_eq!(outcome.code, Some(0), "{}", outcome.transcript());
     let schema: Json = serde_json::from_str(&outcome.stdout).unwrap();
-    let step = &schema["$defs"]["Step"];
-    let branch = step["allOf"]
+    let kinds = &schema["$defs"]["KindParams"];
+    let branch = kinds["allOf"]
         .as_array()
         .unwrap()
         .iter()
         .find(|b| b["if"]["properties"]["uses"]["const"] == "flags.set")
-        .unwrap_or_else(|| panic!("no branch for `flags.set`: {step}"));
+        .unwrap_or_else(|| panic!("no branch for `flags.set`: {kinds}"));
+    assert_eq!(
+        branch["then"]["properties"]["with"],
+        json!({ "$ref": "#/$defs/Params_flags.set" })
+    );
     let described: Json = serde_json::from_str(FLAGS).unwrap();
-    assert_eq!(branch["then"]["properties"]["with"], described["kinds"][0]["params"]);
-    let examples = step["properties"]["uses"]["examples"].as_array().unwrap();
-    assert!(examples.contains(&json!("flags.set")), "{examples:?}");
+    assert_eq!(schema["$defs"]["Params_flags.set"], described["kinds"][0]["params"]);
+    let names = schema["$defs"]["StepKind"]["anyOf"][0]["enum"].as_array().unwrap();
+    assert!(names.contains(&json!("flags.set")), "{names:?}");
     // Without a runbook, no plugin kinds.
     let plain = sandbox.runbook(&["schema"]);
     assert!(!plain.stdout.contains("flags.set"));

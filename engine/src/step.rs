@@ -5,6 +5,7 @@
 //! expressions or nested steps, `describe`) is kept apart from running it, so
 //! `check` and `plan` never execute anything.
 
+use crate::words::HumanDuration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -36,6 +37,24 @@ impl ParamProblem {
         self.help = Some(help.into());
         self
     }
+}
+
+/// The keyword that marks, in a kind's parameter schema, a place where a
+/// template may stand for the value (see [`TemplatePlaces::Marked`]).
+/// Validators ignore it; the format's schema lets a template through there.
+pub const TEMPLATE_KEYWORD: &str = "x-template";
+
+/// Where a kind takes a template in `with` before the run renders it, as
+/// `check` reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplatePlaces {
+    /// At every place: the kind judges its parameters once rendered (a
+    /// plugin's kinds).
+    Anywhere,
+    /// At places of text, and where its parameter schema marks one with
+    /// [`TEMPLATE_KEYWORD`]; the other places it reads as typed values, which
+    /// a template is not (a kind written with the kit).
+    Marked,
 }
 
 /// A kind of step: `shell`, `http`, `wait`, ... or a plugin.
@@ -82,6 +101,20 @@ pub trait StepKind: Send + Sync + 'static {
     /// Checks beyond the schema. Parameters are as written: strings may still
     /// hold templates, which must not be judged before they are rendered.
     fn validate(&self, _params: &Json) -> Vec<ParamProblem> {
+        Vec::new()
+    }
+
+    /// Where a template may stand in `with` before the run renders it.
+    fn template_places(&self) -> TemplatePlaces {
+        TemplatePlaces::Anywhere
+    }
+
+    /// What `validate` checks that JSON Schema can say too (two parameters
+    /// that exclude each other, one of two that must be given), as schemas
+    /// that `with` must match as well. The format's JSON Schema adds them so
+    /// that editors see what `check` sees; `check` leaves them to
+    /// `validate`, which says them in better words.
+    fn params_rules(&self) -> Vec<Json> {
         Vec::new()
     }
 
@@ -495,6 +528,17 @@ fn describe_schema_error(
                 problem.help = crate::diagnostic::suggestion(text, refs.iter().copied());
             }
             problem
+        }
+        // A duration that does not read: in the parser's words, as when it is read.
+        K::Pattern { pattern } if pattern == HumanDuration::PATTERN => {
+            let text = instance.as_str().unwrap_or_default();
+            let why = crate::words::parse_duration(text)
+                .err()
+                .unwrap_or_else(|| format!("`{text}` does not read as one"));
+            let name = pointer.rsplit('/').next().unwrap_or_default();
+            let name = name.replace("~1", "/").replace("~0", "~");
+            ParamProblem::new(pointer, format!("`{name}`{}{why}", HumanDuration::NOT_ONE))
+                .with_help(HumanDuration::HELP)
         }
         other => ParamProblem::new(pointer, format!("{field}: {}", other_message(other, instance))),
     }

@@ -347,6 +347,9 @@ fn plain_text(value: &Value) -> String {
     }
 }
 
+/// What [`is_template`] looks for, as a JSON Schema pattern.
+pub const TEMPLATE_PATTERN: &str = r"\{[{%#]";
+
 /// Whether a string is a template at all (most strings are plain text).
 pub fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%") || text.contains("{#")

@@ -52,7 +52,7 @@ pub struct FilePruneParams {
     /// How many of the newest entries that may be deleted are always kept,
     /// however old.
     #[serde(default = "one")]
-    #[schemars(with = "u32")]
+    #[schemars(with = "Templated<u32>", range(max = u32::MAX))]
     pub keep_latest: Templated<u32>,
 }
 
@@ -64,6 +64,13 @@ impl Kind for FilePrune {
     type Params = FilePruneParams;
     const NAME: &'static str = "file.prune";
     const SUMMARY: &'static str = "Delete old snapshots or backups from a directory, keeping the newest.";
+
+    fn params_rules(&self) -> Vec<Json> {
+        vec![
+            crate::path_problem::path_rule("dir"),
+            runbook_engine::kit::param_rule("pattern", json!({ "pattern": "^[^/]*$" })),
+        ]
+    }
 
     fn validate(&self, params: &FilePruneParams) -> Vec<ParamProblem> {
         let mut problems: Vec<ParamProblem> = crate::path_problem::literal_problem(Some(&params.dir), "dir", "prune")

@@ -52,6 +52,10 @@ impl Kind for FileRemove {
     const NAME: &'static str = "file.remove";
     const SUMMARY: &'static str = "Delete a file or a folder.";
 
+    fn params_rules(&self) -> Vec<Json> {
+        vec![crate::path_problem::path_rule("path")]
+    }
+
     fn validate(&self, params: &FileRemoveParams) -> Vec<ParamProblem> {
         let mut problems: Vec<ParamProblem> = literal_problem(Some(&params.path), "path", "delete")
             .into_iter()

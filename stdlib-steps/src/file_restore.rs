@@ -94,7 +94,7 @@ pub struct FileRestoreParams {
     /// Check the whole snapshot against its manifest first, and change
     /// nothing if it does not match. Applies to `snapshot` only.
     #[serde(default)]
-    #[schemars(with = "bool", extend("default" = true))]
+    #[schemars(with = "Templated<bool>", extend("default" = true))]
     pub verify: Option<Templated<bool>>,
 }
 
@@ -103,6 +103,16 @@ impl Kind for FileRestore {
     const NAME: &'static str = "file.restore";
     const SUMMARY: &'static str =
         "Put a file or directory back from a snapshot atomically, keeping the current one aside.";
+
+    fn params_rules(&self) -> Vec<Json> {
+        vec![
+            runbook_engine::kit::exactly_one_of(&["snapshot", "from"]),
+            json!({ "if": { "required": ["from"] }, "then": { "properties": { "verify": false } } }),
+            crate::path_problem::path_rule("to"),
+            crate::path_problem::path_rule("from"),
+            crate::path_problem::path_rule("aside"),
+        ]
+    }
 
     fn validate(&self, params: &FileRestoreParams) -> Vec<ParamProblem> {
         let mut problems = Vec::new();

@@ -49,7 +49,7 @@ pub struct FileSnapshotParams {
     /// (a path itself, or anything under it) are stored as links and never
     /// followed: the snapshot records where each points, not what it points
     /// to, and `file.restore` puts the link back.
-    #[schemars(with = "Vec<String>", length(min = 1))]
+    #[schemars(with = "Templated<Vec<String>>", length(min = 1))]
     pub paths: Templated<Vec<String>>,
 
     /// The directory that keeps the snapshots; it is made if missing.
@@ -67,7 +67,7 @@ pub struct FileSnapshotParams {
 
     /// Keep the snapshot when the run rolls back (evidence, a restore point); by default a rollback deletes it.
     #[serde(default)]
-    #[schemars(with = "bool")]
+    #[schemars(with = "Templated<bool>")]
     pub keep: Templated<bool>,
 }
 
@@ -90,6 +90,16 @@ impl Kind for FileSnapshot {
     type Params = FileSnapshotParams;
     const NAME: &'static str = "file.snapshot";
     const SUMMARY: &'static str = "Copy files and directories into a new timestamped snapshot with a SHA-256 manifest.";
+
+    fn params_rules(&self) -> Vec<Json> {
+        // A path that names a folder above, or that would be stored under
+        // the manifest's name; a name that `bad_name` refuses.
+        let path = r"^$|^/+$|(^|/)(\.\.?|MANIFEST\.sha256)/*$";
+        vec![
+            runbook_engine::kit::param_rule("paths", json!({ "items": { "not": { "pattern": path } } })),
+            runbook_engine::kit::param_rule("name", json!({ "pattern": "^[^./][^/]*$" })),
+        ]
+    }
 
     fn validate(&self, params: &FileSnapshotParams) -> Vec<ParamProblem> {
         let mut problems = Vec::new();

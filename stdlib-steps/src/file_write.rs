@@ -64,7 +64,7 @@ pub struct FileWriteParams {
     /// `previous`, so that a rollback can put it back with `file.restore`
     /// and `from`.
     #[serde(default)]
-    #[schemars(with = "bool")]
+    #[schemars(with = "Templated<bool>")]
     pub backup: Templated<bool>,
 
     /// When `path` is a symbolic link, write the file it points to (the
@@ -73,7 +73,7 @@ pub struct FileWriteParams {
     /// previous contents back; a rollback written by hand uses `target` as
     /// its `to`.
     #[serde(default)]
-    #[schemars(with = "bool")]
+    #[schemars(with = "Templated<bool>")]
     pub follow_symlinks: Templated<bool>,
 }
 
@@ -81,6 +81,10 @@ impl Kind for FileWrite {
     type Params = FileWriteParams;
     const NAME: &'static str = "file.write";
     const SUMMARY: &'static str = "Write a file atomically, optionally keeping the previous one.";
+
+    fn params_rules(&self) -> Vec<Json> {
+        vec![crate::path_problem::path_rule("path")]
+    }
 
     fn validate(&self, params: &FileWriteParams) -> Vec<ParamProblem> {
         crate::path_problem::literal_problem(Some(&params.path), "path", "write")

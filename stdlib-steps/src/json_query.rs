@@ -46,7 +46,7 @@ pub struct JsonQueryParams {
 
     /// Fail when the query finds nothing (`null`).
     #[serde(default = "yes")]
-    #[schemars(with = "bool")]
+    #[schemars(with = "Templated<bool>")]
     pub required: Templated<bool>,
 }
 
@@ -62,6 +62,10 @@ impl Kind for JsonQuery {
         read_only: true,
         ..Traits::NONE
     };
+
+    fn params_rules(&self) -> Vec<Json> {
+        vec![runbook_engine::kit::exactly_one_of(&["file", "value"])]
+    }
 
     fn validate(&self, params: &JsonQueryParams) -> Vec<ParamProblem> {
         let mut problems: Vec<ParamProblem> = json_input::check(params.file.as_deref(), params.value.as_ref())

@@ -37,7 +37,7 @@ pub struct JsonValidateParams {
     /// The JSON Schema the JSON must match, written inline. Without
     /// `schema` or `schema_file` a `file` is only checked to be valid JSON.
     #[serde(default)]
-    #[schemars(with = "Map<String, Json>")]
+    #[schemars(with = "Templated<Map<String, Json>>")]
     pub schema: Option<Templated<Map<String, Json>>>,
 
     /// A file holding the JSON Schema, instead of `schema`.
@@ -60,6 +60,14 @@ impl Kind for JsonValidate {
         read_only: true,
         ..Traits::NONE
     };
+
+    fn params_rules(&self) -> Vec<Json> {
+        vec![
+            runbook_engine::kit::exactly_one_of(&["file", "value"]),
+            runbook_engine::kit::not_both("schema", "schema_file"),
+            json!({ "if": { "required": ["value"] }, "then": runbook_engine::kit::exactly_one_of(&["schema", "schema_file"]) }),
+        ]
+    }
 
     fn validate(&self, params: &JsonValidateParams) -> Vec<ParamProblem> {
         let mut problems: Vec<ParamProblem> = json_input::check(params.file.as_deref(), params.value.as_ref())

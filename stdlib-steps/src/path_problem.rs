@@ -89,6 +89,13 @@ pub(crate) fn literal_problem(path: Option<&str>, name: &str, action: &str) -> O
     PathProblem::of(path).map(|problem| problem.param(&format!("/{name}"), action, path))
 }
 
+/// The schema rule of [`literal_problem`] for the parameter `name`: a path
+/// that is empty, or ends in `/`, `.` or `..`. A template is left to be
+/// judged once rendered (the format's schema lets templates through).
+pub(crate) fn path_rule(name: &str) -> serde_json::Value {
+    runbook_engine::kit::param_rule(name, serde_json::json!({ "not": { "pattern": r"^$|/$|(^|/)\.\.?$" } }))
+}
+
 /// `Err` when `path` has a problem.
 pub(crate) fn check_path(path: &str, action: &str) -> Result<(), StepError> {
     match PathProblem::of(path) {

@@ -58,7 +58,7 @@ pub struct ShellParams {
     /// A program and its arguments, run directly without a shell, so nothing
     /// in them is expanded. Give either `run` or `argv`.
     #[serde(default)]
-    #[schemars(with = "Vec<String>", length(min = 1))]
+    #[schemars(with = "Templated<Vec<String>>", length(min = 1))]
     pub argv: Option<Templated<Vec<String>>>,
 
     /// Environment variables set for the command, name to value; numbers and booleans are written as text.
@@ -78,7 +78,7 @@ pub struct ShellParams {
 
     /// The exit codes that count as success.
     #[serde(default = "default_ok_codes")]
-    #[schemars(with = "Vec<u8>", length(min = 1))]
+    #[schemars(with = "Templated<Vec<Templated<u8>>>", length(min = 1))]
     pub ok_codes: Templated<Vec<Templated<u8>>>,
 }
 
@@ -111,6 +111,13 @@ impl Kind for Shell {
         shell_params: &["/run"],
         ..Traits::NONE
     };
+
+    fn params_rules(&self) -> Vec<Json> {
+        vec![
+            runbook_engine::kit::exactly_one_of(&["run", "argv"]),
+            runbook_engine::kit::param_rule("env", json!({ "propertyNames": { "pattern": "^[^=\\x00]+$" } })),
+        ]
+    }
 
     fn validate(&self, params: &ShellParams) -> Vec<ParamProblem> {
         let mut problems = Vec::new();

@@ -20,7 +20,14 @@ pub fn registry() -> Registry {
 /// Every problem `check` would report: the schema's, then the kind's own.
 pub fn problems(name: &str, params: &Json) -> Vec<ParamProblem> {
     let registry = registry();
-    let mut problems = registry.check_schema(name, params, &|_| false);
+    // As `check` does, a template is not judged before it is rendered.
+    let template = |pointer: &str| {
+        params
+            .pointer(pointer)
+            .and_then(Json::as_str)
+            .is_some_and(runbook_engine::template::is_template)
+    };
+    let mut problems = registry.check_schema(name, params, &template);
     problems.extend(registry.get(name).expect("a registered kind").validate(params));
     problems
 }

@@ -15,6 +15,14 @@ pub(crate) fn time_limit(name: &str, value: &Templated<HumanDuration>) -> Option
     )
 }
 
+/// The schema rule of [`time_limit`] for the parameter `name`: not zero.
+pub(crate) fn time_limit_rule(name: &str) -> serde_json::Value {
+    runbook_engine::kit::param_rule(
+        name,
+        serde_json::json!({ "not": { "pattern": HumanDuration::ZERO_PATTERN } }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

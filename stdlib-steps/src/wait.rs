@@ -75,6 +75,13 @@ impl Kind for Wait {
         ..Traits::NONE
     };
 
+    fn params_rules(&self) -> Vec<Json> {
+        vec![
+            crate::time_limit::time_limit_rule("timeout"),
+            crate::time_limit::time_limit_rule("interval"),
+        ]
+    }
+
     fn validate(&self, params: &WaitParams) -> Vec<ParamProblem> {
         let mut problems: Vec<ParamProblem> = crate::time_limit::time_limit("timeout", &params.timeout)
             .into_iter()

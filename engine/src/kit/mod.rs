@@ -53,7 +53,7 @@ mod templated;
 
 pub use templated::{Reading, Templated};
 
-use crate::step::{ParamProblem, RecoverFuture, StepContext, StepError, StepFuture, StepKind, Undo};
+use crate::step::{ParamProblem, RecoverFuture, StepContext, StepError, StepFuture, StepKind, TemplatePlaces, Undo};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
@@ -121,6 +121,12 @@ pub trait Kind: Send + Sync + 'static {
     /// Checks beyond the schema, written once: before the run on the
     /// parameters as written, and again on the rendered ones before `run`.
     fn validate(&self, _params: &Self::Params) -> Vec<ParamProblem> {
+        Vec::new()
+    }
+
+    /// The rules of `validate` that JSON Schema can say, for the format's
+    /// schema (see [`StepKind::params_rules`]).
+    fn params_rules(&self) -> Vec<Json> {
         Vec::new()
     }
 
@@ -204,6 +210,16 @@ impl<K: Kind> StepKind for K {
             Ok(typed) => Kind::validate(self, &typed),
             Err(problem) => vec![problem],
         }
+    }
+
+    fn params_rules(&self) -> Vec<Json> {
+        Kind::params_rules(self)
+    }
+
+    /// Parameters are read into `K::Params`: a template only where it is
+    /// [`Templated`] or text.
+    fn template_places(&self) -> TemplatePlaces {
+        TemplatePlaces::Marked
     }
 
     fn describe(&self, params: &Json) -> String {
@@ -307,6 +323,26 @@ pub fn schema_of<T: JsonSchema>() -> Json {
         }
     }
     schema
+}
+
+/// A rule for [`Kind::params_rules`]: exactly one of these parameters.
+pub fn exactly_one_of(names: &[&str]) -> Json {
+    let each: Vec<Json> = names
+        .iter()
+        .map(|name| serde_json::json!({ "required": [name] }))
+        .collect();
+    serde_json::json!({ "oneOf": each })
+}
+
+/// A rule for [`Kind::params_rules`]: not both of these parameters.
+pub fn not_both(a: &str, b: &str) -> Json {
+    serde_json::json!({ "not": { "required": [a, b] } })
+}
+
+/// A rule for [`Kind::params_rules`]: the parameter `name`, when given,
+/// also matches `schema`.
+pub fn param_rule(name: &str, schema: Json) -> Json {
+    serde_json::json!({ "properties": { name: schema } })
 }
 
 /// The JSON pointer of `name` inside the value at `parent` (RFC 6901).

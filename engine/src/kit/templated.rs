@@ -1,7 +1,7 @@
 //! Parameters that may still stand in for a value known only later: a
 //! template before the run, a placeholder or a masked secret in a plan.
 
-use crate::step::StepError;
+use crate::step::{StepError, TEMPLATE_KEYWORD};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value as Json;
@@ -144,6 +144,8 @@ impl<T: Serialize> Serialize for Templated<T> {
     }
 }
 
+/// `T`'s schema, marked with [`TEMPLATE_KEYWORD`]: `check` judges a
+/// template here once the run renders it.
 impl<T: JsonSchema> JsonSchema for Templated<T> {
     fn inline_schema() -> bool {
         true
@@ -154,7 +156,9 @@ impl<T: JsonSchema> JsonSchema for Templated<T> {
     }
 
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<T>()
+        let mut schema = generator.subschema_for::<T>();
+        schema.ensure_object().insert(TEMPLATE_KEYWORD.into(), Json::Bool(true));
+        schema
     }
 }
 

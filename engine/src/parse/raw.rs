@@ -71,6 +71,7 @@ pub struct Runbook {
     /// Template; two runs whose lock keys are equal never overlap on one machine.
     pub lock: Option<Spanned<String>>,
     /// The procedure. Without `needs`, a step waits for the step above it.
+    #[schemars(length(min = 1))]
     pub steps: Vec<Step>,
     /// Steps that always run at the end, after rollback if any.
     pub finally: Vec<Step>,
@@ -80,6 +81,23 @@ pub struct Runbook {
 
 fn version_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "description": "Format version; must be `1`.", "const": 1 })
+}
+
+/// The schema of a time limit, a duration that is not zero, for the fields
+/// that hold one. (A type, not a function, so that an `Option` of it stays
+/// an optional field.)
+struct TimeLimitSchema;
+
+impl JsonSchema for TimeLimitSchema {
+    fn schema_name() -> Cow<'static, str> {
+        "TimeLimit".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        Schema::try_from(HumanDuration::time_limit_schema()).unwrap_or_default()
+    }
 }
 
 /// An ordered mapping of names to values, each name with its span.
@@ -174,7 +192,7 @@ impl InputType {
 
 /// One typed parameter of the runbook.
 #[derive(Debug, Clone, JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[schemars(deny_unknown_fields, transform = input_rules)]
 pub struct Input {
     /// string (default), integer, number, boolean, duration, url, enum with `values`, or datetime.
     #[schemars(rename = "type")]
@@ -186,6 +204,7 @@ pub struct Input {
     /// What the input means, shown in plans and `--help`-like listings.
     pub description: Option<Spanned<String>>,
     /// Environment variable read when the input is not given on the command line.
+    #[schemars(length(min = 1))]
     pub env: Option<Spanned<String>>,
     /// The allowed values of an `enum` input.
     pub values: Option<Vec<Spanned<String>>>,
@@ -198,7 +217,7 @@ pub struct Input {
 
 /// Where a secret's value comes from. It is never printed.
 #[derive(Debug, Clone, JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[schemars(deny_unknown_fields, transform = secret_rules)]
 pub struct Secret {
     /// Environment variable that holds the secret.
     pub env: Option<Spanned<String>>,
@@ -215,6 +234,7 @@ pub struct Secret {
 #[schemars(deny_unknown_fields)]
 pub struct Defaults {
     /// Time limit of each step.
+    #[schemars(with = "Option<TimeLimitSchema>")]
     pub timeout: Option<Spanned<HumanDuration>>,
     /// How failed steps are retried.
     pub retry: Option<Retry>,
@@ -291,6 +311,7 @@ impl OnFailure {
 #[schemars(deny_unknown_fields)]
 pub struct Step {
     /// Unique id, `[a-z][a-z0-9_]*`; later steps read `steps.ID.outputs`.
+    #[schemars(pattern(crate::words::NAME_PATTERN))]
     pub id: Option<Spanned<String>>,
     /// Human name shown in plans and prompts.
     pub name: Option<Spanned<String>>,
@@ -313,6 +334,7 @@ pub struct Step {
     /// Named expressions over `result`, readable later as `steps.ID.outputs.NAME`.
     pub outputs: NamedMap<Spanned<String>>,
     /// Time limit; a timed-out step's whole process tree is killed.
+    #[schemars(with = "Option<TimeLimitSchema>")]
     pub timeout: Option<Spanned<HumanDuration>>,
     /// How the step is retried when it fails.
     pub retry: Option<Retry>,
@@ -339,6 +361,7 @@ pub struct StepBody {
     /// The kind's parameters (templates).
     pub with: Option<Node>,
     /// Time limit.
+    #[schemars(with = "Option<TimeLimitSchema>")]
     pub timeout: Option<Spanned<HumanDuration>>,
     /// How the action is retried when it fails.
     pub retry: Option<Retry>,
@@ -347,6 +370,57 @@ pub struct StepBody {
     pub verify: Vec<Spanned<String>>,
     #[schemars(skip)]
     pub span: Span,
+}
+
+/// What `check` reads as a URL (`validate`'s `check_url`), as a JSON Schema
+/// pattern: a scheme, `://`, a host, and no whitespace.
+pub const URL_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s]\S*$";
+
+/// What `check` asks of an input that JSON Schema can say: `values` with an
+/// `enum` and only then, and a default of the input's type.
+fn input_rules(schema: &mut Schema) {
+    let of_type = |ty: &str, rule: serde_json::Value| {
+        // Without `type`, an input is a string.
+        let condition = if ty == "string" {
+            serde_json::json!({ "properties": { "type": { "const": ty } } })
+        } else {
+            serde_json::json!({ "properties": { "type": { "const": ty } }, "required": ["type"] })
+        };
+        serde_json::json!({ "if": condition, "then": rule })
+    };
+    let default = |value: serde_json::Value| serde_json::json!({ "properties": { "default": value } });
+    let rules = vec![
+        of_type(
+            "enum",
+            serde_json::json!({ "required": ["values"], "properties": { "values": { "minItems": 1 } } }),
+        ),
+        serde_json::json!({
+            "if": { "properties": { "type": { "const": "enum" } }, "required": ["type"] },
+            "else": { "properties": { "values": false } }
+        }),
+        of_type("string", default(serde_json::json!({ "type": ["string", "number"] }))),
+        of_type("integer", default(serde_json::json!({ "type": "integer" }))),
+        of_type("number", default(serde_json::json!({ "type": "number" }))),
+        of_type("boolean", default(serde_json::json!({ "type": "boolean" }))),
+        of_type(
+            "duration",
+            default(serde_json::json!({ "type": "string", "pattern": HumanDuration::PATTERN })),
+        ),
+        of_type(
+            "url",
+            default(serde_json::json!({ "type": "string", "pattern": URL_PATTERN })),
+        ),
+        of_type("enum", default(serde_json::json!({ "type": "string" }))),
+    ];
+    schema.insert("allOf".into(), serde_json::Value::Array(rules));
+}
+
+/// A secret comes from `env` or from `file`: one of them, not both.
+fn secret_rules(schema: &mut Schema) {
+    schema.insert(
+        "oneOf".into(),
+        serde_json::json!([{ "required": ["env"] }, { "required": ["file"] }]),
+    );
 }
 
 fn expression_schema(_: &mut SchemaGenerator) -> Schema {

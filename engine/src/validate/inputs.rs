@@ -135,6 +135,27 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_reads_urls_as_check_does() {
+        let validator = jsonschema::validator_for(&json!({ "pattern": crate::parse::raw::URL_PATTERN })).unwrap();
+        for text in [
+            "http://127.0.0.1:8080",
+            "https://api.example.com/x?y=1",
+            "git+ssh://host/repo",
+            "a://b://c",
+            "h:1",
+            "http://",
+            "http:///x",
+            "1http://x",
+            "http://x y",
+            " http://x",
+            "://x",
+            "ht_tp://x",
+        ] {
+            assert_eq!(validator.is_valid(&json!(text)), check_url(text).is_ok(), "{text:?}");
+        }
+    }
+
+    #[test]
     fn defaults_must_fit_the_type() {
         assert!(check_default(InputType::Integer, &[], &json!("x")).is_err());
         assert!(check_default(InputType::Boolean, &[], &json!(true)).is_ok());

@@ -62,6 +62,27 @@ impl HumanDuration {
     /// What a text that does not read as a duration is said not to be.
     pub const NOT_ONE: &'static str = " is not a duration: ";
 
+    /// What every duration [`parse_duration`] reads looks like, for the
+    /// schema: a number first, then numbers, units (letters), dots and
+    /// spaces, ending with a unit. Which units exist, and the bound of a
+    /// year, only the parser knows.
+    pub const PATTERN: &'static str = r"^\s*[0-9][0-9.\sA-Za-zµ]*[A-Za-zµ]\s*$";
+
+    /// A duration whose every number is zero (`0s`, `0m 0s`), which
+    /// [`parse_timeout`] refuses as a time limit.
+    pub const ZERO_PATTERN: &'static str = r"^\s*(0[0.\s]*[A-Za-zµ]+\s*)+$";
+
+    /// The schema of a time limit: a duration that is not zero.
+    pub fn time_limit_schema() -> serde_json::Value {
+        serde_json::json!({
+            "description": "A time limit: a duration that is not zero, such as `30s` or `5m`.",
+            "type": "string",
+            "pattern": Self::PATTERN,
+            "not": { "pattern": Self::ZERO_PATTERN },
+            "examples": ["30s", "5m", "1h30m"]
+        })
+    }
+
     pub const fn from_secs(secs: u64) -> Self {
         Self(Duration::from_secs(secs))
     }
@@ -119,6 +140,7 @@ impl JsonSchema for HumanDuration {
         json_schema!({
             "description": "A duration: a number and a unit, such as `10s`, `1m30s` or `500ms`.",
             "type": "string",
+            "pattern": Self::PATTERN,
             "examples": ["10s", "1m30s", "500ms"]
         })
     }
@@ -154,6 +176,40 @@ mod tests {
         );
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(format_duration(Duration::from_secs(14 * 86_400)), "14d");
+    }
+
+    /// The patterns of the schema agree with the parser: every text it
+    /// reads matches, and what it refuses for its shape does not.
+    #[test]
+    fn the_schema_patterns_agree_with_the_parser() {
+        // As a JSON Schema validator reads them.
+        let matcher = |pattern: &str| {
+            let validator = jsonschema::validator_for(&json!({ "pattern": pattern })).unwrap();
+            move |text: &str| validator.is_valid(&json!(text))
+        };
+        let (shape, zero) = (matcher(HumanDuration::PATTERN), matcher(HumanDuration::ZERO_PATTERN));
+        for text in [
+            "10s", "1m30s", "500ms", " 2h ", "1.5h", "1h 30m", "2 days", "3µs", "1w", "0s", "0m 0s", "1 0s",
+        ] {
+            assert!(parse_duration(text).is_ok(), "{text}");
+            assert!(shape(text), "{text} reads but does not match");
+            assert_eq!(zero(text), parse_timeout(text).is_err(), "{text}");
+        }
+        for text in [
+            "",
+            "30",
+            "soon",
+            "s30",
+            "1m30",
+            "10 s ,",
+            "-5s",
+            "1h-2m",
+            "{{ inputs.t }}",
+        ] {
+            assert!(parse_duration(text).is_err(), "{text}");
+            assert!(!shape(text), "{text} matches but does not read");
+        }
+        assert!(zero("0.0s") && !zero("0.5s") && !zero("0s 1ms"));
     }
 
     #[test]

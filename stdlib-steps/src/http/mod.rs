@@ -73,12 +73,12 @@ pub struct HttpParams {
     /// The response status that counts as success, or a list of them; by
     /// default any 2xx status.
     #[serde(default)]
-    #[schemars(with = "ExpectStatus")]
+    #[schemars(with = "Templated<ExpectStatus>")]
     pub expect_status: Option<Templated<ExpectStatus>>,
 
     /// How long to wait for the response, such as `10s`, redirects included.
     #[serde(default)]
-    #[schemars(with = "HumanDuration")]
+    #[schemars(with = "Templated<HumanDuration>")]
     pub timeout: Option<Templated<HumanDuration>>,
 
     /// Whether to follow redirects, at most 10. On the way to another origin
@@ -87,7 +87,7 @@ pub struct HttpParams {
     /// `false`, a 3xx response is the result (and fails unless
     /// `expect_status` lists it).
     #[serde(default = "follow_by_default")]
-    #[schemars(with = "bool")]
+    #[schemars(with = "Templated<bool>")]
     pub follow_redirects: Templated<bool>,
 }
 
@@ -237,6 +237,24 @@ impl Kind for Http {
         url_params: &["/url"],
         ..Traits::NONE
     };
+
+    fn params_rules(&self) -> Vec<Json> {
+        vec![
+            runbook_engine::kit::not_both("json", "body"),
+            runbook_engine::kit::param_rule("url", json!({ "pattern": "^\\s*[hH][tT][tT][pP][sS]?://" })),
+            runbook_engine::kit::param_rule(
+                "headers",
+                json!({
+                    "propertyNames": { "anyOf": [
+                        { "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" },
+                        { "pattern": runbook_engine::template::TEMPLATE_PATTERN }
+                    ] },
+                    "additionalProperties": { "pattern": "^[^\\r\\n]*$" }
+                }),
+            ),
+            crate::time_limit::time_limit_rule("timeout"),
+        ]
+    }
 
     fn validate(&self, params: &HttpParams) -> Vec<ParamProblem> {
         let mut problems = Vec::new();
